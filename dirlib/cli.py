@@ -1,0 +1,125 @@
+"""Command line: ``python -m dirlib train ...`` (and ``methods``, ``data``).
+
+Example::
+
+    python -m dirlib train --dataset utkface-dir --method vanilla --epochs 5 --seed 0 \\
+        --data-dir ../shared/data --out runs/utk-vanilla
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .data import DATASETS
+
+# per-dataset recipe defaults (CPU scale; see docs/recipes.md). cli flags override them.
+DATASET_DEFAULTS = {
+    "synthetic": dict(batch_size=64, lr=1e-3, epochs=10),
+    "utkface-dir": dict(batch_size=64, lr=1e-3, epochs=10, img_size=64),
+    "agedb-dir": dict(batch_size=64, lr=1e-3, epochs=90, img_size=224, lr_milestones=(60, 80)),
+    "imdb-wiki-dir": dict(batch_size=256, lr=1e-3, epochs=90, img_size=224, lr_milestones=(60, 80)),
+    "sts-b-dir": dict(batch_size=128, lr=1e-3, epochs=10, weight_decay=1e-5, grad_clip=5.0),
+}
+
+
+def _kv(items):
+    out = {}
+    for it in items or []:
+        if "=" not in it:
+            raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {it!r}")
+        k, v = it.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dirlib", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train and evaluate one method; writes OUT/run.json")
+    t.add_argument("--dataset", required=True, choices=DATASETS)
+    t.add_argument("--method", default="vanilla",
+                   help="method name, components joined with '+' (e.g. lds+fds, ranksim+frobenius); "
+                        "`python -m dirlib methods` lists them")
+    t.add_argument("--base-loss", default=None,
+                   help="for multi-phase methods (frobenius): the DIR method it is added to, e.g. "
+                        "--method frobenius --base-loss ranksim is ranksim+frobenius")
+    t.add_argument("--loss", default=None, choices=["mse", "l1", "huber", "focal_l1", "focal_mse"],
+                   help="elementwise regression loss (default: l1 for ages, mse for STS-B)")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--weight-decay", type=float)
+    t.add_argument("--lr-milestones", type=int, nargs="*")
+    t.add_argument("--grad-clip", type=float)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", help="auto (cuda when present), cpu, cuda, cuda:N")
+    t.add_argument("--num-workers", type=int, default=0)
+    t.add_argument("--img-size", type=int, help="image side for face datasets (64 CPU, 224 GPU)")
+    t.add_argument("--model", default=None, help="encoder: resnet18, resnet50, bilstm, mlp")
+    t.add_argument("--model-arg", nargs="*", metavar="KEY=VALUE", help="encoder kwargs, e.g. hidden=128")
+    t.add_argument("--data-arg", nargs="*", metavar="KEY=VALUE", help="loader kwargs")
+    t.add_argument("--method-arg", nargs="*", metavar="KEY=VALUE",
+                   help="method hyper-parameters, e.g. beta=1.0 alpha=0.1 (see docs)")
+    t.add_argument("--max-batches", type=int, help="cap training batches per epoch (quick runs)")
+    t.add_argument("--data-dir", default=None, help="data root (default: $DIRLIB_DATA)")
+    t.add_argument("--out", required=True, help="output folder; OUT/run.json is the run record")
+    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--no-diagnostics", action="store_true")
+    sub.add_parser("methods", help="list method names")
+    d = sub.add_parser("data", help="load a dataset and print its summary")
+    d.add_argument("--dataset", required=True, choices=DATASETS)
+    d.add_argument("--data-dir", default=None)
+    return p
+
+
+def config_from_args(a) -> "RunConfig":
+    from .train import RunConfig
+    d = dict(DATASET_DEFAULTS.get(a.dataset, {}))
+    for k in ("epochs", "batch_size", "lr", "weight_decay", "grad_clip", "img_size"):
+        v = getattr(a, k)
+        if v is not None:
+            d[k] = v
+    if a.lr_milestones is not None:
+        d["lr_milestones"] = tuple(a.lr_milestones)
+    method = a.method
+    if a.base_loss:
+        method = f"{a.base_loss}+{method}"
+    return RunConfig(dataset=a.dataset, method=method, loss=a.loss, seed=a.seed, device=a.device,
+                     num_workers=a.num_workers, model=a.model, model_kwargs=_kv(a.model_arg),
+                     data_kwargs=_kv(a.data_arg), method_kwargs=_kv(a.method_arg),
+                     max_batches=a.max_batches, progress=not a.no_progress,
+                     diagnostics=not a.no_diagnostics, **d)
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
+    if a.cmd == "methods":
+        from .methods import REGISTRY
+        for name in sorted(REGISTRY):
+            print(f"{name:14s} {REGISTRY[name].doc.splitlines()[0] if REGISTRY[name].doc else ''}")
+        return 0
+    if a.cmd == "data":
+        from .data import load_dataset
+        print(json.dumps(load_dataset(a.dataset, data_dir=a.data_dir).summary(), indent=1,
+                         default=str))
+        return 0
+    from .experiment import run_experiment
+    from .methods import parse_method
+    cfg = config_from_args(a)
+    parse_method(cfg.method)  # fail fast with the list of valid names
+    rec = run_experiment(cfg, a.out, data_dir=a.data_dir)
+    t = rec["test"]
+    metric = "mse" if cfg.dataset == "sts-b-dir" else "mae"
+    print(f"test {metric}: " + "  ".join(f"{s} {t[s][metric]:.4f}" if t[s][metric] is not None
+                                         else f"{s} nan" for s in ("all", "many", "median", "few")))
+    print(f"run record: {a.out}/run.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

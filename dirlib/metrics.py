@@ -1,0 +1,117 @@
+"""Shot metrics with the DIR benchmark's semantics (functional, numpy in / dict out).
+
+``agedb-dir/train.py::shot_metrics`` of the DIR benchmark (Yang et al. 2021):
+
+* overall MAE / MSE are per-sample means; overall GM is ``scipy.stats.gmean`` of all |errors|;
+* shots: each *unique test label* is many (train count > 100), few (< 20) or median, and a shot's
+  metrics are per-sample means over the test samples whose label is in that shot (labels with more
+  test samples weigh more);
+* GM has no epsilon for the age datasets (one exact zero error makes GM 0); STS-B adds 1e-10 to
+  exact zeros (``gm_eps``);
+* STS-B (``sts-b-dir/util.py::STSShotAverage``) uses hard-coded 0.1-bin shot lists and reports
+  Pearson and Spearman (we report them x100, as the tables).
+
+An empty shot gives NaN metrics plus a ``RuntimeWarning``, never a crash (the benchmark's gmean
+crashes, issue #19). NaN or infinite predictions are an error: a diverged model must not produce
+a number that looks like a metric.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Optional
+
+import numpy as np
+from scipy import stats
+
+from .data.base import SHOTS, Binning, ShotSpec, assign_shots
+
+
+def _gmean(abs_err: np.ndarray, eps: float) -> float:
+    e = abs_err.astype(np.float64)
+    if eps > 0:
+        e = np.where(e == 0, eps, e)
+    if np.any(e == 0):
+        return 0.0
+    return float(np.exp(np.mean(np.log(e))))
+
+
+def regression_metrics(pred, target, *, gm_eps: float = 0.0, pearson: bool = False) -> dict:
+    """MAE, MSE, GM (and Pearson/Spearman in %) of one group of samples; NaN when empty."""
+    pred = np.asarray(pred, dtype=np.float64).reshape(-1)
+    target = np.asarray(target, dtype=np.float64).reshape(-1)
+    out = {"n": int(len(pred))}
+    if len(pred) == 0:
+        out.update(mae=np.nan, mse=np.nan, gm=np.nan)
+        if pearson:
+            out.update(pearson=np.nan, spearman=np.nan)
+        return out
+    err = pred - target
+    out["mae"] = float(np.mean(np.abs(err)))
+    out["mse"] = float(np.mean(err ** 2))
+    out["gm"] = _gmean(np.abs(err), gm_eps)
+    if pearson:
+        if len(pred) > 1 and np.std(pred) > 0 and np.std(target) > 0:
+            out["pearson"] = float(stats.pearsonr(pred, target)[0] * 100)
+            out["spearman"] = float(stats.spearmanr(pred, target)[0] * 100)
+        else:
+            out["pearson"] = out["spearman"] = np.nan
+    return out
+
+
+def shot_metrics(pred, target, train_target, *, spec: ShotSpec = ShotSpec(),
+                 binning: Optional[Binning] = None, gm_eps: float = 0.0, pearson: bool = False,
+                 shots: Optional[np.ndarray] = None) -> dict:
+    """Metrics overall and per shot: ``{"all": {...}, "many": {...}, "median": {...}, "few": {...}}``.
+
+    ``pred`` and ``target`` are in label space. ``train_target`` are the training labels that define
+    the shots (``spec``, ``binning``: see :func:`dirlib.data.base.assign_shots`); ``shots`` may be
+    given precomputed instead.
+    """
+    pred = np.asarray(pred, dtype=np.float64).reshape(-1)
+    target = np.asarray(target, dtype=np.float64).reshape(-1)
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target differ in length: {pred.shape} vs {target.shape}")
+    if not np.all(np.isfinite(pred)):
+        raise ValueError(f"{int((~np.isfinite(pred)).sum())} non-finite prediction(s): the model diverged")
+    if shots is None:
+        shots = assign_shots(target, train_target, spec, binning)
+    out = {"all": regression_metrics(pred, target, gm_eps=gm_eps, pearson=pearson)}
+    for s in SHOTS:
+        m = shots == s
+        if not m.any():
+            warnings.warn(f"shot '{s}' is empty in this evaluation set: its metrics are NaN",
+                          RuntimeWarning, stacklevel=2)
+        out[s] = regression_metrics(pred[m], target[m], gm_eps=gm_eps, pearson=pearson)
+    return out
+
+
+def per_label_errors(pred, target, binning: Binning) -> list:
+    """Per-bin test errors: ``[{"bin", "label", "n", "mae", "mse"}]`` for every non-empty bin."""
+    pred = np.asarray(pred, dtype=np.float64).reshape(-1)
+    target = np.asarray(target, dtype=np.float64).reshape(-1)
+    b = binning.index(target)
+    rows = []
+    for k in np.unique(b):
+        m = b == k
+        e = pred[m] - target[m]
+        rows.append({"bin": int(k), "label": float(binning.centers[k]), "n": int(m.sum()),
+                     "mae": float(np.mean(np.abs(e))), "mse": float(np.mean(e ** 2))})
+    return rows
+
+
+def balanced_metrics(pred, target) -> dict:
+    """bMAE / bMSE: mean over unique test labels of the per-label mean error (BMSE / Dist-Loss
+    repos' ``balanced_metrics``). Reported separately; never mixed with the DIR numbers."""
+    pred = np.asarray(pred, dtype=np.float64).reshape(-1)
+    target = np.asarray(target, dtype=np.float64).reshape(-1)
+    maes, mses = [], []
+    for v in np.unique(target):
+        e = pred[target == v] - v
+        maes.append(np.mean(np.abs(e)))
+        mses.append(np.mean(e ** 2))
+    return {"bmae": float(np.mean(maes)), "bmse": float(np.mean(mses))}
+
+
+def flatten(metrics: dict, prefix: str = "") -> dict:
+    """``{"all": {"mae": 1}}`` -> ``{"all/mae": 1}`` (for tables)."""
+    return {f"{prefix}{shot}/{k}": v for shot, d in metrics.items() for k, v in d.items()}

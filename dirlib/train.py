@@ -1,0 +1,400 @@
+"""One training loop for every method.
+
+``fit(cfg, data, method)`` trains ``model`` with Adam and a step schedule, selects the epoch with the
+best overall validation MAE (MSE for STS-B), evaluates the test set once with that checkpoint and
+returns a result dict (the run record's body). Methods plug in through :class:`Callback` hooks:
+
+* ``on_fit_start(st)`` / ``on_epoch_start(st)`` / ``on_epoch_end(st)`` / ``after_step(st)``
+* ``feature_transform(st, batch)``: a function applied to ``z`` before the head (FDS)
+* ``extra_loss(st, batch) -> (tensor | None, logs)``: regularisers added to the base loss
+* ``state_dict()`` / ``load_state_dict()``: saved in checkpoints (resume)
+
+``st`` is the :class:`TrainState`; ``batch`` a :class:`Batch` holding ``x, y, idx, bins, weights``
+and, after the forward pass, ``pred`` and ``z``.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import os
+import random
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .data.base import SHOTS, DIRData
+from .metrics import per_label_errors, shot_metrics
+
+
+class DivergenceError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+# ----------------------------------------------------------------------------------- config
+@dataclass
+class RunConfig:
+    """Everything that defines a run (its hash goes into the run record)."""
+
+    dataset: str = "synthetic"
+    method: str = "vanilla"
+    loss: Optional[str] = None           # mse | l1 | focal_l1 | focal_mse | huber; None: dataset default
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    lr_milestones: tuple = ()            # epochs at which lr *= lr_gamma (benchmark: 60, 80 of 90)
+    lr_gamma: float = 0.1
+    grad_clip: Optional[float] = None    # STS-B benchmark: 5.0
+    seed: int = 0
+    device: str = "auto"                 # auto | cpu | cuda | cuda:N
+    num_workers: int = 0
+    img_size: int = 64
+    model: Optional[str] = None          # None: the dataset's default encoder
+    model_kwargs: dict = field(default_factory=dict)
+    data_kwargs: dict = field(default_factory=dict)
+    method_kwargs: dict = field(default_factory=dict)
+    max_batches: Optional[int] = None    # cap on training batches per epoch (quick runs)
+    eval_max_samples: Optional[int] = None
+    progress: bool = True
+    diagnostics: bool = True             # per-label norms / train MAE at the end
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} was requested but CUDA is not available on this machine; "
+                           "use --device auto (picks cuda when present) or --device cpu")
+    return dev
+
+
+def seed_everything(seed: int):
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------------- hooks
+@dataclass
+class Batch:
+    x: torch.Tensor
+    y: torch.Tensor          # model space
+    idx: torch.Tensor
+    bins: torch.Tensor       # label bin per sample
+    weights: Optional[torch.Tensor] = None
+    pred: Optional[torch.Tensor] = None
+    z: Optional[torch.Tensor] = None
+
+
+class Callback:
+    name = "callback"
+
+    def on_fit_start(self, st: "TrainState"): ...
+    def on_epoch_start(self, st: "TrainState"): ...
+    def feature_transform(self, st: "TrainState", batch: Batch) -> Optional[Callable]: return None
+    def extra_loss(self, st: "TrainState", batch: Batch): return None, {}
+    def after_step(self, st: "TrainState"): ...
+    def on_epoch_end(self, st: "TrainState"): ...
+    def param_groups(self) -> list: return []
+    def state_dict(self) -> dict: return {}
+    def load_state_dict(self, state: dict): ...
+
+
+@dataclass
+class TrainState:
+    cfg: RunConfig
+    data: DIRData
+    model: torch.nn.Module
+    device: torch.device
+    optimizer: torch.optim.Optimizer = None
+    scheduler: object = None
+    epoch: int = 0
+    step: int = 0
+    history: list = field(default_factory=list)
+    train_bins: torch.Tensor = None
+    sample_weights: Optional[torch.Tensor] = None
+    logs: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------- losses
+def elementwise_loss(name: str, pred: torch.Tensor, y: torch.Tensor, **kw) -> torch.Tensor:
+    if name == "mse":
+        return (pred - y) ** 2
+    if name == "l1":
+        return (pred - y).abs()
+    if name == "huber":
+        return F.smooth_l1_loss(pred, y, reduction="none", beta=kw.get("huber_beta", 1.0))
+    if name in ("focal_l1", "focal_mse"):
+        beta, gamma = kw.get("focal_beta", 0.2), kw.get("focal_gamma", 1.0)
+        e = (pred - y).abs()
+        base = e if name == "focal_l1" else e ** 2
+        return base * (2 * torch.sigmoid(beta * e) - 1) ** gamma
+    raise ValueError(f"unknown loss {name!r}; valid: mse, l1, huber, focal_l1, focal_mse")
+
+
+@dataclass
+class MethodSpec:
+    """What a method (or a '+'-composition of components) contributes to a run."""
+
+    name: str
+    loss: str
+    loss_kwargs: dict = field(default_factory=dict)
+    sample_weights: Optional[np.ndarray] = None
+    callbacks: List[Callback] = field(default_factory=list)
+    base_loss_fn: Optional[Callable] = None   # replaces the elementwise loss (BMSE)
+    info: dict = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------- eval
+def make_loader(ds, batch_size, shuffle, cfg: RunConfig, seed_offset=0, drop_last=False):
+    g = torch.Generator()
+    g.manual_seed(cfg.seed * 1000 + seed_offset)
+    pin = torch.cuda.is_available() and cfg.device != "cpu"
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=cfg.num_workers,
+                      generator=g, drop_last=drop_last, pin_memory=pin,
+                      persistent_workers=cfg.num_workers > 0)
+
+
+@torch.no_grad()
+def predict(model, loader, device, *, return_features=False, max_samples=None, desc=None,
+            progress=False):
+    """Predictions (model space) and targets (model space) [and features] over a loader."""
+    model.eval()
+    preds, ys, zs = [], [], []
+    n = 0
+    for x, y, _ in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        pred, z = model(x.to(device, non_blocking=True))
+        preds.append(pred.float().cpu())
+        ys.append(y.float())
+        if return_features:
+            zs.append(z.float().cpu())
+        n += len(y)
+        if max_samples and n >= max_samples:
+            break
+    p, t = torch.cat(preds).numpy(), torch.cat(ys).numpy()
+    if return_features:
+        return p, t, torch.cat(zs).numpy()
+    return p, t
+
+
+def evaluate(model, data: DIRData, split: str, cfg: RunConfig, device, loader=None) -> dict:
+    ds = getattr(data, split)
+    loader = loader or make_loader(ds, max(cfg.batch_size, 128), False, cfg)
+    p, _ = predict(model, loader, device)
+    labels = getattr(data, f"{split}_labels")[: len(p)]
+    pred = p * data.target_scale
+    m = shot_metrics(pred, labels, data.train_labels, spec=data.shot_spec, binning=data.binning,
+                     gm_eps=data.gm_eps, pearson=data.pearson)
+    return {"metrics": m, "pred": pred, "labels": labels}
+
+
+def _main(m: dict, metric: str) -> float:
+    return m["all"][metric]
+
+
+# ----------------------------------------------------------------------------------- fit
+def build_optimizer(cfg: RunConfig, model, callbacks) -> torch.optim.Optimizer:
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    for cb in callbacks:
+        groups += cb.param_groups()
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+
+
+def _rng_state():
+    return {"python": random.getstate(), "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state()}
+
+
+def _set_rng_state(s):
+    random.setstate(s["python"])
+    np.random.set_state(s["numpy"])
+    torch.set_rng_state(s["torch"])
+
+
+def fit(cfg: RunConfig, data: DIRData, spec: MethodSpec, model: Optional[torch.nn.Module] = None,
+        *, ckpt_path: Optional[Path] = None, phase: str = "main",
+        select_on: Optional[str] = None) -> dict:
+    """Train one phase and return its results (metrics, history, best epoch, timings, model).
+
+    ``ckpt_path``: if given, a checkpoint is written there at every epoch end, and an existing one
+    (same phase) is resumed from: a killed run restarted with the same command loses at most the
+    epoch in progress.
+    """
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    if model is None:
+        from .models import build_model
+        kwargs = {**data.model_kwargs, **cfg.model_kwargs}
+        model = build_model(cfg.model or data.model, **kwargs)
+    model.to(device)
+    callbacks = spec.callbacks
+    st = TrainState(cfg=cfg, data=data, model=model, device=device)
+    st.train_bins = torch.as_tensor(data.train_bins, dtype=torch.long)
+    if spec.sample_weights is not None:
+        w = np.asarray(spec.sample_weights, dtype=np.float64)
+        if not np.all(np.isfinite(w)):
+            raise ValueError("sample weights contain NaN/inf")
+        st.sample_weights = torch.as_tensor(w, dtype=torch.float32)
+    st.optimizer = build_optimizer(cfg, model, callbacks)
+    st.scheduler = torch.optim.lr_scheduler.MultiStepLR(st.optimizer, list(cfg.lr_milestones),
+                                                        gamma=cfg.lr_gamma)
+    metric = select_on or data.main_metric
+    best = {"value": math.inf, "epoch": -1, "state": None}
+    start_epoch = 0
+
+    if ckpt_path is not None and Path(ckpt_path).exists():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if ck.get("phase") == phase:
+            model.load_state_dict(ck["model"])
+            st.optimizer.load_state_dict(ck["optimizer"])
+            st.scheduler.load_state_dict(ck["scheduler"])
+            for cb, s in zip(callbacks, ck["callbacks"]):
+                cb.load_state_dict(s)
+            st.history, st.step = ck["history"], ck["step"]
+            best = ck["best"]
+            start_epoch = ck["epoch"] + 1
+            _set_rng_state(ck["rng"])
+            st.extra["resumed_from_epoch"] = ck["epoch"]
+
+    train_loader = make_loader(data.train, cfg.batch_size, True, cfg, seed_offset=1)
+    val_loader = make_loader(data.val, max(cfg.batch_size, 128), False, cfg)
+    for cb in callbacks:
+        cb.on_fit_start(st)
+    t_fit = time.time()
+    last_good = None
+    for epoch in range(start_epoch, cfg.epochs):
+        st.epoch = epoch
+        # the loader's shuffle must not depend on whether we resumed: reseed per epoch
+        train_loader.generator.manual_seed(cfg.seed * 1000 + 7 * epoch + 1)
+        torch.manual_seed(cfg.seed * 100003 + epoch)
+        for cb in callbacks:
+            cb.on_epoch_start(st)
+        model.train()
+        t0 = time.time()
+        tot, cnt = 0.0, 0
+        ep_pred = np.full(len(data.train_labels), np.nan)
+        n_batches = len(train_loader) if cfg.max_batches is None else min(len(train_loader), cfg.max_batches)
+        bar = tqdm(train_loader, total=n_batches, desc=f"{phase} epoch {epoch + 1}/{cfg.epochs}",
+                   leave=False, disable=not cfg.progress)
+        for bi, (x, y, idx) in enumerate(bar):
+            if bi >= n_batches:
+                break
+            x = x.to(device, non_blocking=True)
+            y = y.to(device, non_blocking=True).float()
+            b = Batch(x=x, y=y, idx=idx, bins=st.train_bins[idx].to(device),
+                      weights=None if st.sample_weights is None else st.sample_weights[idx].to(device))
+            transforms = [f for f in (cb.feature_transform(st, b) for cb in callbacks) if f is not None]
+            ft = None
+            if transforms:
+                def ft(z, _fs=transforms):
+                    for f in _fs:
+                        z = f(z)
+                    return z
+            pred, z = model(x, feature_transform=ft)
+            b.pred, b.z = pred, z
+            if spec.base_loss_fn is not None:
+                loss = spec.base_loss_fn(pred, y, b.weights)
+            else:
+                el = elementwise_loss(spec.loss, pred, y, **spec.loss_kwargs)
+                loss = (el * b.weights).mean() if b.weights is not None else el.mean()
+            logs = {"base": float(loss.detach())}
+            for cb in callbacks:
+                extra, l2 = cb.extra_loss(st, b)
+                if extra is not None:
+                    loss = loss + extra
+                logs.update(l2)
+            if not torch.isfinite(loss):
+                raise DivergenceError(
+                    f"{phase} phase: loss became {float(loss)} at epoch {epoch + 1}, batch {bi + 1} "
+                    f"(global step {st.step + 1}); terms: {logs}. Lower the learning rate or the "
+                    f"regulariser weights; the last good checkpoint is kept.")
+            st.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            st.optimizer.step()
+            st.step += 1
+            st.logs = logs
+            for cb in callbacks:
+                cb.after_step(st)
+            ep_pred[idx.numpy()] = pred.detach().float().cpu().numpy()
+            tot += float(loss.detach()) * len(y)
+            cnt += len(y)
+            if bi % 10 == 0:
+                bar.set_postfix(loss=f"{tot / max(cnt, 1):.4f}")
+        st.scheduler.step()
+        train_time = time.time() - t0
+        for cb in callbacks:
+            cb.on_epoch_end(st)
+        res = evaluate(model, data, "val", cfg, device, loader=val_loader)
+        val = res["metrics"]
+        seen = ~np.isnan(ep_pred)
+        tr_err = np.abs(ep_pred[seen] * data.target_scale - data.train_labels[seen])
+        tr_shots = data.shots(data.train_labels[seen])
+        rec = {"epoch": epoch + 1, "train_loss": tot / max(cnt, 1), "train_time_s": train_time,
+               "lr": st.optimizer.param_groups[0]["lr"],
+               "train_mae_running": {s: float(tr_err[tr_shots == s].mean()) if (tr_shots == s).any()
+                                     else None for s in SHOTS},
+               "val": {s: {k: v for k, v in val[s].items()} for s in ("all",) + SHOTS},
+               **{f"log/{k}": v for k, v in st.logs.items()}}
+        st.history.append(rec)
+        v = _main(val, metric)
+        if v < best["value"]:
+            best = {"value": v, "epoch": epoch + 1,
+                    "state": {k: t.detach().cpu().clone() for k, t in model.state_dict().items()}}
+        if ckpt_path is not None:
+            tmp = Path(str(ckpt_path) + ".tmp")
+            torch.save({"phase": phase, "epoch": epoch, "model": model.state_dict(),
+                        "optimizer": st.optimizer.state_dict(), "scheduler": st.scheduler.state_dict(),
+                        "callbacks": [cb.state_dict() for cb in callbacks], "history": st.history,
+                        "step": st.step, "best": best, "rng": _rng_state()}, tmp)
+            os.replace(tmp, ckpt_path)
+        if cfg.progress:
+            tqdm.write(f"[{phase}] epoch {epoch + 1}/{cfg.epochs} loss {rec['train_loss']:.4f} "
+                       f"val {metric} {v:.4f} (best {best['value']:.4f} @ {best['epoch']}) "
+                       f"{train_time:.1f}s")
+    fit_time = time.time() - t_fit
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+    test = evaluate(model, data, "test", cfg, device)
+    val = evaluate(model, data, "val", cfg, device)
+    out = {"phase": phase, "best_epoch": best["epoch"], "best_val": best["value"],
+           "select_on": metric, "val": val["metrics"], "test": test["metrics"],
+           "test_per_label": per_label_errors(test["pred"], test["labels"], data.binning),
+           "history": st.history, "time_s": fit_time, "epochs_run": cfg.epochs - start_epoch,
+           "resumed_from_epoch": st.extra.get("resumed_from_epoch"), "model": model}
+    if cfg.diagnostics:
+        out["train_per_label"] = train_diagnostics(model, data, cfg, device)
+    return out
+
+
+def train_diagnostics(model, data: DIRData, cfg: RunConfig, device) -> dict:
+    """Per-label prototype norms and training MAE on the un-augmented training set (Figs. 2/5)."""
+    from .diagnostics import ordinality_score, per_label_stats
+    loader = make_loader(data.train_eval, max(cfg.batch_size, 128), False, cfg)
+    p, _, z = predict(model, loader, device, return_features=True)
+    df = per_label_stats(z, p, data.train_labels, data.binning, target_scale=data.target_scale,
+                         shots=data.bin_shots())
+    df = df[df["count"] > 0]
+    score = ordinality_score(df["label"].to_numpy(), df["proto_norm"].to_numpy(),
+                             shots=df["shot"].to_numpy())
+    return {"per_label": df.to_dict(orient="list"), "ordinality": score}

@@ -5,6 +5,7 @@ best overall validation MAE (MSE for STS-B), evaluates the test set once with th
 returns a result dict (the run record's body). Methods plug in through :class:`Callback` hooks:
 
 * ``on_fit_start(st)`` / ``on_epoch_start(st)`` / ``on_epoch_end(st)`` / ``after_step(st)``
+* ``prepare_batch(st, batch) -> batch``: rewrite a batch before the forward pass (two views)
 * ``feature_transform(st, batch)``: a function applied to ``z`` before the head (FDS)
 * ``extra_loss(st, batch) -> (tensor | None, logs)``: regularisers added to the base loss
 * ``state_dict()`` / ``load_state_dict()``: saved in checkpoints (resume)
@@ -105,6 +106,7 @@ class Callback:
 
     def on_fit_start(self, st: "TrainState"): ...
     def on_epoch_start(self, st: "TrainState"): ...
+    def prepare_batch(self, st: "TrainState", batch: Batch) -> Batch: return batch
     def feature_transform(self, st: "TrainState", batch: Batch) -> Optional[Callable]: return None
     def extra_loss(self, st: "TrainState", batch: Batch): return None, {}
     def after_step(self, st: "TrainState"): ...
@@ -302,6 +304,9 @@ def fit(cfg: RunConfig, data: DIRData, spec: MethodSpec, model: Optional[torch.n
             y = y.to(device, non_blocking=True).float()
             b = Batch(x=x, y=y, idx=idx, bins=st.train_bins[idx].to(device),
                       weights=None if st.sample_weights is None else st.sample_weights[idx].to(device))
+            for cb in callbacks:
+                b = cb.prepare_batch(st, b)
+            x, y, idx = b.x, b.y, b.idx
             transforms = [f for f in (cb.feature_transform(st, b) for cb in callbacks) if f is not None]
             ft = None
             if transforms:
@@ -324,7 +329,7 @@ def fit(cfg: RunConfig, data: DIRData, spec: MethodSpec, model: Optional[torch.n
                 logs.update(l2)
             if not torch.isfinite(loss):
                 raise DivergenceError(
-                    f"{phase} phase: loss became {float(loss)} at epoch {epoch + 1}, batch {bi + 1} "
+                    f"{phase} phase: loss became {float(loss.detach())} at epoch {epoch + 1}, batch {bi + 1} "
                     f"(global step {st.step + 1}); terms: {logs}. Lower the learning rate or the "
                     f"regulariser weights; the last good checkpoint is kept.")
             st.optimizer.zero_grad(set_to_none=True)
@@ -336,7 +341,7 @@ def fit(cfg: RunConfig, data: DIRData, spec: MethodSpec, model: Optional[torch.n
             st.logs = logs
             for cb in callbacks:
                 cb.after_step(st)
-            ep_pred[idx.numpy()] = pred.detach().float().cpu().numpy()
+            ep_pred[idx.cpu().numpy()] = pred.detach().float().cpu().numpy()
             tot += float(loss.detach()) * len(y)
             cnt += len(y)
             if bi % 10 == 0:

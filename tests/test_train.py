@@ -1,0 +1,113 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dirlib.cli import main
+from dirlib.data import load_synthetic
+from dirlib.experiment import run_experiment
+from dirlib.train import Callback, DivergenceError, RunConfig, resolve_device
+
+
+def small_cfg(**kw):
+    base = dict(dataset="synthetic", epochs=3, batch_size=64, lr=3e-3, progress=False,
+                diagnostics=False, data_kwargs={"n_labels": 30, "n_max": 120, "width": 5.0})
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def test_cli_synthetic_writes_record(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "synthetic", "--method", "vanilla", "--epochs", "2",
+                 "--seed", "1", "--out", str(out), "--no-progress"]) == 0
+    rec = json.loads((out / "run.json").read_text())
+    assert rec["status"] == "completed"
+    assert set(rec["test"]) == {"all", "many", "median", "few"}
+    assert rec["test"]["all"]["n"] == 500
+    assert rec["config"]["seed"] == 1 and len(rec["config_hash"]) == 16
+    assert len(rec["phases"]["main"]["history"]) == 2
+    assert rec["phases"]["main"]["best_epoch"] in (1, 2)
+    assert rec["versions"]["torch"].startswith("2.14")
+    # per-label test errors cover every test label
+    assert len(rec["phases"]["main"]["test_per_label"]) == 50
+
+
+def test_training_learns_and_is_deterministic(tmp_path):
+    r1 = run_experiment(small_cfg(epochs=6), tmp_path / "a")
+    r2 = run_experiment(small_cfg(epochs=6), tmp_path / "b")
+    assert r1["test"]["all"]["mae"] == r2["test"]["all"]["mae"]
+    # learns: much better than predicting the mean label
+    data = load_synthetic(n_labels=30, n_max=120, width=5.0)
+    base = np.mean(np.abs(data.test_labels - data.train_labels.mean()))
+    assert r1["test"]["all"]["mae"] < 0.5 * base
+
+
+class Boom(Callback):
+    def __init__(self, at_epoch):
+        self.at_epoch = at_epoch
+
+    def on_epoch_start(self, st):
+        if st.epoch == self.at_epoch:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def test_resume_continues_and_matches_uninterrupted(tmp_path, monkeypatch):
+    import dirlib.methods as methods
+    full = run_experiment(small_cfg(epochs=4), tmp_path / "full")
+    orig = methods.build_method
+
+    def with_boom(cfg, data):
+        spec, runner = orig(cfg, data)
+        spec.callbacks.append(Boom(2))
+        return spec, runner
+    monkeypatch.setattr("dirlib.experiment.build_method", with_boom)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(small_cfg(epochs=4), tmp_path / "cut")
+    rec = json.loads((tmp_path / "cut" / "run.json").read_text())
+    assert rec["status"] == "failed" and "simulated kill" in rec["error"]
+    monkeypatch.setattr("dirlib.experiment.build_method", orig)
+    resumed = run_experiment(small_cfg(epochs=4), tmp_path / "cut")
+    assert resumed["phases"]["main"]["resumed_from_epoch"] == 1   # epochs 1-2 done (0-based 1)
+    assert resumed["phases"]["main"]["epochs_run"] == 2
+    assert resumed["test"]["all"]["mae"] == full["test"]["all"]["mae"]
+
+
+def test_changed_config_refuses_stale_checkpoint(tmp_path):
+    run_experiment(small_cfg(epochs=1), tmp_path / "r")
+    with pytest.raises(RuntimeError, match="different configuration"):
+        run_experiment(small_cfg(epochs=1, lr=1e-2), tmp_path / "r")
+
+
+class NaNLoss(Callback):
+    def extra_loss(self, st, batch):
+        return (batch.z.sum() * float("nan")) if st.step == 3 else None, {}
+
+
+def test_divergence_stops_with_clear_error_and_failed_record(tmp_path, monkeypatch):
+    import dirlib.methods as methods
+    orig = methods.build_method
+
+    def with_nan(cfg, data):
+        spec, runner = orig(cfg, data)
+        spec.callbacks.append(NaNLoss())
+        return spec, runner
+    monkeypatch.setattr("dirlib.experiment.build_method", with_nan)
+    with pytest.raises(DivergenceError, match=r"epoch 1, batch 4 \(global step 4\)"):
+        run_experiment(small_cfg(epochs=2), tmp_path / "nan")
+    rec = json.loads((tmp_path / "nan" / "run.json").read_text())
+    assert rec["status"] == "failed" and "DivergenceError" in rec["error"]
+
+
+def test_unknown_method_lists_valid_names(tmp_path):
+    with pytest.raises(ValueError, match="valid names: .*vanilla"):
+        main(["train", "--dataset", "synthetic", "--method", "nosuch", "--out", str(tmp_path)])
+
+
+def test_absent_cuda_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        resolve_device("cuda")
+    assert resolve_device("auto").type == "cpu"

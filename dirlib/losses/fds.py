@@ -1,0 +1,260 @@
+"""Feature Distribution Smoothing (FDS, Yang et al., ICML 2021).
+
+Source: ``YyzHarry/imbalanced-regression`` ``agedb-dir/fds.py`` (and ``imdb-wiki-dir``),
+``agedb-dir/utils.py::calibrate_mean_var``, ``agedb-dir/train.py`` (call order), ``sts-b-dir/fds.py``
+and ``sts-b-dir/util.py`` (STS-B variant).
+
+Protocol (the trainer's side, as ``train.py``):
+
+1. every training step from ``epoch >= start_smooth`` (default 1), in train mode only:
+   ``z_s = fds.smooth(z, bins, epoch)`` feeds the regressor (``model(x, feature_transform=...)``);
+   FDS is never applied at evaluation (issue #13);
+2. after each epoch ``>= start_update`` (default 0): one full no-grad pass over the training set
+   collects un-smoothed features, then ``fds.update_last_epoch_stats(epoch)`` followed by
+   ``fds.update_running_stats(features, bins, epoch)``.
+
+Statistics: per bucket, mean and variance (unbiased; biased, i.e. 0, for a single sample) of that
+pass; EMA ``running = (1 - m) * current + m * running`` with ``m = momentum = 0.9`` (``momentum=None``:
+cumulative average ``m = 1 - n / n_tracked``), no EMA (``m = 0``) at ``epoch == start_update``.
+``update_last_epoch_stats(epoch)`` (only when ``epoch == self.epoch + 1``) snapshots the running
+stats and smooths them along the bucket axis: ``conv1d`` with :func:`fds_kernel` (normalised to
+**sum 1**) and **reflect** padding. Calibration of a sample in bucket ``b``, per feature dimension::
+
+    z' = (z - mu_b) * sqrt(clamp(var_s_b / var_b, clip_min, clip_max)) + mu_s_b
+
+with ``clip = (0.1, 10)`` (AgeDB / IMDB-WIKI ``utils.py``) or ``(0.5, 2)`` (STS-B ``util.py``).
+As ``calibrate_mean_var``: dimensions with ``var_b == 0`` are left unchanged, and a bucket whose
+``sum(var_b) < 1e-10`` is left unchanged entirely. Written with ``torch.where`` and index gathers,
+never in-place on the autograd graph (the code's ``features[mask] = ...`` is issue #43).
+
+Buckets: a :class:`~dirlib.data.base.Binning` (or just ``n_buckets``) gives bin indices
+``0..n_buckets-1``; indices below ``bucket_start`` are merged into ``bucket_start``, and statistics
+have ``n_buckets - bucket_start`` rows. The age code uses ``bucket_num=100, bucket_start=3`` for
+AgeDB (``Binning.integer(0, 99)``: ages <= 3 -> bucket 3, ages >= 99 -> bucket 99) and
+``bucket_start=0`` for IMDB-WIKI; STS-B uses 50 buckets of width 0.1
+(``Binning.uniform(0, 5, 0.1, float32=True)``).
+
+Choices where the code is ambiguous or quirky (each documented, faithful option noted):
+
+* **Clamping.** The age code, per batch, merges labels ``<= 3`` into bucket 3 only when label 3
+  itself is in the batch, and labels ``> 99`` into bucket 99 only when 99 is in the batch; otherwise
+  those samples are skipped (neither counted nor calibrated). We always clamp (its evident intent).
+* **Empty buckets** (no training sample). Age code: they keep the initial mean 0 / var 1, enter the
+  neighbours' smoothing with those values, and would calibrate a sample towards the smoothed stats.
+  STS-B code (``empty="fill"``): after each update, every bucket absent from the pass is filled in
+  ascending order from its neighbours (first bucket <- second, last <- second-to-last, others <- mean
+  of left (already filled) and right), so it always calibrates. Default here (``empty="identity"``):
+  the buffers behave as the age code for the smoothing, but a sample in a bucket with no tracked
+  sample in the snapshot is left unchanged (identity calibration). Training samples always lie in
+  tracked buckets after the first pass, so this only matters for the initial epochs (where the 0/1
+  initial statistics give the identity anyway) and for hand-made inputs.
+* **Aliasing.** ``_update_last_epoch_stats`` in the code assigns ``running_mean_last_epoch =
+  running_mean`` (the same tensor, not a copy); the in-place EMA that follows then also changes the
+  "last epoch" stats, so from then on the code calibrates with the *current* running stats as
+  ``mu_b, var_b`` (through epoch e-1 while training epoch e) but with smoothed stats ``mu_s, var_s``
+  of the snapshot taken one epoch earlier (through e-2). ``alias_quirk=True`` (default) reproduces
+  the code; ``alias_quirk=False`` uses a real snapshot (clone) for both, consistently one epoch
+  older. (A resumed run de-aliases in the code, since ``load_state_dict`` copies buffers.)
+* The first calibrating epoch (``start_smooth = 1``) still sees the initial 0/1 snapshot (the first
+  ``update_last_epoch_stats`` that changes it runs at the end of epoch 1), i.e. the identity; this is
+  the code's behaviour and falls out of the same call order.
+* The code's kernel is built with ``.cuda()``; here it is a buffer that follows ``.to(device)``.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .weighting import lds_kernel
+
+EMPTY_MODES = ("identity", "fill")
+
+
+def fds_kernel(kind: str = "gaussian", ks: int = 5, sigma: float = 2.0) -> np.ndarray:
+    """FDS smoothing window: the LDS window shape normalised to **sum = 1** (``fds.py``)."""
+    k = lds_kernel(kind, ks, sigma)
+    return k / k.sum()
+
+
+class FDS(nn.Module):
+    """Per-bucket feature statistics with EMA, bucket-axis smoothing and feature calibration."""
+
+    def __init__(self, feature_dim: int, n_buckets: Optional[int] = None, binning=None,
+                 bucket_start: int = 0, start_update: int = 0, start_smooth: int = 1,
+                 kernel: str = "gaussian", ks: int = 5, sigma: float = 2.0,
+                 momentum: Optional[float] = 0.9, clip: Tuple[float, float] = (0.1, 10.0),
+                 empty: str = "identity", alias_quirk: bool = True):
+        super().__init__()
+        if binning is not None:
+            if n_buckets is not None and n_buckets != binning.n_bins:
+                raise ValueError(f"n_buckets={n_buckets} but the binning has {binning.n_bins} bins")
+            n_buckets = binning.n_bins
+        if n_buckets is None:
+            raise ValueError("FDS needs n_buckets or a binning")
+        if not 0 <= bucket_start < n_buckets:
+            raise ValueError(f"bucket_start must be in [0, {n_buckets}), got {bucket_start}")
+        if empty not in EMPTY_MODES:
+            raise ValueError(f"empty must be one of {EMPTY_MODES}, got {empty!r}")
+        if momentum is not None and not 0 <= momentum <= 1:
+            raise ValueError(f"momentum must be in [0, 1] or None, got {momentum!r}")
+        clip_min, clip_max = clip
+        if not 0 < clip_min <= clip_max:
+            raise ValueError(f"clip must be (min, max) with 0 < min <= max, got {clip!r}")
+        k = fds_kernel(kernel, ks, sigma)
+        self.half_ks = (len(k) - 1) // 2
+        rows = n_buckets - bucket_start
+        if rows <= self.half_ks:
+            raise ValueError(f"{rows} buckets are too few for reflect padding with kernel size {ks}")
+        self.feature_dim = int(feature_dim)
+        self.n_buckets = int(n_buckets)
+        self.bucket_start = int(bucket_start)
+        self.binning = binning
+        self.start_update = int(start_update)
+        self.start_smooth = int(start_smooth)
+        self.momentum = momentum
+        self.clip_min, self.clip_max = float(clip_min), float(clip_max)
+        self.empty = empty
+        self.alias_quirk = bool(alias_quirk)
+
+        self.register_buffer("kernel_window", torch.tensor(k, dtype=torch.float32), persistent=False)
+        self.register_buffer("epoch", torch.tensor(self.start_update, dtype=torch.long))
+        d = self.feature_dim
+        for name, fill in (("running_mean", 0.0), ("running_var", 1.0),
+                           ("running_mean_last_epoch", 0.0), ("running_var_last_epoch", 1.0),
+                           ("smoothed_mean_last_epoch", 0.0), ("smoothed_var_last_epoch", 1.0)):
+            self.register_buffer(name, torch.full((rows, d), fill))
+        self.register_buffer("num_samples_tracked", torch.zeros(rows))
+        self.register_buffer("num_samples_last_epoch", torch.zeros(rows))
+
+    # ---------------------------------------------------------------------------------- buckets
+    @property
+    def n_rows(self) -> int:
+        return self.n_buckets - self.bucket_start
+
+    def bins_of(self, labels) -> torch.Tensor:
+        """Bin indices of ``labels`` via the binning (labels in the binning's space), as int64 on
+        the labels' device (CPU for numpy input)."""
+        if self.binning is None:
+            raise ValueError("bins_of needs FDS(binning=...)")
+        device = labels.device if isinstance(labels, torch.Tensor) else torch.device("cpu")
+        arr = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else labels
+        return torch.as_tensor(self.binning.index(np.asarray(arr).reshape(-1)), device=device)
+
+    def _rows(self, bins: torch.Tensor, n: int, device) -> torch.Tensor:
+        bins = torch.as_tensor(bins, device=device).reshape(-1)
+        if bins.numel() != n:
+            raise ValueError(f"FDS: {n} features but {bins.numel()} bucket indices")
+        if bins.is_floating_point():
+            raise TypeError("FDS expects integer bin indices (use fds.bins_of(labels) or "
+                            "Binning.index), not float labels")
+        if ((bins < 0) | (bins >= self.n_buckets)).any():
+            raise ValueError(f"FDS: bin index outside [0, {self.n_buckets})")
+        return bins.long().clamp(min=self.bucket_start) - self.bucket_start
+
+    # ---------------------------------------------------------------------------------- stats
+    def reset(self):
+        for name in ("running_mean", "running_mean_last_epoch", "smoothed_mean_last_epoch",
+                     "num_samples_tracked", "num_samples_last_epoch"):
+            getattr(self, name).zero_()
+        for name in ("running_var", "running_var_last_epoch", "smoothed_var_last_epoch"):
+            getattr(self, name).fill_(1.0)
+        self.epoch.fill_(self.start_update)
+
+    def _smooth_rows(self, stats: torch.Tensor) -> torch.Tensor:
+        x = stats.t().unsqueeze(1)  # (d, 1, K)
+        x = F.pad(x, (self.half_ks, self.half_ks), mode="reflect")
+        k = self.kernel_window.to(stats.dtype).view(1, 1, -1)
+        return F.conv1d(x, k).squeeze(1).t()
+
+    @torch.no_grad()
+    def update_last_epoch_stats(self, epoch: int):
+        """Snapshot + smooth the running stats, once per epoch (only if ``epoch == self.epoch + 1``)."""
+        if int(epoch) != int(self.epoch) + 1:
+            return
+        self.epoch += 1
+        self.running_mean_last_epoch.copy_(self.running_mean)
+        self.running_var_last_epoch.copy_(self.running_var)
+        self.num_samples_last_epoch.copy_(self.num_samples_tracked)
+        self.smoothed_mean_last_epoch.copy_(self._smooth_rows(self.running_mean))
+        self.smoothed_var_last_epoch.copy_(self._smooth_rows(self.running_var))
+
+    @torch.no_grad()
+    def update_running_stats(self, features: torch.Tensor, bins, epoch: int):
+        """Fold one full training pass (``features`` (N, d), bin indices ``bins`` (N,)) into the
+        running statistics. Ignored when ``epoch < self.epoch`` (as the code)."""
+        if int(epoch) < int(self.epoch):
+            return
+        features = features.detach()
+        if features.dim() != 2 or features.shape[1] != self.feature_dim:
+            raise ValueError(f"FDS: features must be (N, {self.feature_dim}), got {tuple(features.shape)}")
+        rows = self._rows(bins, features.shape[0], features.device)
+        feats = features.to(self.running_mean.dtype)
+        K = self.n_rows
+        cnt = torch.bincount(rows, minlength=K).to(feats.dtype)
+        present = cnt > 0
+        mean = torch.zeros(K, self.feature_dim, dtype=feats.dtype, device=feats.device)
+        mean = mean.index_add(0, rows, feats) / cnt.clamp(min=1)[:, None]
+        sq = torch.zeros_like(mean).index_add(0, rows, (feats - mean[rows]) ** 2)
+        var = sq / (cnt - 1).clamp(min=1)[:, None]  # unbiased; n == 1 -> 0 (biased), as the code
+        var = torch.where((cnt == 1)[:, None], torch.zeros_like(var), var)
+
+        self.num_samples_tracked += cnt
+        if int(epoch) == self.start_update:
+            factor = torch.zeros(K, dtype=feats.dtype, device=feats.device)
+        elif self.momentum is not None:
+            factor = torch.full((K,), float(self.momentum), dtype=feats.dtype, device=feats.device)
+        else:
+            factor = 1 - cnt / self.num_samples_tracked.clamp(min=1)
+        f = factor[:, None]
+        new_mean = (1 - f) * mean + f * self.running_mean
+        new_var = (1 - f) * var + f * self.running_var
+        self.running_mean.copy_(torch.where(present[:, None], new_mean, self.running_mean))
+        self.running_var.copy_(torch.where(present[:, None], new_var, self.running_var))
+
+        if self.empty == "fill":  # sts-b-dir/fds.py: fill absent buckets from neighbours, in order
+            for b in torch.nonzero(~present).reshape(-1).tolist():
+                if b == 0:
+                    src_m, src_v = self.running_mean[1], self.running_var[1]
+                elif b == K - 1:
+                    src_m, src_v = self.running_mean[K - 2], self.running_var[K - 2]
+                else:
+                    src_m = (self.running_mean[b - 1] + self.running_mean[b + 1]) / 2
+                    src_v = (self.running_var[b - 1] + self.running_var[b + 1]) / 2
+                self.running_mean[b] = src_m.clone()
+                self.running_var[b] = src_v.clone()
+
+    # ---------------------------------------------------------------------------------- calibrate
+    def _stats_for_calibration(self):
+        aliased = self.alias_quirk and int(self.epoch) > self.start_update
+        if aliased:
+            return self.running_mean, self.running_var, self.num_samples_tracked
+        return self.running_mean_last_epoch, self.running_var_last_epoch, self.num_samples_last_epoch
+
+    def smooth(self, z: torch.Tensor, bins, epoch: int) -> torch.Tensor:
+        """Calibrated features (a new tensor; ``z`` itself is untouched). Identity in eval mode and
+        before ``start_smooth``."""
+        if not self.training or int(epoch) < self.start_smooth:
+            return z
+        if z.dim() != 2 or z.shape[1] != self.feature_dim:
+            raise ValueError(f"FDS: features must be (B, {self.feature_dim}), got {tuple(z.shape)}")
+        rows = self._rows(bins, z.shape[0], z.device)
+        m_all, v_all, n_all = self._stats_for_calibration()
+        m1 = m_all[rows].to(z.dtype)
+        v1 = v_all[rows].to(z.dtype)
+        m2 = self.smoothed_mean_last_epoch[rows].to(z.dtype)
+        v2 = self.smoothed_var_last_epoch[rows].to(z.dtype)
+        ok_dim = (v1 > 0) & (v2 >= 0)
+        ok_row = v_all.sum(1)[rows] >= 1e-10
+        if self.empty == "identity":
+            ok_row = ok_row & (n_all[rows] > 0)
+        ok = ok_dim & ok_row[:, None]
+        factor = torch.clamp(v2 / torch.where(ok, v1, torch.ones_like(v1)), self.clip_min, self.clip_max)
+        z_cal = (z - m1) * torch.sqrt(factor) + m2
+        return torch.where(ok, z_cal, z)
+
+    def forward(self, z: torch.Tensor, bins, epoch: int) -> torch.Tensor:
+        return self.smooth(z, bins, epoch)

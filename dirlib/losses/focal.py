@@ -1,0 +1,78 @@
+"""Focal-R: the regression focal losses of the DIR benchmark.
+
+Source: ``agedb-dir/loss.py::weighted_focal_l1_loss / weighted_focal_mse_loss`` (YyzHarry/
+imbalanced-regression; identical in ``imdb-wiki-dir`` and ConR's ``agedb-dir/loss.py``).
+
+With ``e = pred - y``::
+
+    focal_l1  = |e|   * f(beta * |e|) ** gamma
+    focal_mse = e ** 2 * f(beta * |e|) ** gamma
+    f = 2 * sigmoid(.) - 1   (activate="sigmoid", default)   or   tanh(.)   (activate="tanh")
+
+reduced by ``mean(loss_i * w_i)`` (``w_i = 1`` without weights). ``f`` is in ``[0, 1)``, so the focal
+loss never exceeds the plain loss and tends to it as ``beta`` grows.
+
+Defaults: ``beta=0.2, gamma=1`` (AgeDB / IMDB-WIKI, ``agedb-dir/loss.py``). STS-B uses
+``focal_mse`` with **beta=20**, gamma 1 (``sts-b-dir/loss.py`` defaults), because its model regresses
+``score / 5`` so errors are ~100x smaller than ages in years: pass ``beta=20`` there.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from .weighting import weighted_loss
+
+ACTIVATIONS = ("sigmoid", "tanh")
+
+
+def check_pred_target(pred: torch.Tensor, y: torch.Tensor, name: str = "loss"):
+    """Both ``(B,)`` (or both ``(B, 1)``); a shape mismatch would silently broadcast to ``(B, B)``."""
+    if pred.shape != y.shape:
+        raise ValueError(f"{name}: pred shape {tuple(pred.shape)} != target shape {tuple(y.shape)} "
+                         "(pass both as (B,))")
+    if pred.numel() == 0:
+        raise ValueError(f"{name}: empty batch")
+
+
+def _focal_factor(abs_err: torch.Tensor, beta: float, gamma: float, activate: str) -> torch.Tensor:
+    if activate == "sigmoid":
+        f = 2 * torch.sigmoid(beta * abs_err) - 1
+    elif activate == "tanh":
+        f = torch.tanh(beta * abs_err)
+    else:
+        raise ValueError(f"activate must be one of {ACTIVATIONS}, got {activate!r}")
+    return f ** gamma
+
+
+def _reduce(loss, weights, reduction):
+    if reduction == "none":
+        if weights is not None:
+            w = torch.as_tensor(weights, device=loss.device)
+            if w.numel() != loss.numel():
+                raise ValueError(f"weights has {w.numel()} elements but the loss has {loss.numel()}")
+            loss = loss * w.reshape(loss.shape).to(loss.dtype)
+        return loss
+    if reduction == "mean":
+        return weighted_loss(loss, weights)
+    raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+
+
+def focal_l1(pred: torch.Tensor, y: torch.Tensor, beta: float = 0.2, gamma: float = 1.0,
+             activate: str = "sigmoid", weights: Optional[torch.Tensor] = None,
+             reduction: str = "mean") -> torch.Tensor:
+    """Focal-R L1: ``mean(w_i * |e_i| * f(beta |e_i|)^gamma)``; ``reduction='none'`` gives the
+    (weighted) per-sample values."""
+    check_pred_target(pred, y, "focal_l1")
+    e = (pred - y).abs()
+    return _reduce(e * _focal_factor(e, beta, gamma, activate), weights, reduction)
+
+
+def focal_mse(pred: torch.Tensor, y: torch.Tensor, beta: float = 0.2, gamma: float = 1.0,
+              activate: str = "sigmoid", weights: Optional[torch.Tensor] = None,
+              reduction: str = "mean") -> torch.Tensor:
+    """Focal-R MSE: ``mean(w_i * e_i^2 * f(beta |e_i|)^gamma)``. STS-B: ``beta=20``."""
+    check_pred_target(pred, y, "focal_mse")
+    e = (pred - y).abs()
+    return _reduce(e ** 2 * _focal_factor(e, beta, gamma, activate), weights, reduction)

@@ -23,6 +23,7 @@ class Component:
 
 
 REGISTRY: Dict[str, Component] = {}
+FINALIZERS: list = []  # (spec, cfg, data) -> None, run after every component (sample weights)
 
 
 def register(name: str, doc: str = "", runner: Optional[Callable] = None):
@@ -55,6 +56,8 @@ def default_loss(data: DIRData) -> str:
 def build_method(cfg: RunConfig, data: DIRData):
     """Return ``(spec, runner)`` for ``cfg.method``."""
     parts = parse_method(cfg.method)
+    from .method_components import check_method_kwargs
+    check_method_kwargs(cfg, parts)
     spec = MethodSpec(name=cfg.method, loss=cfg.loss or default_loss(data))
     runner = None
     for p in parts:
@@ -65,6 +68,8 @@ def build_method(cfg: RunConfig, data: DIRData):
                 raise ValueError(f"{cfg.method!r} combines two multi-phase methods; use at most one "
                                  f"of: {', '.join(n for n, c in REGISTRY.items() if c.runner)}")
             runner = comp.runner
+    for f in FINALIZERS:
+        f(spec, cfg, data)
     return spec, runner
 
 

@@ -131,6 +131,7 @@ class TrainState:
     sample_weights: Optional[torch.Tensor] = None
     logs: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+    train_loader: object = None
 
 
 # ----------------------------------------------------------------------------------- losses
@@ -159,6 +160,7 @@ class MethodSpec:
     sample_weights: Optional[np.ndarray] = None
     callbacks: List[Callback] = field(default_factory=list)
     base_loss_fn: Optional[Callable] = None   # replaces the elementwise loss (BMSE)
+    train_views: int = 1                      # 2: train on data.extra["train_two_view"] (ConR)
     info: dict = field(default_factory=dict)
 
 
@@ -277,7 +279,11 @@ def fit(cfg: RunConfig, data: DIRData, spec: MethodSpec, model: Optional[torch.n
             _set_rng_state(ck["rng"])
             st.extra["resumed_from_epoch"] = ck["epoch"]
 
-    train_loader = make_loader(data.train, cfg.batch_size, True, cfg, seed_offset=1)
+    train_ds = data.train
+    if spec.train_views == 2 and "train_two_view" in data.extra:
+        train_ds = data.extra["train_two_view"]
+    train_loader = make_loader(train_ds, cfg.batch_size, True, cfg, seed_offset=1)
+    st.train_loader = train_loader
     val_loader = make_loader(data.val, max(cfg.batch_size, 128), False, cfg)
     for cb in callbacks:
         cb.on_fit_start(st)

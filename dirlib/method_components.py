@@ -1,0 +1,323 @@
+"""The registered method components (see :mod:`dirlib.methods`).
+
+Hyper-parameters come from ``cfg.method_kwargs`` as ``"component.key"`` entries (CLI:
+``--method-arg ranksim.gamma=100 conr.beta=4``); defaults are per dataset family ("sts" for
+STS-B-DIR, "age" for the face datasets and everything else) and are listed, with their sources, in
+``docs/baseline-defaults.md``.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .data.base import Binning
+from .methods import FINALIZERS, register
+from .train import Batch, Callback, MethodSpec, RunConfig, fit
+
+
+def family(data) -> str:
+    return "sts" if data.name == "sts-b-dir" else "age"
+
+
+def kw(cfg: RunConfig, comp: str, key: str, default):
+    """``cfg.method_kwargs["comp.key"]`` if given, else ``default`` (type-checked)."""
+    full = f"{comp}.{key}"
+    if full not in cfg.method_kwargs:
+        return default
+    v = cfg.method_kwargs[full]
+    if default is not None and isinstance(default, (int, float)) and not isinstance(default, bool):
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            raise TypeError(f"method argument {full} must be a number, got {v!r}")
+        return type(default)(v) if isinstance(default, float) else v
+    if isinstance(default, bool) and not isinstance(v, bool):
+        raise TypeError(f"method argument {full} must be true/false, got {v!r}")
+    return v
+
+
+def check_method_kwargs(cfg: RunConfig, parts):
+    """Every ``comp.key`` must name a component of this method (typos fail loudly)."""
+    for k in cfg.method_kwargs:
+        comp = k.split(".", 1)[0]
+        if "." not in k or comp not in parts:
+            raise ValueError(f"method argument {k!r} does not belong to a component of this method "
+                             f"({'+'.join(parts)}); write it as COMPONENT.KEY, e.g. ranksim.gamma=100")
+
+
+# ------------------------------------------------------------------------ sample weighting
+def _set_weighting(spec: MethodSpec, **kv):
+    w = spec.info.setdefault("weighting", {})
+    w.update(kv)
+
+
+@register("inv", "Inverse-frequency sample weights (INV; counts clipped to [5, 1000] for ages).")
+def _inv(spec, cfg, data):
+    _set_weighting(spec, reweight="inverse")
+
+
+@register("sqinv", "Square-root inverse-frequency sample weights (SQINV).")
+def _sqinv(spec, cfg, data):
+    _set_weighting(spec, reweight="sqrt_inv")
+
+
+@register("lds", "Label distribution smoothing (gaussian kernel, ks 5, sigma 2) of the weights "
+                 "(default scheme: SQINV for ages, INV for STS-B).")
+def _lds(spec, cfg, data):
+    w = spec.info.setdefault("weighting", {})
+    w.setdefault("reweight", "inverse" if family(data) == "sts" else "sqrt_inv")
+    w.update(lds=True, ks=kw(cfg, "lds", "ks", 5), sigma=kw(cfg, "lds", "sigma", 2.0))
+
+
+def _finalize_weights(spec: MethodSpec, cfg, data):
+    w = spec.info.get("weighting")
+    if not w or spec.info.get("weights_in_runner"):
+        return
+    spec.sample_weights = compute_weights(w, data)
+
+
+def compute_weights(w: dict, data) -> np.ndarray:
+    from .losses.weighting import sample_weights
+    sts = family(data) == "sts"
+    return sample_weights(data.train_labels, data.binning, reweight=w["reweight"],
+                          lds=w.get("lds", False), ks=w.get("ks", 5), sigma=w.get("sigma", 2.0),
+                          clip=None if sts else (5, 1000))
+
+
+FINALIZERS.append(_finalize_weights)
+
+
+# ------------------------------------------------------------------------ loss replacements
+@register("focal", "Focal-R: focal L1 (ages, beta 0.2, gamma 1) / focal MSE (STS-B, beta 20).")
+def _focal(spec, cfg, data):
+    sts = family(data) == "sts"
+    spec.loss = "focal_mse" if sts else "focal_l1"
+    spec.loss_kwargs.update(focal_beta=kw(cfg, "focal", "beta", 20.0 if sts else 0.2),
+                            focal_gamma=kw(cfg, "focal", "gamma", 1.0))
+
+
+class BMSECallback(Callback):
+    name = "bmse"
+
+    def __init__(self, module, sigma_lr):
+        self.module, self.sigma_lr = module, sigma_lr
+
+    def on_fit_start(self, st):
+        self.module.to(st.device)
+
+    def param_groups(self):
+        return self.module.param_groups(self.sigma_lr)
+
+    def after_step(self, st):
+        st.logs["bmse_sigma"] = float(self.module.noise_sigma.detach())
+
+    def state_dict(self):
+        return self.module.state_dict()
+
+    def load_state_dict(self, s):
+        self.module.load_state_dict(s)
+
+
+def _bmse_factory(imp):
+    def apply(spec, cfg, data):
+        from .losses.bmse import BalancedMSE, bni_buckets, fit_gmm
+        sts = family(data) == "sts"
+        sigma = kw(cfg, imp, "init_sigma", 1.0 if sts else 10.0)
+        y_model = data.train_labels / data.target_scale
+        extra = {}
+        if imp == "gai":
+            extra["gmm"] = fit_gmm(y_model, K=kw(cfg, imp, "K", 8), seed=0)
+        if imp == "bni":
+            if sts:
+                b = Binning(data.binning.edges / data.target_scale)
+                c, w = bni_buckets(y_model, binning=b)
+            else:
+                c, w = bni_buckets(y_model)
+            extra.update(bucket_centers=c, bucket_weights=w)
+        module = BalancedMSE(imp, init_noise_sigma=sigma,
+                             fix_sigma=kw(cfg, imp, "fix_sigma", False), **extra)
+        cb = BMSECallback(module, kw(cfg, imp, "sigma_lr", 1e-2))
+        spec.callbacks.append(cb)
+        spec.base_loss_fn = lambda pred, y, w, _m=module: _m(pred, y)
+        spec.info[imp] = {"init_sigma": sigma}
+    return apply
+
+
+for _imp, _doc in (("bmc", "Balanced MSE, batch Monte-Carlo (BMC)."),
+                   ("gai", "Balanced MSE, GMM analytic integration (GAI; 8-component GMM prior)."),
+                   ("bni", "Balanced MSE, bin-based numerical integration (BNI).")):
+    register(_imp, _doc)(_bmse_factory(_imp))
+register("bmse", "Alias of bmc (the paper's BMSE rows use BMC).")(_bmse_factory("bmc"))
+
+
+# ------------------------------------------------------------------------ regularisers
+class RegularizerCallback(Callback):
+    """``weight * fn(batch)`` added to the loss."""
+
+    def __init__(self, name, weight, fn):
+        self.name, self.weight, self.fn = name, weight, fn
+
+    def extra_loss(self, st, batch):
+        val = self.fn(st, batch)
+        return self.weight * val, {self.name: float(val.detach())}
+
+
+@register("ranksim", "RankSim: rank-matching of feature similarities to label similarities "
+                     "(gamma 100 ages / 3e-4 STS-B, lambda 2).")
+def _ranksim(spec, cfg, data):
+    from .losses.ranksim import ranksim_loss
+    gamma = kw(cfg, "ranksim", "gamma", 3e-4 if family(data) == "sts" else 100.0)
+    lam = kw(cfg, "ranksim", "lam", 2.0)
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    def fn(st, b):
+        return ranksim_loss(b.z, b.y, lam=lam, generator=gen)
+    spec.callbacks.append(RegularizerCallback("ranksim", gamma, fn))
+    spec.info["ranksim"] = {"gamma": gamma, "lam": lam}
+
+
+@register("oe", "Ordinal Entropy: diversity of normalised batch prototypes weighted by label "
+                "distance, plus tightness (weight 1).")
+def _oe(spec, cfg, data):
+    from .losses.oe import ordinal_entropy
+    weight = kw(cfg, "oe", "weight", 1.0)
+    ld, lt = kw(cfg, "oe", "lambda_d", 1.0), kw(cfg, "oe", "lambda_t", 1.0)
+
+    def fn(st, b):
+        return ordinal_entropy(b.z, b.y, lambda_d=ld, lambda_t=lt)
+    spec.callbacks.append(RegularizerCallback("oe", weight, fn))
+    spec.info["oe"] = {"weight": weight, "lambda_d": ld, "lambda_t": lt}
+
+
+class TwoViews(Callback):
+    """Stack two augmented views into one batch of 2B (images: from the two-view dataset;
+    other inputs: the same input twice, so views differ only through dropout)."""
+
+    name = "two_views"
+
+    def prepare_batch(self, st, b: Batch) -> Batch:
+        x = b.x
+        if x.dim() >= 2 and st.data.extra.get("two_view") and x.dim() == 5:
+            x = torch.cat([x[:, 0], x[:, 1]], dim=0)
+        else:
+            x = torch.cat([x, x], dim=0)
+        rep = lambda t: None if t is None else torch.cat([t, t], dim=0)  # noqa: E731
+        return Batch(x=x, y=rep(b.y), idx=rep(b.idx), bins=rep(b.bins), weights=rep(b.weights))
+
+
+@register("conr", "ConR: contrastive regulariser on two views (w 1, e 0.01, tau 0.07, beta 4).")
+def _conr(spec, cfg, data):
+    from .losses.conr import conr_loss
+    sts = family(data) == "sts"
+    beta = kw(cfg, "conr", "beta", 4.0)
+    # w is in label units; the loss sees model-space targets
+    w_label = kw(cfg, "conr", "w", 0.2 if sts else 1.0)
+    w = w_label / data.target_scale
+    e = kw(cfg, "conr", "e", 0.01)
+    tau = kw(cfg, "conr", "tau", 0.07)
+    spec.train_views = 2
+    spec.callbacks.insert(0, TwoViews())
+
+    def fn(st, b):
+        return conr_loss(b.z, b.y, b.pred, w=w, e=e, tau=tau, weights=b.weights)
+    spec.callbacks.append(RegularizerCallback("conr", beta, fn))
+    spec.info["conr"] = {"beta": beta, "w_label_units": w_label, "e": e, "tau": tau}
+
+
+# ------------------------------------------------------------------------ FDS
+class FDSCallback(Callback):
+    """Feature distribution smoothing: calibrate ``z`` before the head during training (from
+    ``start_smooth``); after each epoch, a no-grad pass over the (augmented) training loader in
+    train mode collects per-bucket statistics, as ``agedb-dir/train.py`` does."""
+
+    name = "fds"
+
+    def __init__(self, fds, data):
+        self.fds = fds
+        self.train_labels = torch.as_tensor(data.train_labels, dtype=torch.float64)
+
+    def on_fit_start(self, st):
+        self.fds.to(st.device)
+
+    def feature_transform(self, st, b):
+        if not st.model.training:
+            return None
+        bins = self.fds.bins_of(self.train_labels[b.idx.cpu()]).to(st.device)
+        ep = st.epoch
+        return lambda z: self.fds.smooth(z, bins, ep)
+
+    @torch.no_grad()
+    def on_epoch_end(self, st):
+        self.fds.update_last_epoch_stats(st.epoch)
+        feats, labels = [], []
+        for i, (x, y, idx) in enumerate(st.train_loader):
+            if st.cfg.max_batches is not None and i >= st.cfg.max_batches:
+                break
+            _, z = st.model(x.to(st.device))
+            feats.append(z.float())
+            labels.append(self.train_labels[idx])
+        bins = self.fds.bins_of(torch.cat(labels)).to(st.device)
+        self.fds.update_running_stats(torch.cat(feats), bins, st.epoch)
+
+    def state_dict(self):
+        return self.fds.state_dict()
+
+    def load_state_dict(self, s):
+        self.fds.load_state_dict(s)
+
+
+@register("fds", "Feature distribution smoothing (per-bucket EMA stats, gaussian ks 5 sigma 2, "
+                 "momentum 0.9, calibration from epoch 2, off at test time).")
+def _fds(spec, cfg, data, feat_dim: Optional[int] = None):
+    from .losses.fds import FDS
+    from .models import build_model
+    sts = family(data) == "sts"
+    if feat_dim is None:
+        kwargs = {**data.model_kwargs, **cfg.model_kwargs}
+        feat_dim = build_model(cfg.model or data.model, **kwargs).feat_dim
+    common = dict(ks=kw(cfg, "fds", "ks", 5), sigma=kw(cfg, "fds", "sigma", 2.0),
+                  momentum=kw(cfg, "fds", "momentum", 0.9),
+                  start_smooth=kw(cfg, "fds", "start_smooth", 1))
+    if sts:
+        fds = FDS(feat_dim, binning=data.binning, clip=(0.5, 2.0), empty="fill", **common)
+    elif data.name in ("agedb-dir", "utkface-dir"):
+        fds = FDS(feat_dim, binning=Binning.integer(0, 99), bucket_start=3, **common)
+    elif data.name == "imdb-wiki-dir":
+        fds = FDS(feat_dim, binning=Binning.integer(0, 99), bucket_start=0, **common)
+    else:
+        fds = FDS(feat_dim, binning=data.binning, **common)
+    spec.callbacks.append(FDSCallback(fds, data))
+    spec.info["fds"] = {k: v for k, v in common.items()}
+
+
+# ------------------------------------------------------------------------ RRT
+def _rrt_runner(cfg, data, spec, ckpt_dir, record=None, rec_path=None):
+    """RRT (Kang et al. 2020, as in the DIR benchmark's ``--retrain_fc``): train the whole model
+    without re-weighting, then re-initialise the linear head, freeze everything else and retrain
+    the head with re-weighting (default: SQINV for ages, INV for STS-B; or the components'
+    weighting, e.g. ``rrt+lds``)."""
+    from .experiment import strip_result
+    w = spec.info.get("weighting") or {"reweight": "inverse" if family(data) == "sts" else "sqrt_inv"}
+    stage1 = copy.copy(spec)
+    stage1.sample_weights = None
+    res1 = fit(cfg, data, stage1, ckpt_path=ckpt_dir / "main.pt", phase="main")
+    model = res1.pop("model")
+    model.head.reset_parameters()
+    for p in model.encoder.parameters():
+        p.requires_grad_(False)
+    cfg2 = copy.deepcopy(cfg)
+    cfg2.epochs = kw(cfg, "rrt", "epochs", cfg.epochs)
+    stage2 = copy.copy(spec)
+    stage2.sample_weights = compute_weights(w, data)
+    stage2.callbacks = [cb for cb in spec.callbacks if cb.name in ("bmse",)]
+    res2 = fit(cfg2, data, stage2, model=model, ckpt_path=ckpt_dir / "rrt.pt", phase="rrt")
+    res2.pop("model")
+    return {"phases": {"main": res1, "rrt": res2}, "final": "rrt", "rrt_weighting": w}
+
+
+@register("rrt", "RRT: train, then re-train only the linear head with re-weighting "
+                 "(two stages; rrt.epochs for the second).", runner=_rrt_runner)
+def _rrt(spec, cfg, data):
+    spec.info["weights_in_runner"] = True

@@ -321,3 +321,144 @@ def _rrt_runner(cfg, data, spec, ckpt_dir, record=None, rec_path=None):
                  "(two stages; rrt.epochs for the second).", runner=_rrt_runner)
 def _rrt(spec, cfg, data):
     spec.info["weights_in_runner"] = True
+
+
+# ------------------------------------------------------------------------ Frobenius (the paper)
+class OrdinalCallback(Callback):
+    """Phase 1 (eqs. 1-6): ``beta * (L_KL + alpha * L_OE)`` on batch prototypes of ``z``."""
+
+    name = "frobenius_ordinal"
+
+    def __init__(self, reg, beta):
+        self.reg, self.beta = reg, beta
+
+    def extra_loss(self, st, b):
+        val, logs = self.reg(b.z, b.y, b.bins)
+        return self.beta * val, {"kl": float(logs["kl"]), "oe": float(logs["oe"])}
+
+
+class NormAlignCallback(Callback):
+    """Phase 3 (eq. 7): ``gamma * mean_i (l_hat(y_i) - ||z_i||)^2`` with the frozen NormNet's
+    per-bin predictions."""
+
+    name = "frobenius_align"
+
+    def __init__(self, norm_per_bin, gamma, relative=False):
+        self.norm_per_bin = torch.as_tensor(norm_per_bin, dtype=torch.float32)
+        self.gamma, self.relative = gamma, relative
+
+    def extra_loss(self, st, b):
+        from .losses.frobenius import label_norm_lookup, norm_alignment_loss
+        target = label_norm_lookup(self.norm_per_bin.to(b.z.device), b.bins)
+        val = norm_alignment_loss(b.z, target, relative=self.relative)
+        return self.gamma * val, {"align": float(val.detach())}
+
+
+def frobenius_settings(cfg, data, comp: str = "frobenius") -> dict:
+    sts = family(data) == "sts"
+    return {
+        "beta": kw(cfg, comp, "beta", 0.01 if sts else 1.0),
+        "alpha": kw(cfg, comp, "alpha", 1.0),
+        "label_tau": kw(cfg, comp, "label_tau", 0.1),
+        "norm_tau": kw(cfg, comp, "norm_tau", 0.1),
+        "distance": kw(cfg, comp, "distance", "squared"),
+        "softmax": kw(cfg, comp, "softmax", "row"),
+        "self_pairs": kw(cfg, comp, "self_pairs", False),
+        "norm_scale": kw(cfg, comp, "norm_scale", "mean"),
+        "main_epochs": kw(cfg, comp, "main_epochs", cfg.epochs),
+        "norm_epochs": kw(cfg, comp, "norm_epochs", 2000),
+        "norm_lr": kw(cfg, comp, "norm_lr", 0.05),
+        "sft_epochs": kw(cfg, comp, "sft_epochs", max(1, cfg.epochs // 5)),
+        "sft_lr": kw(cfg, comp, "sft_lr", cfg.lr * 0.1),
+        "gamma": kw(cfg, comp, "gamma", 0.01 if sts else 1.0),
+        "relative": kw(cfg, comp, "relative", False),
+        "sft_ordinal": kw(cfg, comp, "sft_ordinal", False),
+    }
+
+
+@torch.no_grad()
+def dataset_norms(model, data, cfg, device):
+    """Dataset-level prototype norms of every bin (one pass over the un-augmented training set)."""
+    from .diagnostics import collect_features
+    from .losses.frobenius import dataset_prototype_norms
+    from .train import make_loader
+    loader = make_loader(data.train_eval, max(cfg.batch_size, 128), False, cfg)
+    z, pred, _ = collect_features(model, loader, device)
+    return dataset_prototype_norms(z, data.train_bins, data.binning.n_bins)
+
+
+def _frobenius_runner(cfg, data, spec, ckpt_dir, record=None, rec_path=None):
+    """The paper's three phases: (1) train with ``L_any + beta * L_ordinal`` for ``main_epochs``;
+    (2) freeze the model, compute dataset-level prototype norms of every training label, fit
+    NormNet on majority labels only and predict every label's norm; (3) fine-tune encoder and head
+    for ``sft_epochs`` at ``sft_lr`` with ``L_any + gamma * (l_hat(y_i) - ||z_i||)^2``."""
+    from . import records
+    from .experiment import strip_result
+    from .losses.frobenius import fit_norm_net
+    from .train import resolve_device
+    s = spec.info["frobenius"]
+    device = resolve_device(cfg.device)
+    phases, times = {}, {}
+
+    cfg1 = copy.deepcopy(cfg)
+    cfg1.epochs = s["main_epochs"]
+    res1 = fit(cfg1, data, spec, ckpt_path=ckpt_dir / "main.pt", phase="main")
+    model = res1.pop("model")
+    phases["main"] = res1
+    times["main"] = res1["time_s"]
+    if record is not None:
+        record["phases"] = phases
+        records.write_json(rec_path, record)
+
+    t0 = time.time()
+    observed, counts = dataset_norms(model, data, cfg, device)
+    bin_shots = data.bin_shots()
+    labels = data.binning.centers
+    majority = (bin_shots == "many") & (counts > 0)
+    net, info = fit_norm_net(labels, observed, majority, epochs=s["norm_epochs"], lr=s["norm_lr"],
+                             seed=cfg.seed)
+    predicted = net.predict(labels).cpu().numpy()
+    times["norm"] = time.time() - t0
+    torch.save(net.state_dict(), ckpt_dir / "norm_net.pt")
+    phases["norm"] = {"phase": "norm", "norm_net": info, "time_s": times["norm"],
+                      "per_label": {"bin": list(range(data.binning.n_bins)), "label": labels,
+                                    "count": counts, "shot": bin_shots, "observed_norm": observed,
+                                    "predicted_norm": predicted, "majority": majority}}
+
+    cfg3 = copy.deepcopy(cfg)
+    cfg3.epochs, cfg3.lr, cfg3.lr_milestones = s["sft_epochs"], s["sft_lr"], ()
+    spec3 = copy.copy(spec)
+    keep = [cb for cb in spec.callbacks if s["sft_ordinal"] or cb.name != "frobenius_ordinal"]
+    spec3.callbacks = keep + [NormAlignCallback(predicted, s["gamma"], s["relative"])]
+    res3 = fit(cfg3, data, spec3, model=model, ckpt_path=ckpt_dir / "sft.pt", phase="sft")
+    res3.pop("model")
+    phases["sft"] = res3
+    times["sft"] = res3["time_s"]
+    return {"phases": phases, "final": "sft", "phase_times_s": times}
+
+
+@register("frobenius", "The paper's three-phase method: ordinal norm regulariser (phase 1), "
+                       "majority-fitted NormNet (phase 2), norm-aligned fine-tuning (phase 3). "
+                       "Combine with any DIR method: ranksim+frobenius.", runner=_frobenius_runner)
+def _frobenius(spec, cfg, data):
+    from .losses.frobenius import FrobeniusRegularizer, OrdinalConfig
+    s = frobenius_settings(cfg, data)
+    label_range = float(data.binning.edges[-1] - data.binning.edges[0]) / data.target_scale
+    oc = OrdinalConfig(alpha=s["alpha"], label_tau=s["label_tau"], norm_tau=s["norm_tau"],
+                       label_range=label_range, norm_scale=s["norm_scale"], softmax=s["softmax"],
+                       self_pairs=s["self_pairs"], distance=s["distance"])
+    spec.callbacks.append(OrdinalCallback(FrobeniusRegularizer(oc), s["beta"]))
+    spec.info["frobenius"] = {**s, "ordinal_config": oc.to_dict()}
+
+
+@register("frobenius_reg", "Phase 1 of the paper's method alone (the ordinal norm regulariser, "
+                           "no phases 2-3).")
+def _frobenius_reg(spec, cfg, data):
+    from .losses.frobenius import FrobeniusRegularizer, OrdinalConfig
+    s = frobenius_settings(cfg, data, "frobenius_reg")
+    label_range = float(data.binning.edges[-1] - data.binning.edges[0]) / data.target_scale
+    oc = OrdinalConfig(alpha=s["alpha"], label_tau=s["label_tau"], norm_tau=s["norm_tau"],
+                       label_range=label_range, norm_scale=s["norm_scale"], softmax=s["softmax"],
+                       self_pairs=s["self_pairs"], distance=s["distance"])
+    spec.callbacks.append(OrdinalCallback(FrobeniusRegularizer(oc), s["beta"]))
+    spec.info["frobenius_reg"] = {"beta": s["beta"], "ordinal_config": oc.to_dict()}

@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--method-arg", nargs="*", metavar="KEY=VALUE",
                    help="method hyper-parameters, e.g. beta=1.0 alpha=0.1 (see docs)")
     t.add_argument("--max-batches", type=int, help="cap training batches per epoch (quick runs)")
+    t.add_argument("--subset-train", type=int, help="quick runs: random training subset of N samples")
+    t.add_argument("--subset-eval", type=int, help="quick runs: balanced val/test subsets of N samples "
+                                                   "(shots still follow the full training counts)")
     t.add_argument("--data-dir", default=None, help="data root (default: $DIRLIB_DATA)")
     t.add_argument("--out", required=True, help="output folder; OUT/run.json is the run record")
     t.add_argument("--no-progress", action="store_true")
@@ -92,7 +95,8 @@ def config_from_args(a) -> "RunConfig":
     return RunConfig(dataset=a.dataset, method=method, loss=a.loss, seed=a.seed, device=a.device,
                      num_workers=a.num_workers, model=a.model, model_kwargs=_kv(a.model_arg),
                      data_kwargs=_kv(a.data_arg), method_kwargs=_kv(a.method_arg),
-                     max_batches=a.max_batches, progress=not a.no_progress,
+                     max_batches=a.max_batches, subset_train=a.subset_train,
+                     subset_eval=a.subset_eval, progress=not a.no_progress,
                      diagnostics=not a.no_diagnostics, **d)
 
 

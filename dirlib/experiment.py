@@ -21,7 +21,14 @@ def load_for_config(cfg: RunConfig, data_dir=None) -> DIRData:
     kwargs = dict(cfg.data_kwargs)
     if cfg.dataset in ("utkface-dir", "agedb-dir", "imdb-wiki-dir"):
         kwargs.setdefault("img_size", cfg.img_size)
-    return load_dataset(cfg.dataset, data_dir=data_dir, **kwargs)
+    data = load_dataset(cfg.dataset, data_dir=data_dir, **kwargs)
+    return apply_subset(cfg, data)
+
+
+def apply_subset(cfg: RunConfig, data: DIRData) -> DIRData:
+    if cfg.subset_train is None and cfg.subset_eval is None:
+        return data
+    return data.subset(cfg.subset_train, cfg.subset_eval, seed=cfg.seed)
 
 
 def strip_result(res: dict) -> dict:
@@ -42,6 +49,8 @@ def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRDat
     try:
         if data is None:
             data = load_for_config(cfg, data_dir)
+        else:
+            data = apply_subset(cfg, data)
         record["data"] = data.summary()
         record["data_checksums"] = data.info.get("checksums", {})
         record["data_hash"] = records.stable_hash(record["data_checksums"] or record["data"])

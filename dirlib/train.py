@@ -65,9 +65,14 @@ class RunConfig:
     data_kwargs: dict = field(default_factory=dict)
     method_kwargs: dict = field(default_factory=dict)
     max_batches: Optional[int] = None    # cap on training batches per epoch (quick runs)
+    subset_train: Optional[int] = None   # quick runs: random training subset (DIRData.subset)
+    subset_eval: Optional[int] = None    # quick runs: balanced val/test subsets
     eval_max_samples: Optional[int] = None
     progress: bool = True
     diagnostics: bool = True             # per-label norms / train MAE at the end
+    amp: bool = False                    # CUDA only: autocast the encoder (bf16; fp16 + GradScaler
+                                         # where bf16 is missing); the head and losses stay float32
+    channels_last: bool = False          # NHWC memory format for the model and 4-d inputs (images)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -202,7 +207,7 @@ def evaluate(model, data: DIRData, split: str, cfg: RunConfig, device, loader=No
     p, _ = predict(model, loader, device)
     labels = getattr(data, f"{split}_labels")[: len(p)]
     pred = p * data.target_scale
-    m = shot_metrics(pred, labels, data.train_labels, spec=data.shot_spec, binning=data.binning,
+    m = shot_metrics(pred, labels, data.shot_reference, spec=data.shot_spec, binning=data.binning,
                      gm_eps=data.gm_eps, pearson=data.pearson)
     return {"metrics": m, "pred": pred, "labels": labels}
 
@@ -221,6 +226,108 @@ def build_optimizer(cfg: RunConfig, model, callbacks) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+
+
+# ----------------------------------------------------------------------------------- one step
+#: on CUDA the loss is checked for NaN/inf, and logged, every this many steps (one host sync each);
+#: on the CPU every step (syncs cost nothing there), so a divergence stops before its update.
+CUDA_CHECK_EVERY = 50
+
+
+def check_interval(device: torch.device) -> int:
+    """Steps between host-side loss checks (see :data:`CUDA_CHECK_EVERY`)."""
+    return CUDA_CHECK_EVERY if device.type == "cuda" else 1
+
+
+def amp_setup(cfg: RunConfig, device: torch.device):
+    """``(autocast dtype or None, GradScaler or None)`` for ``cfg.amp`` on ``device``.
+
+    bf16 where the GPU has it (no loss scaling needed), else fp16 with a ``GradScaler`` (its scale is
+    not checkpointed: a resumed fp16 run starts from the default scale again). On the CPU
+    ``amp=True`` is ignored with a warning (CPU autocast is slower than float32 on most CPUs)."""
+    if not cfg.amp:
+        return None, None
+    if device.type != "cuda":
+        warnings.warn("RunConfig.amp=True is ignored on the CPU (mixed precision is CUDA-only here)",
+                      stacklevel=2)
+        return None, None
+    if torch.cuda.is_bf16_supported():
+        return torch.bfloat16, None
+    return torch.float16, torch.amp.GradScaler("cuda")
+
+
+def model_forward(model, x, feature_transform=None, amp_dtype=None):
+    """``pred, z = model(x, feature_transform)``; with ``amp_dtype`` the encoder runs under autocast
+    and ``z`` is cast back to float32 before the feature transform and the head (a bf16 prediction
+    has 8 significant bits: steps of 0.25 years at age 50), so losses and regularisers see float32."""
+    if amp_dtype is None:
+        return model(x, feature_transform=feature_transform)
+    if not (hasattr(model, "encoder") and hasattr(model, "head")):
+        raise TypeError("amp needs a dirlib.models.Regressor-like model with .encoder and .head")
+    with torch.autocast(device_type=x.device.type, dtype=amp_dtype):
+        z = model.encoder(x)
+    z = z.float()
+    h = feature_transform(z) if feature_transform is not None else z
+    return model.head(h).squeeze(-1), z
+
+
+def step_loss(st: TrainState, spec: MethodSpec, b: Batch, amp_dtype=None):
+    """The loss of one step: callbacks' ``prepare_batch`` -> forward (with their feature transforms)
+    -> base loss (elementwise or ``spec.base_loss_fn``) -> callbacks' ``extra_loss``.
+
+    Returns ``(b, loss, logs)``: the (rewritten) batch with ``pred`` and ``z`` set, the scalar loss
+    and the log terms; ``logs["base"]`` is a detached 0-d tensor (no host sync here)."""
+    callbacks = spec.callbacks
+    for cb in callbacks:
+        b = cb.prepare_batch(st, b)
+    transforms = [f for f in (cb.feature_transform(st, b) for cb in callbacks) if f is not None]
+    ft = None
+    if transforms:
+        def ft(z, _fs=transforms):
+            for f in _fs:
+                z = f(z)
+            return z
+    pred, z = model_forward(st.model, b.x, ft, amp_dtype)
+    b.pred, b.z = pred, z
+    if spec.base_loss_fn is not None:
+        loss = spec.base_loss_fn(pred, b.y, b.weights)
+    else:
+        el = elementwise_loss(spec.loss, pred, b.y, **spec.loss_kwargs)
+        loss = (el * b.weights).mean() if b.weights is not None else el.mean()
+    logs = {"base": loss.detach()}
+    for cb in callbacks:
+        extra, l2 = cb.extra_loss(st, b)
+        if extra is not None:
+            loss = loss + extra
+        logs.update(l2)
+    return b, loss, logs
+
+
+def step_update(st: TrainState, spec: MethodSpec, loss, logs: dict, scaler=None):
+    """Backward, optional gradient clipping, optimizer step, ``st.step += 1``, callbacks'
+    ``after_step``."""
+    cfg = st.cfg
+    st.optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        if cfg.grad_clip:
+            scaler.unscale_(st.optimizer)
+            torch.nn.utils.clip_grad_norm_(st.model.parameters(), cfg.grad_clip)
+        scaler.step(st.optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(st.model.parameters(), cfg.grad_clip)
+        st.optimizer.step()
+    st.step += 1
+    st.logs = logs
+    for cb in spec.callbacks:
+        cb.after_step(st)
+
+
+def _scalar(v):
+    return float(v.detach()) if isinstance(v, torch.Tensor) else v
 
 
 def _rng_state():
@@ -250,6 +357,8 @@ def fit(cfg: RunConfig, data: DIRData, spec: MethodSpec, model: Optional[torch.n
         kwargs = {**data.model_kwargs, **cfg.model_kwargs}
         model = build_model(cfg.model or data.model, **kwargs)
     model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
     callbacks = spec.callbacks
     st = TrainState(cfg=cfg, data=data, model=model, device=device)
     st.train_bins = torch.as_tensor(data.train_bins, dtype=torch.long)
@@ -287,6 +396,11 @@ def fit(cfg: RunConfig, data: DIRData, spec: MethodSpec, model: Optional[torch.n
     val_loader = make_loader(data.val, max(cfg.batch_size, 128), False, cfg)
     for cb in callbacks:
         cb.on_fit_start(st)
+    # per-sample lookups live on the device: indexing them there needs no blocking copy per step
+    bins_dev = st.train_bins.to(device)
+    weights_dev = None if st.sample_weights is None else st.sample_weights.to(device)
+    amp_dtype, scaler = amp_setup(cfg, device)
+    check_every = check_interval(device)
     t_fit = time.time()
     last_good = None
     for epoch in range(start_epoch, cfg.epochs):
@@ -303,55 +417,50 @@ def fit(cfg: RunConfig, data: DIRData, spec: MethodSpec, model: Optional[torch.n
         n_batches = len(train_loader) if cfg.max_batches is None else min(len(train_loader), cfg.max_batches)
         bar = tqdm(train_loader, total=n_batches, desc=f"{phase} epoch {epoch + 1}/{cfg.epochs}",
                    leave=False, disable=not cfg.progress)
+        pending = []   # steps whose loss is not checked / logged yet (one on the CPU)
+
+        def flush():
+            """Check and log the pending steps (one host sync); raise on a non-finite loss."""
+            nonlocal tot, cnt
+            if not pending:
+                return
+            vals = torch.stack([p[0].double() for p in pending]).cpu().tolist()
+            for v, (_, n, bj, gstep, lg, pidx, ppred) in zip(vals, pending):
+                if not math.isfinite(v):
+                    pending.clear()
+                    late = "" if gstep == st.step + 1 else \
+                        f" (detected {st.step + 1 - gstep} steps later: on CUDA the loss is checked " \
+                        f"every {check_every} steps)"
+                    terms = {k: _scalar(t) for k, t in lg.items()}
+                    raise DivergenceError(
+                        f"{phase} phase: loss became {v} at epoch {epoch + 1}, batch {bj + 1} "
+                        f"(global step {gstep}){late}; terms: {terms}. Lower the learning rate or "
+                        f"the regulariser weights; the last good checkpoint is kept.")
+                lg.update({k: _scalar(t) for k, t in lg.items()})
+                ep_pred[pidx.cpu().numpy()] = ppred.float().cpu().numpy()
+                tot += v * n
+                cnt += n
+            pending.clear()
+
         for bi, (x, y, idx) in enumerate(bar):
             if bi >= n_batches:
                 break
             x = x.to(device, non_blocking=True)
+            if cfg.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
             y = y.to(device, non_blocking=True).float()
-            b = Batch(x=x, y=y, idx=idx, bins=st.train_bins[idx].to(device),
-                      weights=None if st.sample_weights is None else st.sample_weights[idx].to(device))
-            for cb in callbacks:
-                b = cb.prepare_batch(st, b)
-            x, y, idx = b.x, b.y, b.idx
-            transforms = [f for f in (cb.feature_transform(st, b) for cb in callbacks) if f is not None]
-            ft = None
-            if transforms:
-                def ft(z, _fs=transforms):
-                    for f in _fs:
-                        z = f(z)
-                    return z
-            pred, z = model(x, feature_transform=ft)
-            b.pred, b.z = pred, z
-            if spec.base_loss_fn is not None:
-                loss = spec.base_loss_fn(pred, y, b.weights)
-            else:
-                el = elementwise_loss(spec.loss, pred, y, **spec.loss_kwargs)
-                loss = (el * b.weights).mean() if b.weights is not None else el.mean()
-            logs = {"base": float(loss.detach())}
-            for cb in callbacks:
-                extra, l2 = cb.extra_loss(st, b)
-                if extra is not None:
-                    loss = loss + extra
-                logs.update(l2)
-            if not torch.isfinite(loss):
-                raise DivergenceError(
-                    f"{phase} phase: loss became {float(loss.detach())} at epoch {epoch + 1}, batch {bi + 1} "
-                    f"(global step {st.step + 1}); terms: {logs}. Lower the learning rate or the "
-                    f"regulariser weights; the last good checkpoint is kept.")
-            st.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            st.optimizer.step()
-            st.step += 1
-            st.logs = logs
-            for cb in callbacks:
-                cb.after_step(st)
-            ep_pred[idx.cpu().numpy()] = pred.detach().float().cpu().numpy()
-            tot += float(loss.detach()) * len(y)
-            cnt += len(y)
-            if bi % 10 == 0:
+            idx_dev = idx.to(device, non_blocking=True)
+            b = Batch(x=x, y=y, idx=idx, bins=bins_dev[idx_dev],
+                      weights=None if weights_dev is None else weights_dev[idx_dev])
+            b, loss, logs = step_loss(st, spec, b, amp_dtype)
+            pending.append((loss.detach(), len(b.y), bi, st.step + 1, logs, b.idx, b.pred.detach()))
+            if len(pending) >= check_every:
+                flush()   # CPU: every step, before the update (a NaN loss never reaches the weights)
+            step_update(st, spec, loss, logs, scaler)
+            if not pending and (check_every > 1 or bi % 10 == 0):
                 bar.set_postfix(loss=f"{tot / max(cnt, 1):.4f}")
+        flush()
+        st.logs = {k: _scalar(v) for k, v in st.logs.items()}
         st.scheduler.step()
         train_time = time.time() - t0
         for cb in callbacks:

@@ -250,8 +250,10 @@ class DIRData:
     info: dict = field(default_factory=dict)
     # a version of ``train`` without augmentation (for prototype / FDS passes); defaults to train
     train_eval: Any = None
-    # optional: a callable ``views(idx) -> x`` returning a second augmented view (ConR, RnC)
+    # loader extras: "train_two_view" (a train dataset giving two augmented views), "two_view"...
     extra: dict = field(default_factory=dict)
+    # labels that define the shots (None: train_labels); set by subset() to the full train labels
+    shot_labels: Optional[np.ndarray] = None
 
     def __post_init__(self):
         for split in ("train", "val", "test"):
@@ -266,17 +268,77 @@ class DIRData:
     def train_bins(self) -> np.ndarray:
         return self.binning.index(self.train_labels)
 
+    @property
+    def shot_reference(self) -> np.ndarray:
+        return self.train_labels if self.shot_labels is None else self.shot_labels
+
     def shots(self, labels: Sequence[float]) -> np.ndarray:
-        return assign_shots(labels, self.train_labels, self.shot_spec, self.binning)
+        return assign_shots(labels, self.shot_reference, self.shot_spec, self.binning)
 
     def bin_shots(self) -> np.ndarray:
-        return label_shots(self.binning, self.train_labels, self.shot_spec)
+        return label_shots(self.binning, self.shot_reference, self.shot_spec)
+
+    def subset(self, n_train: Optional[int] = None, n_eval: Optional[int] = None,
+               seed: int = 0) -> "DIRData":
+        """A smaller copy for quick runs: ``n_train`` training samples drawn uniformly at random
+        (the long tail is kept in proportion) and ``n_eval`` samples of each of val / test drawn
+        per label as evenly as possible (they stay balanced). Shots are still defined by the FULL
+        training label counts (``shot_labels``), so a quick run's shot metrics mean the same thing.
+        """
+        import copy
+
+        rng = np.random.RandomState(seed)
+
+        def pick_train(n):
+            if n is None or n >= len(self.train_labels):
+                return np.arange(len(self.train_labels))
+            return np.sort(rng.choice(len(self.train_labels), n, replace=False))
+
+        def pick_eval(labels, n):
+            if n is None or n >= len(labels):
+                return np.arange(len(labels))
+            order = []
+            groups = [list(rng.permutation(np.flatnonzero(labels == v))) for v in np.unique(labels)]
+            while len(order) < n:
+                for g in groups:
+                    if g and len(order) < n:
+                        order.append(g.pop())
+            return np.sort(np.array(order))
+
+        it = pick_train(n_train)
+        iv, ie = pick_eval(self.val_labels, n_eval), pick_eval(self.test_labels, n_eval)
+        out = copy.copy(self)
+        out.train, out.train_eval = SubsetItems(self.train, it), SubsetItems(self.train_eval, it)
+        out.val, out.test = SubsetItems(self.val, iv), SubsetItems(self.test, ie)
+        out.train_labels = self.train_labels[it]
+        out.val_labels, out.test_labels = self.val_labels[iv], self.test_labels[ie]
+        out.shot_labels = self.shot_labels if self.shot_labels is not None else self.train_labels
+        out.extra = dict(self.extra)
+        if "train_two_view" in self.extra:
+            out.extra["train_two_view"] = SubsetItems(self.extra["train_two_view"], it)
+        out.info = {**self.info, "subset": {"n_train": len(it), "n_val": len(iv), "n_test": len(ie),
+                                             "seed": seed}}
+        return out
 
     def summary(self) -> dict:
         return {"name": self.name, "n_train": len(self.train_labels), "n_val": len(self.val_labels),
                 "n_test": len(self.test_labels), "n_bins": self.binning.n_bins,
                 "test_shot_counts": {s: int((self.shots(self.test_labels) == s).sum()) for s in SHOTS},
                 **{k: v for k, v in self.info.items() if not isinstance(v, (dict, list))}}
+
+
+class SubsetItems:
+    """Items ``(x, y, j)`` of ``dataset`` restricted to ``indices``, re-indexed ``0..len-1``."""
+
+    def __init__(self, dataset, indices):
+        self.dataset, self.indices = dataset, np.asarray(indices, dtype=np.int64)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, j):
+        x, y, _ = self.dataset[int(self.indices[j])]
+        return x, y, j
 
 
 def warn_once(msg: str):

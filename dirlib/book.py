@@ -1,0 +1,511 @@
+"""The book runner: execute the notebooks with papermill, then build the Jupyter Book.
+
+::
+
+    python -m dirlib.book list                                   # the notebooks book/_toc.yml lists
+    python -m dirlib.book run --params quick|full|FILE.json [--only NAME ...] [--set KEY=JSON ...]
+    python -m dirlib.book build [--params quick] [--no-run] [--no-strict]
+
+* Notebooks are MyST Markdown files ``notebooks/<name>.md`` (jupytext); the book's pages are their
+  executed copies ``book/_exec/<name>.ipynb`` (gitignored). A notebook is part of the book when
+  ``book/_toc.yml`` lists ``_exec/<name>``: that list is what ``run`` executes, in toc order.
+* Every notebook has exactly one ``parameters`` cell assigning exactly the names in :data:`PARAMS`
+  (checked before anything runs). A parameter set (``book/params/quick.json``, ``full.json`` or any
+  JSON file) gives values for some of them; the others keep the notebook's defaults. Its optional
+  ``"notebooks": {"<name>": {...}}`` block overrides values for single notebooks. Relative
+  ``DATA_DIR`` / ``RESULTS_DIR`` are taken from the repository root; ``DATA_DIR`` defaults to
+  ``$DIRLIB_DATA`` (None when unset: notebooks then use synthetic data) and ``RESULTS_DIR`` to the
+  repository's ``results/``.
+* Execution: ``papermill.execute_notebook(jupytext.read(md), out, parameters=...,
+  kernel_name="python3", execution_timeout=900)`` with the notebook's folder as working directory.
+  A failing cell stops the run with the notebook, the cell, the error and the path of the executed
+  copy (which holds the traceback). Per-notebook times are printed and written to
+  ``book/_exec/timings.json``.
+* ``build``: runs the notebooks (unless ``--no-run``), copies the optional docs the pages include
+  (:data:`OPTIONAL_DOCS`, a placeholder for a missing one) into ``book/_exec/docs/``, then
+  ``jupyter-book build book --all`` (``-W -n --keep-going`` unless ``--no-strict``) into
+  ``book/_build/html``. The offline JavaScript (``scripts/vendor_js.sh`` -> ``book/_vendor``) is used
+  when present; without it the build still works, with a warning, and the pages load MathJax and the
+  widget manager from CDNs.
+
+The small helpers :func:`resolve_dataset`, :func:`has_data` and :func:`make_config` are for the
+notebooks (the same parameter meaning on every page).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK = ROOT / "book"
+NOTEBOOKS = ROOT / "notebooks"
+EXEC = BOOK / "_exec"
+VENDOR = BOOK / "_vendor"
+DOCS = ROOT / "docs"
+EXEC_PREFIX = "_exec/"
+#: docs the "choices and deviations" page includes; a missing one gets a placeholder (build goes on)
+OPTIONAL_DOCS = ("frobenius-choices.md", "baseline-defaults.md")
+SOURCES = ("cached", "rerun")
+
+
+class BookError(RuntimeError):
+    """A notebook, parameter set or build step is wrong; the message says what and where."""
+
+
+# ----------------------------------------------------------------------------------- parameters
+def _is_str_list(v):
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _is_int_list(v):
+    return isinstance(v, list) and len(v) > 0 and all(isinstance(x, int) and not isinstance(x, bool)
+                                                      for x in v)
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+#: every notebook's parameters: name -> (check, description of the valid values)
+PARAMS = {
+    "QUICK": (lambda v: isinstance(v, bool), "true | false (CPU-quick settings)"),
+    "DATASET": (lambda v: isinstance(v, str) and v != "",
+                "a dataset name (sts-b-dir, utkface-dir, agedb-dir, imdb-wiki-dir, synthetic) or "
+                "\"auto\" (real data when DATA_DIR has it, else synthetic)"),
+    "METHODS": (lambda v: v is None or (_is_str_list(v) and len(v) > 0),
+                "a non-empty list of method names, e.g. [\"vanilla\", \"ranksim+frobenius\"], or null "
+                "(the notebook's own list)"),
+    "SEEDS": (_is_int_list, "a non-empty list of integers, e.g. [0, 1, 2]"),
+    "EPOCHS": (lambda v: v is None or (_is_int(v) and v > 0),
+               "a positive integer or null (quick: a few; full: the dataset's recipe)"),
+    "DEVICE": (lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v) is not None,
+               "\"auto\", \"cpu\", \"cuda\", \"cuda:N\" or \"mps\""),
+    "DATA_DIR": (lambda v: v is None or (isinstance(v, str) and v != ""),
+                 "a folder path or null ($DIRLIB_DATA; none: synthetic data only)"),
+    "RESULTS_DIR": (lambda v: isinstance(v, str) and v != "", "a folder path (run records)"),
+    "SOURCE": (lambda v: v in SOURCES, "\"cached\" (committed run records) or \"rerun\" (train now)"),
+}
+PARAM_NAMES = tuple(PARAMS)
+
+
+def _valid_list() -> str:
+    return "; ".join(f"{k}: {d}" for k, (_, d) in PARAMS.items())
+
+
+def validate_params(params: dict, where: str = "parameters") -> dict:
+    """Check names and types; raise :class:`BookError` listing the valid ones."""
+    if not isinstance(params, dict):
+        raise BookError(f"{where}: expected a JSON object of parameters, got {type(params).__name__}")
+    unknown = sorted(set(params) - set(PARAMS))
+    if unknown:
+        raise BookError(f"{where}: unknown parameter(s) {unknown}; valid parameters: {_valid_list()}")
+    for k, v in params.items():
+        check, desc = PARAMS[k]
+        if not check(v):
+            raise BookError(f"{where}: parameter {k} = {json.dumps(v)} is not valid; {k} must be {desc}. "
+                            f"Valid parameters: {_valid_list()}")
+    return params
+
+
+def load_params(spec: str) -> dict:
+    """``"quick"`` / ``"full"`` (``book/params/<spec>.json``) or a path to a JSON file. Returns
+    ``{"common": {...}, "notebooks": {name: {...}}}``, validated."""
+    path = BOOK / "params" / f"{spec}.json" if spec in ("quick", "full") else Path(spec)
+    if not path.is_file():
+        valid = sorted(p.stem for p in (BOOK / "params").glob("*.json"))
+        raise BookError(f"parameter set {spec!r} not found ({path}); use one of {valid} or a JSON file")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise BookError(f"{path}: not valid JSON: {e}") from None
+    if not isinstance(raw, dict):
+        raise BookError(f"{path}: expected a JSON object")
+    per = raw.pop("notebooks", {}) or {}
+    common = validate_params(raw, str(path))
+    if not isinstance(per, dict):
+        raise BookError(f"{path}: \"notebooks\" must map notebook names to parameter objects")
+    for name, p in per.items():
+        validate_params(p, f"{path} (notebooks.{name})")
+    return {"common": common, "notebooks": per, "path": str(path)}
+
+
+def resolve_params(pset: dict, name: str) -> dict:
+    """The parameters papermill injects into notebook ``name``: the set's common values, then its
+    per-notebook overrides, then ``--set`` overrides, with paths made absolute and DATA_DIR /
+    RESULTS_DIR defaulted."""
+    p = {**pset["common"], **pset["notebooks"].get(name, {}), **pset.get("overrides", {})}
+    if "DATA_DIR" not in p:
+        env = os.environ.get("DIRLIB_DATA")
+        p["DATA_DIR"] = env if env else None
+    if p.get("DATA_DIR"):
+        p["DATA_DIR"] = str((ROOT / p["DATA_DIR"]).resolve())
+    p["RESULTS_DIR"] = str((ROOT / p.get("RESULTS_DIR", "results")).resolve())
+    return validate_params(p, f"parameters for {name}")
+
+
+# ----------------------------------------------------------------------------------- notebooks
+def toc_notebooks(book: Path = BOOK) -> list:
+    """Names of the notebooks ``book/_toc.yml`` lists (``file: _exec/<name>``), in toc order."""
+    import yaml
+    toc_path = book / "_toc.yml"
+    toc = yaml.safe_load(toc_path.read_text())
+    names = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ("file", "root") and isinstance(v, str):
+                    f = v[:-6] if v.endswith(".ipynb") else v
+                    if f.startswith(EXEC_PREFIX) and f[len(EXEC_PREFIX):] not in names:
+                        names.append(f[len(EXEC_PREFIX):])
+                else:
+                    walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(toc)
+    return names
+
+
+def notebook_path(name: str) -> Path:
+    return NOTEBOOKS / f"{name}.md"
+
+
+def check_names(only: Optional[Sequence[str]], valid: Sequence[str]) -> list:
+    if not only:
+        return list(valid)
+    bad = [n for n in only if n not in valid]
+    if bad:
+        raise BookError(f"unknown notebook name(s) {bad}; the book's notebooks (book/_toc.yml) are: "
+                        f"{', '.join(valid)}")
+    return [n for n in valid if n in only]
+
+
+def parameters_cell(nb) -> tuple:
+    """(index, source) of the single ``parameters`` cell; :class:`BookError` otherwise."""
+    cells = [(i, c) for i, c in enumerate(nb.cells)
+             if c.cell_type == "code" and "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise BookError(f"expected exactly one code cell tagged 'parameters', found {len(cells)}")
+    return cells[0][0], cells[0][1].source
+
+
+def check_notebook(name: str):
+    """Read ``notebooks/<name>.md`` and check its parameters cell assigns exactly :data:`PARAMS`
+    (with defaults of valid types). Returns the notebook (nbformat node)."""
+    import jupytext
+    path = notebook_path(name)
+    if not path.is_file():
+        raise BookError(f"book/_toc.yml lists _exec/{name}, but {path} does not exist")
+    nb = jupytext.read(path, fmt="md:myst")
+    try:
+        _, src = parameters_cell(nb)
+    except BookError as e:
+        raise BookError(f"{path}: {e}") from None
+    try:
+        tree = ast.parse(src)
+    except SyntaxError as e:
+        raise BookError(f"{path}: parameters cell does not parse: {e}") from None
+    defaults = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                defaults[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                raise BookError(f"{path}: parameter {node.targets[0].id} must have a literal default "
+                                f"(number, string, list, None)") from None
+        elif not isinstance(node, ast.Expr):
+            raise BookError(f"{path}: the parameters cell may only hold NAME = literal lines")
+    missing = [k for k in PARAM_NAMES if k not in defaults]
+    extra = [k for k in defaults if k not in PARAMS]
+    if missing or extra:
+        raise BookError(f"{path}: the parameters cell must assign exactly {', '.join(PARAM_NAMES)}; "
+                        f"missing {missing}, not allowed {extra}")
+    validate_params(defaults, f"{path} (defaults)")
+    return nb
+
+
+def execute(name: str, params: dict, *, out_dir: Path = EXEC, timeout: int = 900) -> dict:
+    """Execute one notebook with papermill into ``out_dir/<name>.ipynb``; returns timing info."""
+    import papermill
+    nb = check_notebook(name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{name}.ipynb"
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    t0 = time.time()
+    try:
+        papermill.execute_notebook(nb, str(out), parameters=params, kernel_name="python3",
+                                   execution_timeout=timeout, cwd=str(NOTEBOOKS), progress_bar=False,
+                                   log_output=False)
+    except papermill.PapermillExecutionError as e:
+        raise BookError(f"notebook {name} failed in cell {e.exec_count or e.cell_index}: {e.ename}: "
+                        f"{e.evalue}\n  executed copy with the traceback: {out}") from None
+    except Exception as e:  # timeouts, dead kernels
+        raise BookError(f"notebook {name} did not finish: {type(e).__name__}: {e}\n"
+                        f"  partial executed copy: {out}") from None
+    return {"name": name, "seconds": round(time.time() - t0, 2), "path": str(out)}
+
+
+def run(params: str = "quick", only: Optional[Sequence[str]] = None, overrides: Optional[dict] = None,
+        timeout: int = 900, out_dir: Path = EXEC, log=print) -> list:
+    """Execute the book's notebooks (all, or ``only``) with parameter set ``params``."""
+    names_all = toc_notebooks()
+    names = check_names(only, names_all)
+    pset = load_params(params)
+    if overrides:
+        pset["overrides"] = validate_params(overrides, "--set")
+    stray = sorted(p.stem for p in NOTEBOOKS.glob("*.md") if p.stem not in names_all)
+    if stray:
+        log(f"note: notebooks/{{{', '.join(stray)}}}.md not listed in book/_toc.yml: not executed")
+    for n in names:  # check every notebook before spending time on any
+        check_notebook(n)
+    stage_docs()
+    timings = []
+    for n in names:
+        p = resolve_params(pset, n)
+        log(f"running {n} ({pset['path']}) ...")
+        t = execute(n, p, out_dir=out_dir, timeout=timeout)
+        log(f"  {n}: {t['seconds']:.1f} s -> {t['path']}")
+        timings.append(t)
+    if timings:
+        slow = max(timings, key=lambda t: t["seconds"])
+        log(f"{len(timings)} notebook(s), {sum(t['seconds'] for t in timings):.1f} s in all; slowest: "
+            f"{slow['name']} ({slow['seconds']:.1f} s)")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "timings.json").write_text(json.dumps(timings, indent=1))
+    return timings
+
+
+# ----------------------------------------------------------------------------------- docs
+_LINK = re.compile(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)")
+
+
+def _rewrite_links(text: str, src_dir: Path) -> str:
+    """Relative links in a doc point at repository files the book does not contain: turn them into
+    the link text plus the repository path in code font (absolute URLs and #anchors are kept)."""
+    def sub(m):
+        label, target = m.group(1), m.group(2)
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+            return m.group(0)
+        path_part = target.split("#")[0]
+        try:
+            rel = (src_dir / path_part).resolve().relative_to(ROOT)
+        except ValueError:
+            rel = Path(path_part)
+        return f"{label} (`{rel.as_posix()}`)"
+    return _LINK.sub(sub, text)
+
+
+def docs_status() -> list:
+    """[{"doc", "path", "present"}] for :data:`OPTIONAL_DOCS`, then any other ``docs/*.md``."""
+    out = [{"doc": d, "path": f"docs/{d}", "present": (DOCS / d).is_file(), "included": True}
+           for d in OPTIONAL_DOCS]
+    if DOCS.is_dir():
+        out += [{"doc": p.name, "path": f"docs/{p.name}", "present": True, "included": False}
+                for p in sorted(DOCS.glob("*.md")) if p.name not in OPTIONAL_DOCS]
+    return out
+
+
+def stage_docs(dest: Path = EXEC / "docs") -> dict:
+    """Copy :data:`OPTIONAL_DOCS` to ``dest`` for the pages' ``{include}`` directives (relative links
+    rewritten); a missing doc gets a placeholder page saying so. Returns ``{doc: present}``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    status = {}
+    for d in OPTIONAL_DOCS:
+        src = DOCS / d
+        if src.is_file():
+            text = _rewrite_links(src.read_text(), src.parent)
+            status[d] = True
+        else:
+            title = d[:-3].replace("-", " ").capitalize()
+            text = (f"# {title}\n\n```{{warning}}\n`docs/{d}` is not written yet: this section will show "
+                    f"it once it exists (the book build includes it automatically).\n```\n")
+            status[d] = False
+        (dest / d).write_text(text)
+    return status
+
+
+# ----------------------------------------------------------------------------------- build
+def vendored() -> bool:
+    return (VENDOR / ".vendored").is_file()
+
+
+def _cdn_config() -> Path:
+    """A copy of book/_config.yml without the vendored-JS settings (used when book/_vendor is absent)."""
+    import yaml
+    cfg = yaml.safe_load((BOOK / "_config.yml").read_text())
+    sph = cfg.get("sphinx", {}).get("config", {})
+    for k in ("mathjax_path", "nb_ipywidgets_js"):
+        sph.pop(k, None)
+    sph["html_static_path"] = [p for p in sph.get("html_static_path", []) if p != "_vendor"]
+    EXEC.mkdir(parents=True, exist_ok=True)
+    path = EXEC / "_config.cdn.yml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def jupyter_book_cmd() -> list:
+    exe = Path(sys.executable).parent / "jupyter-book"
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("jupyter-book")
+    if not found:
+        raise BookError("jupyter-book not found: install the book extras (pip install -e '.[book]')")
+    return [found]
+
+
+def build(params: str = "quick", only: Optional[Sequence[str]] = None, run_first: bool = True,
+          strict: bool = True, timeout: int = 900, log=print) -> Path:
+    """Run the notebooks (unless ``run_first`` is False), then build the HTML book. Returns the path
+    of ``index.html``."""
+    t0 = time.time()
+    if run_first:
+        run(params, only=only, timeout=timeout, log=log)
+    missing = [n for n in toc_notebooks() if not (EXEC / f"{n}.ipynb").is_file()]
+    if missing:
+        raise BookError(f"no executed copy of {missing} in {EXEC}: run `python -m dirlib.book run` first")
+    staged = stage_docs()
+    for d, ok in staged.items():
+        if not ok:
+            log(f"note: docs/{d} does not exist yet: the book shows a placeholder")
+    cmd = jupyter_book_cmd() + ["build", str(BOOK), "--all"]
+    if strict:
+        cmd += ["-W", "-n", "--keep-going"]
+    if not vendored():
+        log("WARNING: book/_vendor is missing (run scripts/vendor_js.sh): the pages will load MathJax "
+            "and the widget manager from CDNs")
+        cmd += ["--config", str(_cdn_config())]
+    log("$ " + " ".join(cmd))
+    t1 = time.time()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr)[-6000:]
+        raise BookError(f"jupyter-book build failed (exit {proc.returncode}):\n{tail}")
+    index = BOOK / "_build" / "html" / "index.html"
+    if not index.is_file():
+        raise BookError(f"jupyter-book reported success but {index} is missing")
+    log(f"book built in {time.time() - t1:.1f} s (total {time.time() - t0:.1f} s): {index}")
+    return index
+
+
+# ----------------------------------------------------------------------------------- notebook helpers
+def has_data(dataset: str, data_dir=None) -> bool:
+    """Whether the files ``dataset`` needs are under ``data_dir`` (else ``$DIRLIB_DATA``)."""
+    if dataset == "synthetic":
+        return True
+    d = data_dir or os.environ.get("DIRLIB_DATA")
+    if not d or not Path(d).is_dir():
+        return False
+    d = Path(d)
+    need = {"sts-b-dir": [d / "sts-b-dir" / f"{s}_new.tsv" for s in ("train", "dev", "test")],
+            "utkface-dir": [d / "utkface" / "crop_part1"],
+            "agedb-dir": [d / "agedb-dir" / "agedb.csv", d / "agedb-dir" / "AgeDB"],
+            "imdb-wiki-dir": [d / "imdb-wiki-dir" / "imdb_wiki.csv"]}
+    if dataset not in need:
+        from .data import DATASETS
+        raise ValueError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
+    return all(p.exists() for p in need[dataset])
+
+
+def resolve_dataset(dataset: str, data_dir=None, prefer: Sequence[str] = ("sts-b-dir", "utkface-dir")
+                    ) -> str:
+    """The dataset a notebook uses: ``dataset`` itself (its data must exist: a clear error
+    otherwise), or for ``"auto"`` the first of ``prefer`` whose data is present, else
+    ``"synthetic"``."""
+    from .data import DATASETS
+    if dataset == "auto":
+        for name in prefer:
+            if has_data(name, data_dir):
+                return name
+        return "synthetic"
+    if dataset not in DATASETS:
+        raise ValueError(f"DATASET = {dataset!r} is not valid; use one of {', '.join(DATASETS)} or 'auto'")
+    if not has_data(dataset, data_dir):
+        from .data import DataNotFoundError
+        raise DataNotFoundError(f"DATASET = {dataset!r} but its files are not under DATA_DIR = "
+                                f"{data_dir or os.environ.get('DIRLIB_DATA')!r}; see README.md#data "
+                                f"(or use DATASET = 'auto' / 'synthetic')")
+    return dataset
+
+
+#: quick settings: epochs and training-batch cap per dataset (None: no cap)
+QUICK_EPOCHS = {"synthetic": 5}
+QUICK_MAX_BATCHES = 20
+
+
+def make_config(dataset: str, method: str, *, seed: int = 0, epochs: Optional[int] = None,
+                quick: bool = True, device: str = "auto", **overrides):
+    """A :class:`~dirlib.train.RunConfig` with the dataset's recipe defaults (``dirlib.cli``). Quick:
+    ``epochs`` defaults to 5 on synthetic data and 1 elsewhere, training capped at
+    :data:`QUICK_MAX_BATCHES` batches per epoch on real data, no progress bars."""
+    from .cli import DATASET_DEFAULTS
+    from .train import RunConfig
+    d = dict(DATASET_DEFAULTS.get(dataset, {}))
+    if quick:
+        d["epochs"] = QUICK_EPOCHS.get(dataset, 1)
+        if dataset != "synthetic":
+            d["max_batches"] = QUICK_MAX_BATCHES
+    if epochs is not None:
+        d["epochs"] = int(epochs)
+    d.update(overrides)
+    d.setdefault("progress", False)
+    return RunConfig(dataset=dataset, method=method, seed=seed, device=device, **d)
+
+
+# ----------------------------------------------------------------------------------- CLI
+def _kv(items) -> dict:
+    out = {}
+    for it in items or []:
+        if "=" not in it:
+            raise BookError(f"--set expects KEY=JSON, got {it!r}")
+        k, v = it.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m dirlib.book", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="the notebooks book/_toc.yml lists")
+    for name in ("run", "build"):
+        s = sub.add_parser(name, help="execute the notebooks" if name == "run"
+                           else "execute the notebooks (quick) and build book/_build/html")
+        s.add_argument("--params", default="quick", help="quick | full | path to a JSON file")
+        s.add_argument("--only", nargs="+", metavar="NAME", help="only these notebooks")
+        s.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")
+        if name == "run":
+            s.add_argument("--set", nargs="+", metavar="KEY=JSON", help="override parameters")
+        else:
+            s.add_argument("--no-run", action="store_true", help="build from the existing executed copies")
+            s.add_argument("--no-strict", action="store_true", help="do not turn warnings into errors")
+    a = p.parse_args(argv)
+    try:
+        if a.cmd == "list":
+            for n in toc_notebooks():
+                print(f"{n:32s} {notebook_path(n).relative_to(ROOT)}")
+        elif a.cmd == "run":
+            run(a.params, only=a.only, overrides=_kv(a.set), timeout=a.timeout)
+        else:
+            build(a.params, only=a.only, run_first=not a.no_run, strict=not a.no_strict,
+                  timeout=a.timeout)
+    except BookError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,304 @@
+"""The results store: run records in, tables out.
+
+* :func:`load_records` reads every ``**/run.json`` under a results folder (records written by
+  :mod:`dirlib.experiment` / :mod:`dirlib.records`) and filters them by dataset, method, status or
+  any other config key.
+* :func:`summary_table` aggregates records into mean and standard deviation over seeds, one row per
+  method x shot. It refuses (``ValueError``) to mix records that are not comparable: different data
+  (``data_hash``), or configs that differ in anything but the seed and the run-time-only keys in
+  :data:`RUNTIME_KEYS`. Only ``status == "completed"`` records count; the others are named in a
+  warning.
+* :func:`write_table` writes a table as CSV atomically (temporary file + rename).
+* :func:`paper_table` reads the paper's Tables 1-3 from ``results/paper_tables.csv``.
+* ``python -m dirlib.results tables --results results/ --out results/tables/`` regenerates every
+  table (:func:`regenerate_tables`).
+
+Choices: the standard deviation is the sample one (``ddof=1``) over seeds, NaN for a single seed
+(undefined, not zero); a metric that is ``null`` in a record (NaN, e.g. a shot with no test sample)
+makes that cell's mean NaN (no silent ``nanmean``); two completed records with the same config and
+the same seed are an error (a copied run would otherwise count twice).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Iterable, Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+
+SHOTS_ALL = ("all", "many", "median", "few")
+#: config keys that do not change what a run computes (ignored when checking comparability)
+RUNTIME_KEYS = ("seed", "progress", "device", "num_workers")
+#: the metrics each dataset's table reports (the paper's Tables 1-3); others: MAE and GM
+DATASET_METRICS = {"sts-b-dir": ("mse", "pearson")}
+DEFAULT_METRICS = ("mae", "gm")
+PAPER_TABLES = Path(__file__).resolve().parent.parent / "results" / "paper_tables.csv"
+INDEX_COLUMNS = ["table", "dataset", "n_records", "n_methods", "methods", "seeds", "data_hash", "file"]
+
+
+# ----------------------------------------------------------------------------------- reading
+def load_records(results_dir, dataset: Optional[str] = None,
+                 method: Union[None, str, Iterable[str]] = None, status: Optional[str] = None,
+                 **where) -> list:
+    """Every run record (``**/run.json``) under ``results_dir``, sorted by path.
+
+    Filters (all optional): ``dataset`` (``config["dataset"]``), ``method`` (one name or several),
+    ``status`` (``"completed"``, ``"failed"``, ``"running"``) and ``**where`` for any other config
+    key (``epochs=90``, ``seed=0`` ...; a record without that key does not match). Each returned
+    record gets ``"_path"`` (the file it came from). A missing folder is an error; a folder without
+    records gives ``[]``.
+    """
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"results folder {str(root)!r} does not exist")
+    methods = None
+    if method is not None:
+        methods = {method} if isinstance(method, str) else set(method)
+    out = []
+    for path in sorted(root.rglob("run.json")):
+        try:
+            with open(path) as f:
+                rec = json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"unreadable run record {path}: {e}") from e
+        if not isinstance(rec, dict) or not isinstance(rec.get("config"), dict):
+            raise ValueError(f"{path} is not a run record (no 'config' dict)")
+        cfg = rec["config"]
+        if dataset is not None and cfg.get("dataset") != dataset:
+            continue
+        if methods is not None and cfg.get("method") not in methods:
+            continue
+        if status is not None and rec.get("status") != status:
+            continue
+        if any(k not in cfg or cfg[k] != v for k, v in where.items()):
+            continue
+        rec["_path"] = str(path)
+        out.append(rec)
+    return out
+
+
+def comparable_config(config: dict) -> dict:
+    """``config`` without the keys that may differ between seeds of one experiment."""
+    return {k: v for k, v in config.items() if k not in RUNTIME_KEYS}
+
+
+def _name(rec: dict) -> str:
+    return rec.get("_path") or f"config_hash {rec.get('config_hash')}"
+
+
+def _config_hash(rec: dict) -> str:
+    if rec.get("config_hash"):
+        return str(rec["config_hash"])
+    from .records import stable_hash
+    return stable_hash(rec["config"])
+
+
+def completed(records: Sequence[dict], warn: bool = True) -> list:
+    """The records with ``status == "completed"``; the others are named in a warning."""
+    done = [r for r in records if r.get("status") == "completed"]
+    skipped = [r for r in records if r.get("status") != "completed"]
+    if skipped and warn:
+        warnings.warn(f"{len(skipped)} run record(s) not completed, left out: " + "; ".join(
+            f"{_name(r)} (status {r.get('status')!r})" for r in skipped), stacklevel=3)
+    return done
+
+
+def check_comparable(records: Sequence[dict]) -> None:
+    """Raise ``ValueError`` unless all ``records`` share one ``data_hash`` and, per method, one config
+    up to :data:`RUNTIME_KEYS` and no seed twice."""
+    if not records:
+        return
+    first = records[0]
+    for r in records:
+        if not r.get("data_hash"):
+            raise ValueError(f"run record {_name(r)} has no data_hash; cannot check it used the same data")
+        if r["data_hash"] != first["data_hash"]:
+            raise ValueError(
+                f"refusing to aggregate runs on different data: data_hash {first['data_hash']} "
+                f"({_name(first)}) != {r['data_hash']} ({_name(r)})")
+    by_method = {}
+    for r in records:
+        by_method.setdefault(r["config"].get("method"), []).append(r)
+    for method, recs in by_method.items():
+        ref = recs[0]
+        ref_cfg = comparable_config(ref["config"])
+        seen = {}
+        for r in recs:
+            cfg = comparable_config(r["config"])
+            if cfg != ref_cfg:
+                keys = sorted(k for k in set(cfg) | set(ref_cfg) if cfg.get(k, "<absent>") !=
+                              ref_cfg.get(k, "<absent>"))
+                diff = ", ".join(f"{k}: {ref_cfg.get(k, '<absent>')!r} vs {cfg.get(k, '<absent>')!r}"
+                                 for k in keys)
+                raise ValueError(
+                    f"refusing to aggregate method {method!r}: config_hash {_config_hash(ref)} "
+                    f"({_name(ref)}) and config_hash {_config_hash(r)} ({_name(r)}) differ in more "
+                    f"than the seed: {diff}")
+            seed = r["config"].get("seed")
+            if seed in seen:
+                raise ValueError(f"method {method!r}: seed {seed} appears twice ({_name(seen[seed])} "
+                                 f"and {_name(r)}); a run must count once")
+            seen[seed] = r
+
+
+def _metric(rec: dict, split: str, shot: str, metric: str) -> float:
+    try:
+        block = rec[split][shot]
+    except (KeyError, TypeError):
+        raise ValueError(f"run record {_name(rec)} has no {split}[{shot!r}] block") from None
+    if metric not in block:
+        raise ValueError(f"metric {metric!r} is not in {split}[{shot!r}] of {_name(rec)} "
+                         f"(it has: {', '.join(sorted(block))})")
+    v = block[metric]
+    return math.nan if v is None else float(v)
+
+
+def summary_table(records: Sequence[dict], metrics: Sequence[str] = DEFAULT_METRICS,
+                  split: str = "test", shots: Sequence[str] = SHOTS_ALL) -> pd.DataFrame:
+    """Mean and sample std over seeds, one row per method x shot.
+
+    Columns: ``dataset, method, shot, n_seeds, seeds, n`` (samples in that shot of the split) then
+    ``<metric>_mean, <metric>_std`` for each metric. Methods are sorted by name, shots in the order
+    given. Raises ``ValueError`` for non-comparable records (:func:`check_comparable`).
+    """
+    metrics = tuple(metrics)
+    cols = ["dataset", "method", "shot", "n_seeds", "seeds", "n"] + [
+        f"{m}_{s}" for m in metrics for s in ("mean", "std")]
+    recs = completed(records)
+    if not recs:
+        return pd.DataFrame(columns=cols)
+    check_comparable(recs)
+    by_method = {}
+    for r in recs:
+        by_method.setdefault(r["config"]["method"], []).append(r)
+    rows = []
+    for method in sorted(by_method):
+        group = sorted(by_method[method], key=lambda r: r["config"].get("seed"))
+        seeds = [r["config"].get("seed") for r in group]
+        for shot in shots:
+            row = {"dataset": group[0]["config"].get("dataset"), "method": method, "shot": shot,
+                   "n_seeds": len(group), "seeds": ",".join(str(s) for s in seeds),
+                   "n": _n(group[0], split, shot)}
+            for m in metrics:
+                vals = np.array([_metric(r, split, shot, m) for r in group], dtype=np.float64)
+                row[f"{m}_mean"] = float(vals.mean())
+                row[f"{m}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else math.nan
+            rows.append(row)
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _n(rec, split, shot):
+    v = (rec.get(split) or {}).get(shot, {}).get("n")
+    return None if v is None else int(v)
+
+
+def format_table(df: pd.DataFrame, metrics: Optional[Sequence[str]] = None, digits: int = 2
+                 ) -> pd.DataFrame:
+    """A display table: rows = methods, columns = (metric, shot), cells ``"mean ± std"`` (just the mean
+    for a single seed)."""
+    if metrics is None:
+        metrics = [c[:-5] for c in df.columns if c.endswith("_mean")]
+    out = {}
+    for m in metrics:
+        for _, r in df.iterrows():
+            mean, std = r[f"{m}_mean"], r[f"{m}_std"]
+            cell = f"{mean:.{digits}f}" + ("" if pd.isna(std) else f" ± {std:.{digits}f}")
+            out.setdefault((m.upper() if m != "pearson" else "Pearson", r["shot"]), {})[r["method"]] = cell
+    return pd.DataFrame(out)
+
+
+# ----------------------------------------------------------------------------------- writing
+def write_table(df: pd.DataFrame, path) -> Path:
+    """Write ``df`` as CSV (no index, floats with 10 significant digits) atomically: a temporary file
+    in the same folder renamed over ``path``, so a reader never sees half a table."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = df.to_csv(index=False, float_format="%.10g", lineterminator="\n")
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def regenerate_tables(results_dir, out_dir) -> list:
+    """Rebuild every table from the records under ``results_dir`` into ``out_dir``: one
+    ``<dataset>.csv`` (:func:`summary_table` with the dataset's metrics) per dataset that has
+    completed records, and ``index.csv`` listing them (only its header when there are none).
+    Returns the written paths."""
+    out_dir = Path(out_dir)
+    records = load_records(results_dir)
+    done = completed(records)
+    by_ds = {}
+    for r in done:
+        by_ds.setdefault(r["config"].get("dataset"), []).append(r)
+    written, index = [], []
+    for ds in sorted(by_ds, key=str):
+        recs = by_ds[ds]
+        try:
+            df = summary_table(recs, metrics=DATASET_METRICS.get(ds, DEFAULT_METRICS))
+        except ValueError as e:
+            raise ValueError(f"table {ds}: {e}") from None
+        fname = f"{ds}.csv"
+        written.append(write_table(df, out_dir / fname))
+        index.append({"table": ds, "dataset": ds, "n_records": len(recs),
+                      "n_methods": df["method"].nunique(),
+                      "methods": ";".join(sorted(df["method"].unique())),
+                      "seeds": ";".join(sorted({str(r["config"].get("seed")) for r in recs})),
+                      "data_hash": recs[0]["data_hash"], "file": fname})
+    written.append(write_table(pd.DataFrame(index, columns=INDEX_COLUMNS), out_dir / "index.csv"))
+    return written
+
+
+# ----------------------------------------------------------------------------------- paper
+def paper_table(table: Optional[int] = None, path=None) -> pd.DataFrame:
+    """The paper's numbers (``results/paper_tables.csv``): columns ``table, dataset, method, metric,
+    shot, value, source``; ``value`` is float (NaN where the paper prints ``-``). ``table`` selects 1,
+    2 or 3."""
+    df = pd.read_csv(path or PAPER_TABLES, dtype={"value": "float64"})
+    if table is not None:
+        if table not in (1, 2, 3):
+            raise ValueError(f"table must be 1, 2 or 3, got {table!r}")
+        df = df[df["table"] == table].reset_index(drop=True)
+    return df
+
+
+# ----------------------------------------------------------------------------------- CLI
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m dirlib.results",
+                                description="Tables from run records.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("tables", help="regenerate every table from the run records")
+    t.add_argument("--results", default="results", help="folder searched for **/run.json")
+    t.add_argument("--out", default="results/tables", help="output folder for the CSV tables")
+    a = p.parse_args(argv)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            paths = regenerate_tables(a.results, a.out)
+        for w in caught:
+            print(f"warning: {w.message}", file=sys.stderr)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for path in paths:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Vendor the JavaScript the book's pages load, so they work with no CDN reachable:
+#   widgets/require.js       requirejs@2.3.8            (require.js)
+#   widgets/embed-amd.js     @jupyter-widgets/html-manager@1.0.15 (dist/embed-amd.js + its font files)
+#   mathjax/                 mathjax@3.2.2              (es5/tex-mml-chtml.js + input output adaptors a11y ui sre)
+# into book/_vendor/ (gitignored; book/_config.yml points html_static_path, nb_ipywidgets_js and
+# mathjax_path there). Fetched with `npm pack` from the npm registry into a temporary folder.
+# Idempotent: does nothing when book/_vendor/.vendored already names these versions.
+# Usage: scripts/vendor_js.sh [DEST]   (default DEST: book/_vendor)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEST="${1:-book/_vendor}"
+PKGS="@jupyter-widgets/html-manager@1.0.15 requirejs@2.3.8 mathjax@3.2.2"
+if [ -f "$DEST/.vendored" ] && [ "$(cat "$DEST/.vendored")" = "$PKGS" ]; then
+  echo "vendor_js: $DEST is up to date ($PKGS)"
+  exit 0
+fi
+if ! command -v npm >/dev/null 2>&1; then
+  echo "vendor_js: npm not found. Install Node.js/npm (e.g. apt-get install -y npm), or build the book" >&2
+  echo "vendor_js: without vendored JS (its pages then load MathJax and the widget manager from CDNs)." >&2
+  exit 1
+fi
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+( cd "$tmp" && npm pack --silent $PKGS >/dev/null )
+for f in "$tmp"/*.tgz; do
+  d="$tmp/x/$(basename "$f" .tgz)"
+  mkdir -p "$d"
+  tar -xzf "$f" -C "$d"
+done
+hm="$tmp/x/jupyter-widgets-html-manager-1.0.15/package/dist"
+rq="$tmp/x/requirejs-2.3.8/package"
+mj="$tmp/x/mathjax-3.2.2/package/es5"
+out="$tmp/out"
+mkdir -p "$out/widgets" "$out/mathjax"
+cp "$rq/require.js" "$out/widgets/require.js"
+cp "$hm/embed-amd.js" "$out/widgets/embed-amd.js"
+# the widget CSS refers to Font Awesome files next to embed-amd.js by their hashed names
+find "$hm" -maxdepth 1 -type f \( -name '*.woff' -o -name '*.woff2' -o -name '*.ttf' -o -name '*.eot' \
+  -o -name '*.svg' \) -exec cp {} "$out/widgets/" \;
+cp "$mj/tex-mml-chtml.js" "$out/mathjax/"
+for sub in input output adaptors a11y ui sre; do cp -r "$mj/$sub" "$out/mathjax/"; done
+cp "$tmp/x/mathjax-3.2.2/package/LICENSE" "$out/mathjax/LICENSE"
+echo "$PKGS" > "$out/.vendored"
+rm -rf "$DEST.tmp"
+mkdir -p "$(dirname "$DEST")"
+mv "$out" "$DEST.tmp"
+rm -rf "$DEST"
+mv "$DEST.tmp" "$DEST"
+echo "vendor_js: wrote $DEST ($(du -sh "$DEST" | cut -f1)): $PKGS"

@@ -1,0 +1,295 @@
+"""The book: runner checks, every notebook executing under papermill (quick parameters), the Jupyter
+Book build, and checks on the built pages (parsed HTML always; a headless Chromium check of loaded
+images, error outputs and offline MathJax when /usr/bin/chromium exists).
+
+The build runs once per session in place (book/_exec, book/_build: both gitignored), exactly as
+`make book` does. Needs the book extras (pip install -e '.[book]'); skipped without them."""
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("papermill", reason="book extras not installed (pip install -e '.[test,book]')")
+pytest.importorskip("jupytext", reason="book extras not installed")
+pytest.importorskip("jupyter_book", reason="book extras not installed")
+bs4 = pytest.importorskip("bs4", reason="beautifulsoup4 (a Jupyter Book dependency) missing")
+
+from dirlib import book as B  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+HTML = ROOT / "book" / "_build" / "html"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+# ----------------------------------------------------------------------------------- fast checks
+def test_toc_lists_every_notebook_and_each_has_the_shared_parameters():
+    names = B.toc_notebooks()
+    assert "fig4_posthoc_diagram" in names and "choices_and_deviations" in names
+    on_disk = sorted(p.stem for p in (ROOT / "notebooks").glob("*.md"))
+    assert sorted(names) == on_disk, "every notebooks/*.md must be listed in book/_toc.yml (and back)"
+    for n in names:
+        nb = B.check_notebook(n)  # exactly one parameters cell, exactly the shared names
+        assert not list(ROOT.glob(f"notebooks/{n}.ipynb")), "no .ipynb is committed next to the .md"
+        assert any(c.cell_type == "code" and ("import dirlib" in c.source or "from dirlib" in c.source)
+                   for c in nb.cells), f"{n} must call the library"
+
+
+def test_parameter_sets_are_valid_and_errors_are_clear(tmp_path):
+    q, f = B.load_params("quick"), B.load_params("full")
+    assert q["common"]["QUICK"] is True and f["common"]["QUICK"] is False
+    assert f["common"]["DEVICE"] == "cuda" and f["common"]["SOURCE"] == "rerun"
+    p = B.resolve_params(q, "fig4_posthoc_diagram")
+    assert Path(p["RESULTS_DIR"]).is_absolute() and "DATA_DIR" in p
+    with pytest.raises(B.BookError, match=r"EPOCHS = \"ten\" is not valid.*positive integer.*Valid parameters: QUICK"):
+        B.validate_params({"EPOCHS": "ten"})
+    with pytest.raises(B.BookError, match=r"QUICK = 1 is not valid"):  # an int is not a bool
+        B.validate_params({"QUICK": 1})
+    with pytest.raises(B.BookError, match=r"SEEDS = \[0, true\]"):
+        B.validate_params({"SEEDS": [0, True]})
+    with pytest.raises(B.BookError, match=r"SOURCE = \"disk\".*cached.*rerun"):
+        B.validate_params({"SOURCE": "disk"})
+    with pytest.raises(B.BookError, match=r"unknown parameter\(s\) \['EPOCH'\]; valid parameters: QUICK"):
+        B.validate_params({"EPOCH": 3})
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"QUICK": True, "notebooks": {"fig4_posthoc_diagram": {"DEVICE": "gpu"}}}))
+    with pytest.raises(B.BookError, match=r"notebooks.fig4_posthoc_diagram.*DEVICE = \"gpu\""):
+        B.load_params(str(bad))
+    with pytest.raises(B.BookError, match=r"not found.*\['full', 'quick'\]"):
+        B.load_params("medium")
+    with pytest.raises(B.BookError, match=r"unknown notebook name\(s\) \['fig9'\].*fig4_posthoc_diagram"):
+        B.check_names(["fig9"], B.toc_notebooks())
+
+
+def test_cli_reports_errors_without_running(tmp_path, capsys):
+    assert B.main(["run", "--only", "nope"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown notebook name(s) ['nope']" in err and "choices_and_deviations" in err
+    assert B.main(["run", "--set", "EPOCHS=-2", "--only", "fig4_posthoc_diagram"]) == 1
+    assert "EPOCHS = -2 is not valid" in capsys.readouterr().err
+
+
+def test_check_notebook_rejects_a_bad_parameters_cell(tmp_path, monkeypatch):
+    monkeypatch.setattr(B, "NOTEBOOKS", tmp_path)
+    head = "---\njupytext:\n  text_representation:\n    format_name: myst\n---\n\n"
+    (tmp_path / "a.md").write_text(head + "```{code-cell} ipython3\n:tags: [parameters]\n\nQUICK = True\n```\n")
+    with pytest.raises(B.BookError, match=r"missing \['DATASET', 'METHODS'"):
+        B.check_notebook("a")
+    (tmp_path / "b.md").write_text(head + "```{code-cell} ipython3\nQUICK = True\n```\n")
+    with pytest.raises(B.BookError, match="exactly one code cell tagged 'parameters', found 0"):
+        B.check_notebook("b")
+    with pytest.raises(B.BookError, match="does not exist"):
+        B.check_notebook("c")
+
+
+def _params_cell(**over):
+    vals = dict(QUICK=True, DATASET="synthetic", METHODS=None, SEEDS=[0], EPOCHS=None, DEVICE="cpu",
+                DATA_DIR=None, RESULTS_DIR="../results", SOURCE="cached")
+    vals.update(over)
+    return "\n".join(f"{k} = {v!r}" for k, v in vals.items())
+
+
+def test_a_failing_cell_names_notebook_cell_and_executed_copy(tmp_path, monkeypatch):
+    monkeypatch.setattr(B, "NOTEBOOKS", tmp_path)
+    head = "---\njupytext:\n  text_representation:\n    format_name: myst\n---\n\n"
+    (tmp_path / "boom.md").write_text(
+        head + "```{code-cell} ipython3\n:tags: [parameters]\n\n" + _params_cell() + "\n```\n\n"
+        "```{code-cell} ipython3\nassert EPOCHS == 3, 'EPOCHS was ' + repr(EPOCHS)\n```\n")
+    out = tmp_path / "exec"
+    ok = B.execute("boom", {"EPOCHS": 3}, out_dir=out, timeout=120)  # injected parameter reaches the cell
+    assert Path(ok["path"]).is_file() and ok["seconds"] > 0
+    with pytest.raises(B.BookError) as e:
+        B.execute("boom", {"EPOCHS": 4}, out_dir=out, timeout=120)
+    msg = str(e.value)
+    assert "notebook boom failed in cell" in msg and "AssertionError: EPOCHS was 4" in msg
+    assert str(out / "boom.ipynb") in msg
+
+
+def test_stage_docs_placeholder_and_link_rewrite(tmp_path, monkeypatch):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    monkeypatch.setattr(B, "DOCS", docs)
+    monkeypatch.setattr(B, "ROOT", tmp_path)
+    (docs / "frobenius-choices.md").write_text(
+        "# T\n\nSee [the code](../dirlib/losses/frobenius.py#L3) and [site](https://x.org) [a](#b).\n")
+    status = B.stage_docs(tmp_path / "staged")
+    assert status == {"frobenius-choices.md": True, "baseline-defaults.md": False}
+    text = (tmp_path / "staged" / "frobenius-choices.md").read_text()
+    assert "the code (`dirlib/losses/frobenius.py`)" in text and "[site](https://x.org)" in text
+    assert "[a](#b)" in text
+    ph = (tmp_path / "staged" / "baseline-defaults.md").read_text()
+    assert "`docs/baseline-defaults.md` is not written yet" in ph
+    rows = {r["doc"]: r["present"] for r in B.docs_status()}
+    assert rows == {"frobenius-choices.md": True, "baseline-defaults.md": False}
+
+
+def test_dataset_resolution_and_quick_config(tmp_path):
+    from dirlib.data import DataNotFoundError
+    assert B.resolve_dataset("auto", tmp_path) == "synthetic"
+    assert B.resolve_dataset("synthetic", tmp_path) == "synthetic"
+    with pytest.raises(DataNotFoundError, match="'sts-b-dir' but its files are not under"):
+        B.resolve_dataset("sts-b-dir", tmp_path)
+    with pytest.raises(ValueError, match="not valid"):
+        B.resolve_dataset("agedb", tmp_path)
+    (tmp_path / "sts-b-dir").mkdir()
+    for s in ("train", "dev", "test"):
+        (tmp_path / "sts-b-dir" / f"{s}_new.tsv").write_text("")
+    assert B.resolve_dataset("auto", tmp_path) == "sts-b-dir"
+    c = B.make_config("synthetic", "vanilla", quick=True)
+    assert c.epochs == 5 and c.max_batches is None and c.progress is False
+    c = B.make_config("sts-b-dir", "lds", seed=3, quick=True)
+    assert c.epochs == 1 and c.max_batches == B.QUICK_MAX_BATCHES and c.seed == 3 and c.grad_clip == 5.0
+    c = B.make_config("utkface-dir", "vanilla", quick=False, epochs=7)
+    assert c.epochs == 7 and c.max_batches is None and c.img_size == 64
+
+
+# ----------------------------------------------------------------------------------- the build
+@pytest.fixture(scope="module")
+def built():
+    """Vendor the JS if possible, execute every notebook (quick) and build the book, once."""
+    if not B.vendored() and shutil.which("npm"):
+        subprocess.run([str(ROOT / "scripts" / "vendor_js.sh")], cwd=ROOT, capture_output=True, timeout=300)
+    lines = []
+    t0 = time.time()
+    index = B.build("quick", strict=True, log=lines.append)
+    timings = json.loads((B.EXEC / "timings.json").read_text())
+    slow = max(timings, key=lambda t: t["seconds"])
+    print(f"\nbook: {len(timings)} notebooks, slowest {slow['name']} {slow['seconds']:.1f} s; "
+          f"build total {time.time() - t0:.1f} s")
+    return {"index": index, "timings": timings, "log": lines, "seconds": time.time() - t0}
+
+
+def page(name):
+    return HTML / "_exec" / f"{name}.html"
+
+
+def test_every_notebook_executed_with_quick_parameters(built):
+    names = B.toc_notebooks()
+    assert [t["name"] for t in built["timings"]] == names
+    import nbformat
+    for n in names:
+        nb = nbformat.read(B.EXEC / f"{n}.ipynb", as_version=4)
+        injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert len(injected) == 1 and "QUICK = True" in injected[0].source
+        errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                  if o.get("output_type") == "error"]
+        assert not errors, f"{n}: {errors[0]['ename']}: {errors[0]['evalue']}"
+    assert built["seconds"] < 300, f"quick book build took {built['seconds']:.0f} s"
+
+
+def _soup(path):
+    return bs4.BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+
+
+def test_built_pages_have_their_figures_and_no_error_output(built):
+    assert built["index"].is_file()
+    for n in B.toc_notebooks():
+        p = page(n)
+        assert p.is_file(), f"{p} not built"
+        soup = _soup(p)
+        bad = soup.select(".output.traceback, .output.error")
+        assert not bad, f"{n}: error output in the page: {bad[0].get_text()[:300]}"
+        assert "Traceback (most recent call last)" not in soup.get_text()
+        for img in soup.find_all("img"):
+            target = (p.parent / img["src"]).resolve()
+            assert target.is_file() and target.stat().st_size > 1000, f"{n}: image {img['src']} missing"
+    fig4 = _soup(page("fig4_posthoc_diagram"))
+    ids = {f.get("id") for f in fig4.find_all("figure")}
+    assert {"fig-posthoc", "fig-posthoc-fit"} <= ids, ids
+    for fid in ("fig-posthoc", "fig-posthoc-fit"):
+        assert fig4.find("figure", id=fid).find("img") is not None, f"figure {fid} has no image"
+    text = fig4.get_text()
+    assert "f_F fit: weight" in text and "MSE on the majority pairs" in text
+    choices = _soup(page("choices_and_deviations"))
+    text = choices.get_text()
+    assert "Deviations from the paper" in text and "GloVe 6B" in text and "UTKFace-DIR" in text
+    for d in B.OPTIONAL_DOCS:
+        src = ROOT / "docs" / d
+        if src.is_file():
+            first = next(line for line in src.read_text().splitlines() if line.startswith("# "))
+            assert first[2:].strip()[:30] in text, f"docs/{d} not included"
+        else:
+            assert f"docs/{d} is not written yet" in text
+
+
+def test_pages_need_no_cdn(built):
+    if not B.vendored():
+        pytest.skip("book/_vendor missing (npm unavailable): pages fall back to CDNs")
+    for p in [HTML / "intro.html"] + [page(n) for n in B.toc_notebooks()]:
+        soup = _soup(p)
+        ext = [t.get("src") for t in soup.find_all("script") if (t.get("src") or "").startswith(("http:", "https:", "//"))]
+        ext += [t.get("href") for t in soup.find_all("link", rel="stylesheet")
+                if (t.get("href") or "").startswith(("http:", "https:", "//"))]
+        assert not ext, f"{p.name} loads {ext}"
+    mj = [t["src"] for t in _soup(page("fig4_posthoc_diagram")).find_all("script", src=True) if "mathjax" in t["src"]]
+    assert mj and (page("fig4_posthoc_diagram").parent / mj[0].split("?")[0]).resolve().is_file()
+    for f in ("widgets/require.js", "widgets/embed-amd.js", "mathjax/tex-mml-chtml.js",
+              "mathjax/output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff"):
+        assert (HTML / "_static" / f).is_file(), f
+
+
+# ----------------------------------------------------------------------------------- browser
+WRAPPER = """<html><body><pre id="out">pending</pre>
+<iframe id="f" src="{url}" width="1280" height="2000"></iframe>
+<script>
+const f = document.getElementById('f');
+f.onload = () => setTimeout(() => {{
+  let r;
+  try {{
+    const d = f.contentDocument;
+    r = {{title: d.title,
+         imgs: [...d.querySelectorAll('img')].map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0]),
+         errors: d.querySelectorAll('.output.traceback, .output.error').length,
+         mathjax: d.querySelectorAll('mjx-container').length,
+         widget_state: d.querySelectorAll('script[type="application/vnd.jupyter.widget-state+json"]').length,
+         widgets: d.querySelectorAll('.jupyter-widgets').length,
+         raw_math: (d.body.innerText.match(/\\$\\$|\\\\\\(/g) || []).length}};
+  }} catch (e) {{ r = {{exception: String(e)}}; }}
+  document.getElementById('out').textContent = 'RESULT:' + JSON.stringify(r) + ':END';
+}}, 3000);
+</script></body></html>"""
+
+# no host name resolves: the pages must work from files alone
+CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--no-first-run", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+                "--host-resolver-rules=MAP * ~NOTFOUND"]
+
+
+def _chromium(args, tmp):
+    return subprocess.run([str(CHROMIUM), *CHROME_FLAGS, f"--user-data-dir={tmp}", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (apt-get install -y chromium)")
+def test_chromium_pages_load_images_render_math_and_widgets_offline(built, tmp_path):
+    for n in B.toc_notebooks():
+        wrap = tmp_path / f"wrap_{n}.html"
+        wrap.write_text(WRAPPER.format(url=page(n).as_uri()))
+        out = _chromium(["--allow-file-access-from-files", "--virtual-time-budget=15000", "--dump-dom",
+                         wrap.as_uri()], tmp_path / "profile")
+        assert "RESULT:" in out.stdout, out.stderr[-2000:]
+        res = json.loads(out.stdout.split("RESULT:", 1)[1].split(":END", 1)[0])
+        assert "exception" not in res, res
+        assert res["errors"] == 0, f"{n}: {res['errors']} error outputs"
+        assert all(ok for _, ok in res["imgs"]), f"{n}: images not loaded: {res['imgs']}"
+        if n == "fig4_posthoc_diagram":
+            assert len(res["imgs"]) >= 2
+            if B.vendored():
+                assert res["mathjax"] > 0, "MathJax did not render (offline copy not loaded?)"
+        if res["widget_state"] and B.vendored():
+            assert res["widgets"] > 0, f"{n}: saved widget state but no widget rendered offline"
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (apt-get install -y chromium)")
+def test_chromium_screenshot_of_fig4(built, tmp_path):
+    import numpy as np
+    from PIL import Image
+    shot = HTML.parent / "screenshots" / "fig4_posthoc_diagram.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    _chromium(["--virtual-time-budget=10000", f"--screenshot={shot}", "--window-size=1280,2400",
+               page("fig4_posthoc_diagram").as_uri()], tmp_path / "profile")
+    assert shot.is_file(), "no screenshot written"
+    img = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
+    assert img.shape == (2400, 1280) and img.std() > 20, "screenshot is blank"

@@ -1,0 +1,265 @@
+"""The results store (dirlib/results.py) and the paper's transcribed numbers (results/paper_tables.csv).
+
+Run records here are fake but schema-valid, written into tmp_path only (never committed)."""
+import math
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dirlib import results as R
+from dirlib.records import stable_hash, write_json
+from dirlib.train import RunConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+PAPER = Path("/work/shared/paper/frobenius-norm-dir.md")
+SHOTS = ("all", "many", "median", "few")
+
+
+# ----------------------------------------------------------------------------------- fakes
+def fake_record(dataset="synthetic", method="vanilla", seed=0, status="completed", data_hash="d" * 16,
+                mae=None, **cfg_over):
+    cfg = RunConfig(dataset=dataset, method=method, seed=seed, **cfg_over).to_dict()
+    rng = np.random.RandomState(seed * 7 + len(method))
+    mae = mae or {s: float(rng.uniform(1, 10)) for s in SHOTS}
+    test = {s: {"mae": mae[s], "mse": mae[s] ** 2, "gm": mae[s] * 0.7, "pearson": 70.0 + seed,
+                "spearman": 69.0, "n": {"all": 100, "many": 50, "median": 30, "few": 20}[s]}
+            for s in SHOTS}
+    rec = {"schema": "dirlib.run/1", "status": status, "config": cfg, "config_hash": stable_hash(cfg),
+           "data_hash": data_hash, "phases": {"main": {}}, "final": "main"}
+    if status == "completed":
+        rec["test"] = test
+        rec["val"] = test
+    return rec
+
+
+def put(root, rec, name=None):
+    c = rec["config"]
+    name = name or f"{c['dataset']}/{c['method']}/seed{c['seed']}"
+    write_json(Path(root) / "records" / name / "run.json", rec)
+    return rec
+
+
+# ----------------------------------------------------------------------------------- paper tables
+def parse_paper_tables(text):
+    """Independent parse of the paper's tab-separated tables -> {(table, row_name, col): str}."""
+    lines = text.splitlines()
+    out = {}
+    for i, line in enumerate(lines):
+        m = re.match(r"Table (\d): Evaluation on", line)
+        if not m:
+            continue
+        t = int(m.group(1))
+        j = i + 1
+        while not lines[j].strip():
+            j += 1
+        header = lines[j].split("\t")[1:]  # metric names, e.g. 'MAE↓', '', '', '', 'GM↓' ...
+        metrics = [h.strip().rstrip("↓↑").replace(" Correlation", "") for h in header if h.strip()]
+        j += 2
+        while j < len(lines) and lines[j].count("\t") == 8:
+            cells = lines[j].split("\t")
+            for k, c in enumerate(cells[1:]):
+                out[(t, cells[0], metrics[k // 4], SHOTS[k % 4])] = re.sub("</?b>", "", c).strip()
+            j += 1
+    return out
+
+
+def test_paper_tables_schema():
+    df = pd.read_csv(ROOT / "results" / "paper_tables.csv")
+    assert list(df.columns) == ["table", "dataset", "method", "metric", "shot", "value", "source"]
+    assert len(df) == 320  # (18 + 11 + 11) rows x 8 cells
+    assert df.groupby("table").size().to_dict() == {1: 144, 2: 88, 3: 88}
+    assert not df.duplicated(["table", "method", "metric", "shot"]).any()
+    assert set(df["shot"]) == set(SHOTS)
+    assert set(df[df.table < 3]["metric"]) == {"MAE", "GM"}
+    assert set(df[df.table == 3]["metric"]) == {"MSE", "Pearson"}
+    assert (df["source"] == "paper Table " + df["table"].astype(str)).all()
+    assert df["value"].isna().sum() == 8  # GM of BMC and GAI, printed '-'
+    assert set(df[df["value"].isna()]["method"]) == {"BMC", "GAI"}
+
+
+def test_paper_tables_spot_checks_from_the_prose():
+    """Cells the paper's own text repeats (sections 4.3-4.5), typed here from the prose."""
+    t = R.paper_table()
+    v = lambda tab, meth, met, shot: float(t[(t.table == tab) & (t.method == meth) & (t.metric == met)
+                                           & (t.shot == shot)]["value"].iloc[0])
+    assert v(1, "Ours", "MAE", "median") == 6.63 and v(1, "Ours", "GM", "median") == 3.98
+    assert v(1, "Ours", "MAE", "few") == 9.24 and v(1, "Ours", "MAE", "many") == 7.35
+    assert v(1, "VIR", "MAE", "median") == 7.47 and v(1, "VIR", "MAE", "few") == 9.51
+    assert v(1, "SupCR", "MAE", "few") == 10.82 and v(1, "SupCR", "MAE", "many") == 6.20
+    assert v(2, "Ours", "MAE", "all") == 7.66 and v(2, "Ours", "MAE", "few") == 19.25
+    assert v(2, "Ours", "GM", "median") == 6.36 and v(2, "VIR", "MAE", "median") == 11.81
+    assert v(3, "Ours", "MSE", "all") == 0.895 and v(3, "Ours", "Pearson", "all") == 76.7
+    assert R.paper_table(2)["table"].eq(2).all()
+    with pytest.raises(ValueError, match="1, 2 or 3"):
+        R.paper_table(4)
+
+
+def test_paper_tables_every_cell_matches_the_paper_text():
+    if not PAPER.exists():
+        pytest.skip(f"paper text not found at {PAPER}")
+    cells = parse_paper_tables(PAPER.read_text())
+    assert len(cells) == 320
+    df = pd.read_csv(ROOT / "results" / "paper_tables.csv", dtype={"value": str}, keep_default_na=False)
+    got = {}
+    for r in df.itertuples():
+        got[(r.table, r.method, r.metric, r.shot)] = r.value
+    # the csv's method is the row name without its citation ("Surname et al. (year)" or
+    # "Surname & Surname (year)")
+    cite = r" [A-Z][a-z]+ (et al\.|& [A-Z][a-z]+) \(\d{4}\)$"
+    for (t, row, metric, shot), printed in cells.items():
+        matches = [k for k in got if k[0] == t and k[2] == metric and k[3] == shot
+                   and (row == k[1] or re.match(re.escape(k[1]) + cite, row))]
+        assert len(matches) == 1, (t, row, metric, shot, matches)
+        assert got[matches[0]] == ("" if printed == "-" else printed), (t, row, metric, shot)
+
+
+# ----------------------------------------------------------------------------------- records
+def test_load_records_filters(tmp_path):
+    put(tmp_path, fake_record(method="vanilla", seed=0))
+    put(tmp_path, fake_record(method="vanilla", seed=1))
+    put(tmp_path, fake_record(method="lds", seed=0))
+    put(tmp_path, fake_record(dataset="sts-b-dir", method="vanilla", seed=0))
+    put(tmp_path, fake_record(method="lds", seed=1, status="failed"))
+    assert len(R.load_records(tmp_path)) == 5
+    assert len(R.load_records(tmp_path, dataset="synthetic")) == 4
+    assert len(R.load_records(tmp_path, dataset="synthetic", method="lds")) == 2
+    assert len(R.load_records(tmp_path, method=["lds", "vanilla"], status="completed")) == 4
+    assert [r["config"]["seed"] for r in R.load_records(tmp_path, dataset="synthetic", seed=1)] == [1, 1]
+    assert R.load_records(tmp_path, no_such_key=3) == []
+    assert all(Path(r["_path"]).name == "run.json" for r in R.load_records(tmp_path))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        R.load_records(tmp_path / "nope")
+    (tmp_path / "records" / "bad").mkdir()
+    (tmp_path / "records" / "bad" / "run.json").write_text("{trunc")
+    with pytest.raises(ValueError, match="unreadable run record"):
+        R.load_records(tmp_path)
+
+
+def test_summary_table_mean_std(tmp_path):
+    recs = [fake_record(method="vanilla", seed=s) for s in (0, 1, 2)] + \
+           [fake_record(method="lds", seed=s) for s in (0, 1)] + \
+           [fake_record(method="ranksim", seed=0)]
+    df = R.summary_table(recs, metrics=("mae", "gm"))
+    assert list(df.columns) == ["dataset", "method", "shot", "n_seeds", "seeds", "n",
+                                "mae_mean", "mae_std", "gm_mean", "gm_std"]
+    assert len(df) == 3 * 4 and list(df["method"].unique()) == ["lds", "ranksim", "vanilla"]
+    for method, group in (("vanilla", recs[:3]), ("lds", recs[3:5])):
+        for shot in SHOTS:
+            row = df[(df.method == method) & (df.shot == shot)].iloc[0]
+            vals = [r["test"][shot]["mae"] for r in group]
+            # slow reference: textbook mean and sample std
+            mean = sum(vals) / len(vals)
+            std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
+            assert row["mae_mean"] == pytest.approx(mean, rel=1e-12)
+            assert row["mae_std"] == pytest.approx(std, rel=1e-12)
+            assert row["n_seeds"] == len(group) and row["n"] == group[0]["test"][shot]["n"]
+    single = df[df.method == "ranksim"]
+    assert single["mae_std"].isna().all() and (single["seeds"] == "0").all()
+    fmt = R.format_table(df)
+    assert fmt.loc["ranksim", ("MAE", "all")] == f"{single.iloc[0]['mae_mean']:.2f}"
+    assert " ± " in fmt.loc["vanilla", ("GM", "few")]
+
+
+def test_summary_table_null_metric_gives_nan_not_a_silent_mean():
+    a, b = fake_record(seed=0), fake_record(seed=1)
+    b["test"]["few"]["mae"] = None
+    df = R.summary_table([a, b])
+    assert math.isnan(df[df.shot == "few"]["mae_mean"].iloc[0])
+    assert not math.isnan(df[df.shot == "all"]["mae_mean"].iloc[0])
+    with pytest.raises(ValueError, match="'pearsonx' is not in test"):
+        R.summary_table([a], metrics=("pearsonx",))
+
+
+def test_summary_table_refuses_different_data():
+    a = fake_record(seed=0, data_hash="aaaaaaaaaaaaaaaa")
+    b = fake_record(seed=1, data_hash="bbbbbbbbbbbbbbbb")
+    with pytest.raises(ValueError, match="aaaaaaaaaaaaaaaa.*bbbbbbbbbbbbbbbb"):
+        R.summary_table([a, b])
+    c = fake_record(method="lds", seed=0, data_hash="bbbbbbbbbbbbbbbb")  # across methods too
+    with pytest.raises(ValueError, match="different data"):
+        R.summary_table([a, c])
+
+
+def test_summary_table_refuses_configs_that_differ_beyond_the_seed():
+    a = fake_record(seed=0, epochs=10)
+    b = fake_record(seed=1, epochs=20)
+    with pytest.raises(ValueError) as e:
+        R.summary_table([a, b])
+    msg = str(e.value)
+    assert a["config_hash"] in msg and b["config_hash"] in msg and "epochs: 10 vs 20" in msg
+    # run-time-only keys may differ
+    c = fake_record(seed=1, epochs=10, device="cuda", progress=False, num_workers=4)
+    assert len(R.summary_table([a, c])) == 4
+    # a seed twice is an error, not a double count
+    with pytest.raises(ValueError, match="seed 0 appears twice"):
+        R.summary_table([a, fake_record(seed=0, epochs=10)])
+
+
+def test_summary_table_only_completed_and_warns():
+    ok = [fake_record(seed=0), fake_record(seed=1)]
+    bad = fake_record(seed=2, status="failed")
+    bad["_path"] = "x/failed/run.json"
+    running = fake_record(seed=3, status="running")
+    with pytest.warns(UserWarning, match=r"2 run record\(s\) not completed.*x/failed/run.json"):
+        df = R.summary_table(ok + [bad, running])
+    assert (df["n_seeds"] == 2).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        empty = R.summary_table([bad])
+    assert empty.empty and "mae_mean" in empty.columns
+
+
+def test_write_table_atomic_roundtrip(tmp_path):
+    df = R.summary_table([fake_record(seed=s) for s in (0, 1)])
+    p = R.write_table(df, tmp_path / "sub" / "t.csv")
+    assert p.exists() and [q.name for q in p.parent.iterdir()] == ["t.csv"]  # no temp file left
+    back = pd.read_csv(p, dtype={"seeds": str})
+    pd.testing.assert_frame_equal(back, df, check_dtype=False, rtol=1e-9)
+    first = p.read_text()
+    R.write_table(df, p)
+    assert p.read_text() == first  # deterministic bytes
+
+
+def test_cli_no_records_writes_header_only(tmp_path):
+    (tmp_path / "res").mkdir()
+    assert R.main(["tables", "--results", str(tmp_path / "res"), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "index.csv").read_text().strip() == ",".join(R.INDEX_COLUMNS)
+    assert R.main(["tables", "--results", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 1
+
+
+def test_cli_regenerates_per_dataset_tables(tmp_path, capsys):
+    res = tmp_path / "res"
+    for s in (0, 1):
+        put(res, fake_record(method="vanilla", seed=s))
+        put(res, fake_record(method="lds", seed=s))
+        put(res, fake_record(dataset="sts-b-dir", method="vanilla", seed=s, data_hash="s" * 16))
+    put(res, fake_record(method="lds", seed=2, status="failed"))
+    assert R.main(["tables", "--results", str(res), "--out", str(tmp_path / "out")]) == 0
+    assert "not completed" in capsys.readouterr().err
+    idx = pd.read_csv(tmp_path / "out" / "index.csv")
+    assert list(idx["dataset"]) == ["sts-b-dir", "synthetic"] and list(idx["n_records"]) == [2, 4]
+    syn = pd.read_csv(tmp_path / "out" / "synthetic.csv")
+    assert "mae_mean" in syn.columns and len(syn) == 8
+    sts = pd.read_csv(tmp_path / "out" / "sts-b-dir.csv")
+    assert {"mse_mean", "pearson_mean"} <= set(sts.columns) and "mae_mean" not in sts.columns
+    expect = R.summary_table(R.load_records(res, dataset="synthetic", status="completed"))
+    pd.testing.assert_frame_equal(syn, expect, check_dtype=False, rtol=1e-9)
+    # a conflicting record makes the CLI fail loudly
+    put(res, fake_record(method="vanilla", seed=5, epochs=99))
+    assert R.main(["tables", "--results", str(res), "--out", str(tmp_path / "out2")]) == 1
+    assert "epochs: 10 vs 99" in capsys.readouterr().err
+
+
+def test_committed_tables_match_regeneration(tmp_path):
+    committed = ROOT / "results" / "tables"
+    R.regenerate_tables(ROOT / "results", tmp_path)
+    fresh = {p.name: p.read_text() for p in tmp_path.iterdir()}
+    if not committed.is_dir():
+        pytest.fail("results/tables/ is missing: run python -m dirlib.results tables")
+    old = {p.name: p.read_text() for p in committed.iterdir() if p.suffix == ".csv"}
+    assert old == fresh, ("results/tables/ is stale: rerun "
+                          "`python -m dirlib.results tables --results results/ --out results/tables/`")

@@ -109,6 +109,12 @@ def versions() -> dict:
             out[mod] = None
     from . import __version__
     out["dirlib"] = __version__
+    try:
+        import torch
+        out["torch_threads"] = torch.get_num_threads()
+        out["cuda"] = torch.version.cuda
+    except ImportError:  # pragma: no cover
+        pass
     return out
 
 

@@ -30,7 +30,10 @@ def _ckpt_epoch(path):
 
 
 def test_sigkill_then_same_command_resumes_and_matches(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # one thread: bitwise-equal float reductions across processes whatever the machine's load
+    # (MKL/OpenMP may otherwise split work differently from run to run)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "MKL_DYNAMIC": "FALSE"}
     full = tmp_path / "full"
     subprocess.run(CMD + ["--out", str(full)], check=True, env=env, cwd=ROOT,
                    capture_output=True, timeout=600)

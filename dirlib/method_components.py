@@ -462,3 +462,5 @@ def _frobenius_reg(spec, cfg, data):
                        self_pairs=s["self_pairs"], distance=s["distance"])
     spec.callbacks.append(OrdinalCallback(FrobeniusRegularizer(oc), s["beta"]))
     spec.info["frobenius_reg"] = {"beta": s["beta"], "ordinal_config": oc.to_dict()}
+
+from . import method_components_ii  # noqa: E402,F401  (part II baselines register themselves)

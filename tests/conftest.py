@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(2)
+# one thread: no OpenMP oversubscription when the machine is busy, and bit-stable reductions
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="load a dataset and print its summary")
     d.add_argument("--dataset", required=True, choices=DATASETS)
     d.add_argument("--data-dir", default=None)
+    from .bench import add_arguments as _bench_arguments
+    _bench_arguments(sub.add_parser("bench", help="time a training step of every method against "
+                                                  "vanilla (dirlib/bench.py, docs/performance.md)"))
     return p
 
 
@@ -107,6 +110,9 @@ def main(argv=None) -> int:
         for name in sorted(REGISTRY):
             print(f"{name:14s} {REGISTRY[name].doc.splitlines()[0] if REGISTRY[name].doc else ''}")
         return 0
+    if a.cmd == "bench":
+        from .bench import run_bench
+        return run_bench(a)
     if a.cmd == "data":
         from .data import load_dataset
         print(json.dumps(load_dataset(a.dataset, data_dir=a.data_dir).summary(), indent=1,

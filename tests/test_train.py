@@ -81,8 +81,14 @@ def test_changed_config_refuses_stale_checkpoint(tmp_path):
 
 
 class NaNLoss(Callback):
+    """NaN at the 4th batch of the second epoch."""
+
+    def on_epoch_start(self, st):
+        self.first_step = st.step
+
     def extra_loss(self, st, batch):
-        return (batch.z.sum() * float("nan")) if st.step == 3 else None, {}
+        hit = st.epoch == 1 and st.step == self.first_step + 3
+        return (batch.z.sum() * float("nan")) if hit else None, {}
 
 
 def test_divergence_stops_with_clear_error_and_failed_record(tmp_path, monkeypatch):
@@ -94,10 +100,15 @@ def test_divergence_stops_with_clear_error_and_failed_record(tmp_path, monkeypat
         spec.callbacks.append(NaNLoss())
         return spec, runner
     monkeypatch.setattr("dirlib.experiment.build_method", with_nan)
-    with pytest.raises(DivergenceError, match=r"epoch 1, batch 4 \(global step 4\)"):
-        run_experiment(small_cfg(epochs=2), tmp_path / "nan")
+    with pytest.raises(DivergenceError, match=r"epoch 2, batch 4 \(global step \d+\)"):
+        run_experiment(small_cfg(epochs=3), tmp_path / "nan")
     rec = json.loads((tmp_path / "nan" / "run.json").read_text())
     assert rec["status"] == "failed" and "DivergenceError" in rec["error"]
+    assert "last good checkpoint is kept" in rec["error"]
+    # the last good checkpoint (end of epoch 1) is still there
+    ck = torch.load(tmp_path / "nan" / "ckpt" / "main.pt", weights_only=False)
+    assert ck["epoch"] == 0 and all(torch.isfinite(v).all() for v in ck["model"].values()
+                                    if v.is_floating_point())
 
 
 def test_unknown_method_lists_valid_names(tmp_path):
@@ -111,3 +122,21 @@ def test_absent_cuda_is_a_clear_error():
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         resolve_device("cuda")
     assert resolve_device("auto").type == "cpu"
+
+
+def test_record_writes_are_atomic(tmp_path, monkeypatch):
+    """A crash while writing never leaves a truncated record: the old one stays intact."""
+    from dirlib import records
+    p = tmp_path / "run.json"
+    records.write_json(p, {"status": "running", "x": 1})
+
+    class Unserialisable:
+        pass
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr("os.replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        records.write_json(p, {"status": "completed", "x": 2})
+    assert json.loads(p.read_text()) == {"status": "running", "x": 1}
+    assert [f.name for f in tmp_path.iterdir()] == ["run.json"]   # no temp file left behind

@@ -17,12 +17,12 @@ from .methods import build_method
 from .train import RunConfig, fit, resolve_device
 
 
-def load_for_config(cfg: RunConfig, data_dir=None) -> DIRData:
+def load_for_config(cfg: RunConfig, data_dir=None, subset: bool = True) -> DIRData:
     kwargs = dict(cfg.data_kwargs)
     if cfg.dataset in ("utkface-dir", "agedb-dir", "imdb-wiki-dir"):
         kwargs.setdefault("img_size", cfg.img_size)
     data = load_dataset(cfg.dataset, data_dir=data_dir, **kwargs)
-    return apply_subset(cfg, data)
+    return apply_subset(cfg, data) if subset else data
 
 
 def apply_subset(cfg: RunConfig, data: DIRData) -> DIRData:

@@ -23,9 +23,14 @@ def family(data) -> str:
     return "sts" if data.name == "sts-b-dir" else "age"
 
 
+#: every "comp.key" read by kw() while a method is being built (unknown keys are then errors)
+READ_KEYS: set = set()
+
+
 def kw(cfg: RunConfig, comp: str, key: str, default):
     """``cfg.method_kwargs["comp.key"]`` if given, else ``default`` (type-checked)."""
     full = f"{comp}.{key}"
+    READ_KEYS.add(full)
     if full not in cfg.method_kwargs:
         return default
     v = cfg.method_kwargs[full]
@@ -38,8 +43,17 @@ def kw(cfg: RunConfig, comp: str, key: str, default):
     return v
 
 
+def check_unread_kwargs(cfg: RunConfig):
+    """After the components were applied: every given ``comp.key`` must have been read."""
+    unread = sorted(set(cfg.method_kwargs) - READ_KEYS)
+    if unread:
+        known = sorted(k for k in READ_KEYS if k.split(".", 1)[0] in {u.split(".", 1)[0] for u in unread})
+        raise ValueError(f"unknown method argument(s) {unread}; this method reads: {', '.join(known)}")
+
+
 def check_method_kwargs(cfg: RunConfig, parts):
     """Every ``comp.key`` must name a component of this method (typos fail loudly)."""
+    READ_KEYS.clear()
     for k in cfg.method_kwargs:
         comp = k.split(".", 1)[0]
         if "." not in k or comp not in parts:
@@ -308,7 +322,7 @@ def _rrt_runner(cfg, data, spec, ckpt_dir, record=None, rec_path=None):
     for p in model.encoder.parameters():
         p.requires_grad_(False)
     cfg2 = copy.deepcopy(cfg)
-    cfg2.epochs = kw(cfg, "rrt", "epochs", cfg.epochs)
+    cfg2.epochs = spec.info["rrt_epochs"]
     stage2 = copy.copy(spec)
     stage2.sample_weights = compute_weights(w, data)
     stage2.callbacks = [cb for cb in spec.callbacks if cb.name in ("bmse",)]
@@ -321,6 +335,7 @@ def _rrt_runner(cfg, data, spec, ckpt_dir, record=None, rec_path=None):
                  "(two stages; rrt.epochs for the second).", runner=_rrt_runner)
 def _rrt(spec, cfg, data):
     spec.info["weights_in_runner"] = True
+    spec.info["rrt_epochs"] = kw(cfg, "rrt", "epochs", cfg.epochs)
 
 
 # ------------------------------------------------------------------------ Frobenius (the paper)

@@ -70,6 +70,8 @@ def build_method(cfg: RunConfig, data: DIRData):
             runner = comp.runner
     for f in FINALIZERS:
         f(spec, cfg, data)
+    from .method_components import check_unread_kwargs
+    check_unread_kwargs(cfg)
     return spec, runner
 
 

@@ -58,8 +58,8 @@ def sweep(dataset, methods, seeds, out, overrides=None, data_dir=None, delete_ck
                 if old.get("config_hash") != h:
                     raise RuntimeError(f"{rec_path} holds a run of another configuration; "
                                        f"choose another --out or remove it")
-            if data is None:
-                data = load_for_config(cfg, data_dir)
+            if data is None:   # the full dataset; run_experiment applies a per-seed subset
+                data = load_for_config(cfg, data_dir, subset=False)
             t0 = time.time()
             log(f"start {dataset} {method} seed{seed}")
             try:

@@ -87,6 +87,8 @@ def test_method_args_are_checked(data):
         build_method(cfg("ranksim", method_kwargs={"conr.beta": 1}), data)
     with pytest.raises(TypeError, match="must be a number"):
         build_method(cfg("ranksim", method_kwargs={"ranksim.gamma": "big"}), data)
+    with pytest.raises(ValueError, match=r"unknown method argument\(s\) \['ranksim.nope'\].*ranksim.gamma"):
+        build_method(cfg("ranksim", method_kwargs={"ranksim.nope": 1}), data)
     spec, _ = build_method(cfg("ranksim", method_kwargs={"ranksim.gamma": 7}), data)
     assert spec.info["ranksim"]["gamma"] == 7
 

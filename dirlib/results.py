@@ -89,6 +89,17 @@ def comparable_config(config: dict) -> dict:
     return {k: v for k, v in config.items() if k not in RUNTIME_KEYS}
 
 
+#: config keys that define a *method* rather than the protocol it is run under
+METHOD_KEYS = ("method", "method_kwargs", "loss", "seed")
+
+
+def protocol_key(config: dict) -> str:
+    """Hash of the config without the method-level and run-time keys: the experimental protocol
+    (dataset, epochs, image size, model ...) that runs of different methods share."""
+    from .records import stable_hash
+    return stable_hash({k: v for k, v in comparable_config(config).items() if k not in METHOD_KEYS})
+
+
 def _name(rec: dict) -> str:
     return rec.get("_path") or f"config_hash {rec.get('config_hash')}"
 
@@ -247,15 +258,24 @@ def regenerate_tables(results_dir, out_dir) -> list:
     for r in done:
         by_ds.setdefault(r["config"].get("dataset"), []).append(r)
     written, index = [], []
+    groups = []
     for ds in sorted(by_ds, key=str):
-        recs = by_ds[ds]
+        # one table per protocol: records that differ only in the method (and the seed) share a
+        # table; a short run and a full reproduction on the same dataset get one table each
+        by_proto = {}
+        for r in by_ds[ds]:
+            by_proto.setdefault(protocol_key(r["config"]), []).append(r)
+        for key, recs in sorted(by_proto.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+            name = ds if len(by_proto) == 1 else f"{ds}-e{recs[0]['config'].get('epochs')}-{key[:6]}"
+            groups.append((ds, name, recs))
+    for ds, name, recs in groups:
         try:
             df = summary_table(recs, metrics=DATASET_METRICS.get(ds, DEFAULT_METRICS))
         except ValueError as e:
-            raise ValueError(f"table {ds}: {e}") from None
-        fname = f"{ds}.csv"
+            raise ValueError(f"table {name}: {e}") from None
+        fname = f"{name}.csv"
         written.append(write_table(df, out_dir / fname))
-        index.append({"table": ds, "dataset": ds, "n_records": len(recs),
+        index.append({"table": name, "dataset": ds, "n_records": len(recs),
                       "n_methods": df["method"].nunique(),
                       "methods": ";".join(sorted(df["method"].unique())),
                       "seeds": ";".join(sorted({str(r["config"].get("seed")) for r in recs})),

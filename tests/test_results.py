@@ -248,10 +248,17 @@ def test_cli_regenerates_per_dataset_tables(tmp_path, capsys):
     assert {"mse_mean", "pearson_mean"} <= set(sts.columns) and "mae_mean" not in sts.columns
     expect = R.summary_table(R.load_records(res, dataset="synthetic", status="completed"))
     pd.testing.assert_frame_equal(syn, expect, check_dtype=False, rtol=1e-9)
-    # a conflicting record makes the CLI fail loudly
+    # another protocol (e.g. a short run) gets a table of its own, named after it
     put(res, fake_record(method="vanilla", seed=5, epochs=99))
-    assert R.main(["tables", "--results", str(res), "--out", str(tmp_path / "out2")]) == 1
-    assert "epochs: 10 vs 99" in capsys.readouterr().err
+    assert R.main(["tables", "--results", str(res), "--out", str(tmp_path / "out2")]) == 0
+    idx2 = pd.read_csv(tmp_path / "out2" / "index.csv")
+    assert idx2["table"].iloc[0] == "sts-b-dir"
+    assert idx2["table"].iloc[1].startswith("synthetic-e10-") and idx2["n_records"].iloc[1] == 4
+    assert idx2["table"].iloc[2].startswith("synthetic-e99-") and idx2["n_records"].iloc[2] == 1
+    # a conflicting record inside one protocol makes the CLI fail loudly
+    put(res, fake_record(method="vanilla", seed=6, method_kwargs={"x.y": 1}))
+    assert R.main(["tables", "--results", str(res), "--out", str(tmp_path / "out3")]) == 1
+    assert "method_kwargs" in capsys.readouterr().err
 
 
 def test_committed_tables_match_regeneration(tmp_path):

@@ -540,3 +540,14 @@ def test_phase3_sgd_reduces_norm_gap():
         norm_alignment_loss(enc(x), target).backward()
         opt.step()
     assert gap() < 0.7 * g0
+
+
+def test_fit_norm_net_never_ends_above_its_start():
+    """Noisy norms: the returned fit is the best seen, never worse than the least-squares start."""
+    rng = np.random.RandomState(3)
+    labels = np.arange(40, dtype=float)
+    norms = 10 + 0.2 * labels + rng.randn(40) * 2.0
+    maj = (labels > 5) & (labels < 30)
+    for lr in (0.05, 0.5):
+        _, info = fit_norm_net(labels, norms, maj, epochs=300, lr=lr)
+        assert info["final_loss"] <= info["initial_loss"] + 1e-9

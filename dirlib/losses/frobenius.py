@@ -500,12 +500,20 @@ def fit_norm_net(labels, norms, majority_mask, *, epochs: int = 2000, lr: float 
     opt = torch.optim.Adam(net.linear.parameters(), lr=lr)
     with torch.no_grad():
         initial = float(F.mse_loss(net(x), t))
+    # keep the best parameters seen: Adam at a fixed lr can end slightly above the closed-form start
+    best = (initial, net.linear.weight.detach().clone(), net.linear.bias.detach().clone())
     for _ in range(int(epochs)):
         opt.zero_grad(set_to_none=True)
         loss = F.mse_loss(net(x), t)
         loss.backward()
         opt.step()
+        with torch.no_grad():
+            cur = float(F.mse_loss(net(x), t))
+        if cur < best[0]:
+            best = (cur, net.linear.weight.detach().clone(), net.linear.bias.detach().clone())
     with torch.no_grad():
+        net.linear.weight.copy_(best[1])
+        net.linear.bias.copy_(best[2])
         final = float(F.mse_loss(net(x), t))
     if not math.isfinite(final):
         raise FloatingPointError("fit_norm_net diverged (non-finite loss); lower lr")

@@ -463,16 +463,11 @@ def make_config(dataset: str, method: str, *, seed: int = 0, epochs: Optional[in
 
 # ----------------------------------------------------------------------------------- CLI
 def _kv(items) -> dict:
-    out = {}
-    for it in items or []:
-        if "=" not in it:
-            raise BookError(f"--set expects KEY=JSON, got {it!r}")
-        k, v = it.split("=", 1)
-        try:
-            out[k] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k] = v
-    return out
+    from .cli import _kv as parse_kv
+    try:
+        return parse_kv(items)
+    except Exception as e:   # argparse.ArgumentTypeError from the shared parser
+        raise BookError(f"--set expects KEY=JSON: {e}") from None
 
 
 def main(argv=None) -> int:

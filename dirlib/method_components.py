@@ -312,7 +312,6 @@ def _rrt_runner(cfg, data, spec, ckpt_dir, record=None, rec_path=None):
     without re-weighting, then re-initialise the linear head, freeze everything else and retrain
     the head with re-weighting (default: SQINV for ages, INV for STS-B; or the components'
     weighting, e.g. ``rrt+lds``)."""
-    from .experiment import strip_result
     w = spec.info.get("weighting") or {"reweight": "inverse" if family(data) == "sts" else "sqrt_inv"}
     stage1 = copy.copy(spec)
     stage1.sample_weights = None
@@ -391,6 +390,16 @@ def frobenius_settings(cfg, data, comp: str = "frobenius") -> dict:
     }
 
 
+def ordinal_config(s: dict, data):
+    """Phase 1's :class:`OrdinalConfig` from the settings; labels are scaled by the binning's
+    range in model space (``y`` reaches the loss as ``label / target_scale``)."""
+    from .losses.frobenius import OrdinalConfig
+    label_range = float(data.binning.edges[-1] - data.binning.edges[0]) / data.target_scale
+    return OrdinalConfig(alpha=s["alpha"], label_tau=s["label_tau"], norm_tau=s["norm_tau"],
+                         label_range=label_range, norm_scale=s["norm_scale"], softmax=s["softmax"],
+                         self_pairs=s["self_pairs"], distance=s["distance"])
+
+
 @torch.no_grad()
 def dataset_norms(model, data, cfg, device):
     """Dataset-level prototype norms of every bin (one pass over the un-augmented training set)."""
@@ -408,7 +417,6 @@ def _frobenius_runner(cfg, data, spec, ckpt_dir, record=None, rec_path=None):
     NormNet on majority labels only and predict every label's norm; (3) fine-tune encoder and head
     for ``sft_epochs`` at ``sft_lr`` with ``L_any + gamma * (l_hat(y_i) - ||z_i||)^2``."""
     from . import records
-    from .experiment import strip_result
     from .losses.frobenius import fit_norm_net
     from .train import resolve_device
     s = spec.info["frobenius"]
@@ -456,12 +464,9 @@ def _frobenius_runner(cfg, data, spec, ckpt_dir, record=None, rec_path=None):
                        "majority-fitted NormNet (phase 2), norm-aligned fine-tuning (phase 3). "
                        "Combine with any DIR method: ranksim+frobenius.", runner=_frobenius_runner)
 def _frobenius(spec, cfg, data):
-    from .losses.frobenius import FrobeniusRegularizer, OrdinalConfig
+    from .losses.frobenius import FrobeniusRegularizer
     s = frobenius_settings(cfg, data)
-    label_range = float(data.binning.edges[-1] - data.binning.edges[0]) / data.target_scale
-    oc = OrdinalConfig(alpha=s["alpha"], label_tau=s["label_tau"], norm_tau=s["norm_tau"],
-                       label_range=label_range, norm_scale=s["norm_scale"], softmax=s["softmax"],
-                       self_pairs=s["self_pairs"], distance=s["distance"])
+    oc = ordinal_config(s, data)
     spec.callbacks.append(OrdinalCallback(FrobeniusRegularizer(oc), s["beta"]))
     spec.info["frobenius"] = {**s, "ordinal_config": oc.to_dict()}
 
@@ -469,12 +474,9 @@ def _frobenius(spec, cfg, data):
 @register("frobenius_reg", "Phase 1 of the paper's method alone (the ordinal norm regulariser, "
                            "no phases 2-3).")
 def _frobenius_reg(spec, cfg, data):
-    from .losses.frobenius import FrobeniusRegularizer, OrdinalConfig
+    from .losses.frobenius import FrobeniusRegularizer
     s = frobenius_settings(cfg, data, "frobenius_reg")
-    label_range = float(data.binning.edges[-1] - data.binning.edges[0]) / data.target_scale
-    oc = OrdinalConfig(alpha=s["alpha"], label_tau=s["label_tau"], norm_tau=s["norm_tau"],
-                       label_range=label_range, norm_scale=s["norm_scale"], softmax=s["softmax"],
-                       self_pairs=s["self_pairs"], distance=s["distance"])
+    oc = ordinal_config(s, data)
     spec.callbacks.append(OrdinalCallback(FrobeniusRegularizer(oc), s["beta"]))
     spec.info["frobenius_reg"] = {"beta": s["beta"], "ordinal_config": oc.to_dict()}
 

@@ -11,7 +11,6 @@ from typing import Callable, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 
 class Regressor(nn.Module):

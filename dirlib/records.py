@@ -60,12 +60,17 @@ def to_jsonable(o):
 
 
 def write_json(path, obj) -> Path:
+    return write_text_atomic(path, json.dumps(to_jsonable(obj), indent=1, sort_keys=False))
+
+
+def write_text_atomic(path, text: str) -> Path:
+    """Write ``text`` to a temporary file in ``path``'s folder, fsync it and rename it over ``path``:
+    a reader (or a crash) never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(to_jsonable(obj), indent=1, sort_keys=False)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", newline="") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

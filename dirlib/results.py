@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
@@ -229,21 +227,8 @@ def format_table(df: pd.DataFrame, metrics: Optional[Sequence[str]] = None, digi
 def write_table(df: pd.DataFrame, path) -> Path:
     """Write ``df`` as CSV (no index, floats with 10 significant digits) atomically: a temporary file
     in the same folder renamed over ``path``, so a reader never sees half a table."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = df.to_csv(index=False, float_format="%.10g", lineterminator="\n")
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    from .records import write_text_atomic
+    return write_text_atomic(path, df.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
 
 
 def regenerate_tables(results_dir, out_dir) -> list:

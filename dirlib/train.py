@@ -15,7 +15,6 @@ and, after the forward pass, ``pred`` and ``z``.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import os
@@ -402,7 +401,6 @@ def fit(cfg: RunConfig, data: DIRData, spec: MethodSpec, model: Optional[torch.n
     amp_dtype, scaler = amp_setup(cfg, device)
     check_every = check_interval(device)
     t_fit = time.time()
-    last_good = None
     for epoch in range(start_epoch, cfg.epochs):
         st.epoch = epoch
         # the loader's shuffle must not depend on whether we resumed: reseed per epoch

@@ -422,6 +422,15 @@ def _frobenius_runner(cfg, data, spec, ckpt_dir, record=None, rec_path=None):
     s = spec.info["frobenius"]
     device = resolve_device(cfg.device)
     phases, times = {}, {}
+    # phase 2 needs majority labels: say so before phase 1 trains, not after
+    counts = data.binning.counts(data.train_labels)
+    n_major = int(((data.bin_shots() == "many") & (counts > 0)).sum())
+    if n_major < 2:
+        raise ValueError(
+            f"frobenius: phase 2 fits NormNet on majority-shot labels only, and {data.name} has "
+            f"{n_major} (labels with > {data.shot_spec.many_thr} training samples, or the dataset's "
+            f"'many' list); it needs at least 2. Use frobenius_reg (phase 1 only) on this data, "
+            f"or a dataset with a majority region")
 
     cfg1 = copy.deepcopy(cfg)
     cfg1.epochs = s["main_epochs"]
@@ -466,17 +475,9 @@ def _frobenius_runner(cfg, data, spec, ckpt_dir, record=None, rec_path=None):
 def _frobenius(spec, cfg, data):
     from .losses.frobenius import FrobeniusRegularizer
     s = frobenius_settings(cfg, data)
-    counts = data.binning.counts(data.train_labels)
-    n_major = int(((data.bin_shots() == "many") & (counts > 0)).sum())
-    if n_major < 2:
-        raise ValueError(
-            f"frobenius: phase 2 fits NormNet on majority-shot labels only, and {data.name} has "
-            f"{n_major} (labels with > {data.shot_spec.many_thr} training samples, or the dataset's "
-            f"'many' list); it needs at least 2. Use frobenius_reg (phase 1 only) on this data, "
-            f"or a dataset with a majority region")
     oc = ordinal_config(s, data)
     spec.callbacks.append(OrdinalCallback(FrobeniusRegularizer(oc), s["beta"]))
-    spec.info["frobenius"] = {**s, "ordinal_config": oc.to_dict(), "n_majority_labels": n_major}
+    spec.info["frobenius"] = {**s, "ordinal_config": oc.to_dict()}
 
 
 @register("frobenius_reg", "Phase 1 of the paper's method alone (the ordinal norm regulariser, "

@@ -71,8 +71,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .data.base import Binning, DIRData, ShotSpec
-from .train import (Batch, Callback, DivergenceError, MethodSpec, RunConfig, TrainState,
-                    amp_setup, build_optimizer, model_forward, resolve_device, step_loss,
+from .train import (Batch, Callback, DivergenceError, MethodSpec, RunConfig,
+                    amp_setup, init_state, model_forward, resolve_device, step_loss,
                     step_update)
 
 #: left out of the default method list, with the reason
@@ -284,17 +284,7 @@ class MethodBench:
                  model: torch.nn.Module, device: torch.device, x, y, idx,
                  train_loader=None):
         self.label, self.spec, self.device = label, spec, torch.device(device)
-        model.to(self.device)
-        if cfg.channels_last:
-            model.to(memory_format=torch.channels_last)
-        st = TrainState(cfg=cfg, data=data, model=model, device=self.device)
-        st.train_bins = torch.as_tensor(data.train_bins, dtype=torch.long)
-        if spec.sample_weights is not None:
-            w = np.asarray(spec.sample_weights, dtype=np.float64)
-            if not np.all(np.isfinite(w)):
-                raise ValueError("sample weights contain NaN/inf")
-            st.sample_weights = torch.as_tensor(w, dtype=torch.float32)
-        st.optimizer = build_optimizer(cfg, model, spec.callbacks)
+        st = init_state(cfg, data, spec, model, self.device)
         st.train_loader = train_loader
         for cb in spec.callbacks:
             cb.on_fit_start(st)

@@ -250,30 +250,31 @@ class FDSCallback(Callback):
 
     def __init__(self, fds, data):
         self.fds = fds
-        self.train_labels = torch.as_tensor(data.train_labels, dtype=torch.float64)
+        # FDS bucket of every training sample, once (not a numpy binning per step)
+        self.sample_bins = fds.bins_of(torch.as_tensor(data.train_labels, dtype=torch.float64))
 
     def on_fit_start(self, st):
         self.fds.to(st.device)
+        self.sample_bins = self.sample_bins.to(st.device)
 
     def feature_transform(self, st, b):
         if not st.model.training:
             return None
-        bins = self.fds.bins_of(self.train_labels[b.idx.cpu()]).to(st.device)
+        bins = self.sample_bins[b.idx.to(self.sample_bins.device)]
         ep = st.epoch
         return lambda z: self.fds.smooth(z, bins, ep)
 
     @torch.no_grad()
     def on_epoch_end(self, st):
         self.fds.update_last_epoch_stats(st.epoch)
-        feats, labels = [], []
+        feats, bins = [], []
         for i, (x, y, idx) in enumerate(st.train_loader):
             if st.cfg.max_batches is not None and i >= st.cfg.max_batches:
                 break
             _, z = st.model(x.to(st.device))
             feats.append(z.float())
-            labels.append(self.train_labels[idx])
-        bins = self.fds.bins_of(torch.cat(labels)).to(st.device)
-        self.fds.update_running_stats(torch.cat(feats), bins, st.epoch)
+            bins.append(self.sample_bins[idx.to(self.sample_bins.device)])
+        self.fds.update_running_stats(torch.cat(feats), torch.cat(bins), st.epoch)
 
     def state_dict(self):
         return self.fds.state_dict()

@@ -329,6 +329,23 @@ def _scalar(v):
     return float(v.detach()) if isinstance(v, torch.Tensor) else v
 
 
+def init_state(cfg: RunConfig, data: DIRData, spec: MethodSpec, model, device) -> TrainState:
+    """Model on ``device`` (channels-last if asked), per-sample bins and weights, the optimizer:
+    the state one training step needs (shared by :func:`fit` and the benchmark)."""
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    st = TrainState(cfg=cfg, data=data, model=model, device=device)
+    st.train_bins = torch.as_tensor(data.train_bins, dtype=torch.long)
+    if spec.sample_weights is not None:
+        w = np.asarray(spec.sample_weights, dtype=np.float64)
+        if not np.all(np.isfinite(w)):
+            raise ValueError("sample weights contain NaN/inf")
+        st.sample_weights = torch.as_tensor(w, dtype=torch.float32)
+    st.optimizer = build_optimizer(cfg, model, spec.callbacks)
+    return st
+
+
 def _rng_state():
     return {"python": random.getstate(), "numpy": np.random.get_state(),
             "torch": torch.get_rng_state()}
@@ -355,18 +372,8 @@ def fit(cfg: RunConfig, data: DIRData, spec: MethodSpec, model: Optional[torch.n
         from .models import build_model
         kwargs = {**data.model_kwargs, **cfg.model_kwargs}
         model = build_model(cfg.model or data.model, **kwargs)
-    model.to(device)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
     callbacks = spec.callbacks
-    st = TrainState(cfg=cfg, data=data, model=model, device=device)
-    st.train_bins = torch.as_tensor(data.train_bins, dtype=torch.long)
-    if spec.sample_weights is not None:
-        w = np.asarray(spec.sample_weights, dtype=np.float64)
-        if not np.all(np.isfinite(w)):
-            raise ValueError("sample weights contain NaN/inf")
-        st.sample_weights = torch.as_tensor(w, dtype=torch.float32)
-    st.optimizer = build_optimizer(cfg, model, callbacks)
+    st = init_state(cfg, data, spec, model, device)
     st.scheduler = torch.optim.lr_scheduler.MultiStepLR(st.optimizer, list(cfg.lr_milestones),
                                                         gamma=cfg.lr_gamma)
     metric = select_on or data.main_metric

@@ -102,6 +102,9 @@ def git_commit(cwd=None) -> dict:
                                capture_output=True, text=True, timeout=10).stdout.strip() != ""
     except (OSError, subprocess.SubprocessError):
         commit, dirty = None, None
+    if commit is None and os.environ.get("DIRLIB_SOURCE_COMMIT"):
+        # a copy of the tree without .git (e.g. sent to a GPU machine): the sender names the commit
+        return {"commit": os.environ["DIRLIB_SOURCE_COMMIT"], "dirty": None, "from_env": True}
     return {"commit": commit, "dirty": dirty}
 
 
@@ -118,6 +121,8 @@ def versions() -> dict:
         import torch
         out["torch_threads"] = torch.get_num_threads()
         out["cuda"] = torch.version.cuda
+        if torch.cuda.is_available():
+            out["cuda_device"] = torch.cuda.get_device_name()
     except ImportError:  # pragma: no cover
         pass
     return out

@@ -233,7 +233,9 @@ def _finished(rec: dict) -> str:
 def select_records(records: Sequence[dict], specs: Sequence[RunSpec]) -> Tuple[Dict[str, list], list]:
     """Pick, for each spec, the completed records to show: among the records matching it, grouped
     by configuration up to the seed, the largest group (ties: the most recently finished) on the
-    data hash that covers the most specs (ties: the most records). Returns
+    data hash that covers the most specs (ties: the most records) and, so that a table never mixes
+    protocols, of the protocol (:func:`dirlib.results.protocol_key`) that covers the most specs
+    (ties: the most records, then the latest finished). Returns
     ``({label: records sorted by seed}, notes)``; ``notes`` names what was left out."""
     done = [r for r in records if r.get("status") == "completed"]
     cands = {}
@@ -256,10 +258,34 @@ def select_records(records: Sequence[dict], specs: Sequence[RunSpec]) -> Tuple[D
     if len(cover) > 1:
         notes.append(f"records on {len(cover)} different data hashes; shown: data_hash {best_dh} "
                      f"(covers {cover[best_dh]} of {len(specs)} runs)")
+    # one protocol (epochs, image size, model ...) for the whole figure/table: the one that covers
+    # the most specs, then has the most seeds, then finished last
+    from .results import protocol_key
+    pcover, pseeds, plast = {}, {}, {}
+    for s in specs:
+        seen = set()
+        for (dh, _), rs in cands[s.label].items():
+            if dh != best_dh:
+                continue
+            for r in rs:
+                pk = protocol_key(r["config"])
+                seen.add(pk)
+                pseeds[pk] = pseeds.get(pk, 0) + 1
+                plast[pk] = max(plast.get(pk, ""), _finished(r))
+        for pk in seen:
+            pcover[pk] = pcover.get(pk, 0) + 1
+    best_pk = max(pcover, key=lambda k: (pcover[k], pseeds[k], plast[k]))
+    if len(pcover) > 1:
+        notes.append(f"records of {len(pcover)} protocols; shown: protocol {best_pk} (covers "
+                     f"{pcover[best_pk]} of {len(specs)} runs)")
     out = {}
     for s in specs:
-        groups = {k: v for k, v in cands[s.label].items() if k[0] == best_dh}
+        on_dh = {k: v for k, v in cands[s.label].items() if k[0] == best_dh}
+        groups = {k: v for k, v in on_dh.items() if protocol_key(v[0]["config"]) == best_pk}
         if not groups:
+            if on_dh:
+                notes.append(f"{s.label}: its {len(on_dh)} configuration(s) are of other protocols; "
+                             "left out")
             continue
         key = max(groups, key=lambda k: (len({r['config'].get('seed') for r in groups[k]}),
                                           max(_finished(r) for r in groups[k])))
@@ -270,8 +296,8 @@ def select_records(records: Sequence[dict], specs: Sequence[RunSpec]) -> Tuple[D
         if len(by_seed) < len(chosen):
             notes.append(f"{s.label}: {len(chosen) - len(by_seed)} duplicate record(s) of one seed; "
                          "the latest kept")
-        if len(groups) > 1:
-            notes.append(f"{s.label}: {len(groups) - 1} other configuration(s) left out (shown: "
+        if len(on_dh) > 1:
+            notes.append(f"{s.label}: {len(on_dh) - 1} other configuration(s) left out (shown: "
                          f"{len(by_seed)} seed(s) of configuration {key[1]})")
         out[s.label] = [by_seed[k] for k in sorted(by_seed, key=lambda x: (x is None, x))]
     return out, notes

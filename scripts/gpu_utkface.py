@@ -2,7 +2,8 @@
 
 Each (seed, method) is one ``python -m dirlib.sweep`` process (the same command as on the CPU);
 ``--jobs`` of them share the GPU. Jobs are taken seed by seed, so whole seeds finish first. No
-job starts after ``--launch-until`` seconds; at ``--stop-at`` seconds the unfinished ones are
+job starts after ``--launch-until`` seconds, nor one that the durations of finished runs (same
+method, else any) say would pass ``--stop-at``; at ``--stop-at`` seconds the unfinished ones are
 killed (their records stay ``running`` and are not used). Every ``--pack-every`` seconds, and at
 the end, the records under ``--out`` are packed into ``ARCHIVE`` (a .tar.gz), so a call that is
 cut off still returns what finished.
@@ -53,6 +54,7 @@ def main():
                DIRLIB_DATA=a.data_dir, PYTHONUNBUFFERED="1")
     todo = [(s, m) for s in a.seeds for m in a.methods]
     running, t0, last_pack = {}, time.time(), 0.0
+    durations, skipped = {}, []   # method -> seconds of its finished runs
     while todo or running:
         now = time.time() - t0
         for key, (proc, fh, started) in list(running.items()):
@@ -60,6 +62,8 @@ def main():
                 fh.close()
                 print(f"[{now:6.0f}s] done  seed={key[0]} {key[1]} rc={proc.returncode} "
                       f"({now - started:.0f}s)", flush=True)
+                if proc.returncode == 0:
+                    durations.setdefault(key[1], []).append(now - started)
                 del running[key]
         if now > a.stop_at:
             for key, (proc, fh, _) in running.items():
@@ -67,7 +71,14 @@ def main():
                 print(f"[{now:6.0f}s] killed seed={key[0]} {key[1]} at the deadline", flush=True)
             break
         while todo and len(running) < a.jobs and now < a.launch_until:
-            seed, m = todo.pop(0)
+            seed, m = todo[0]
+            took = durations.get(m) or [d for ds in durations.values() for d in ds]
+            if took and now + 1.1 * max(took) > a.stop_at:   # it would be killed at the deadline
+                print(f"[{now:6.0f}s] skip  seed={seed} {m}: {max(took):.0f}s would pass the deadline",
+                      flush=True)
+                skipped.append(todo.pop(0))
+                continue
+            todo.pop(0)
             fh = open(out / f"{m.replace('+', '_')}_seed{seed}.log", "w")
             cmd = [sys.executable, "-m", "dirlib.sweep", "--dataset", "utkface-dir", "--methods", m,
                    "--seeds", str(seed), "--out", str(out), "--delete-ckpt",
@@ -81,8 +92,8 @@ def main():
             pack(out, archive)
             last_pack = now
         time.sleep(1)
-    if todo:
-        print(f"not started (deadline): {todo}", flush=True)
+    if todo or skipped:
+        print(f"not started (deadline): {skipped + todo}", flush=True)
     pack(out, archive)
     print(f"packed {len(list(out.rglob('run.json')))} records into {archive} after "
           f"{time.time() - t0:.0f}s", flush=True)

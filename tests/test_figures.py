@@ -147,6 +147,18 @@ def test_select_records_keeps_the_largest_comparable_group_and_says_what_it_drop
     assert "duplicate" in text and "other configuration" in text and "data hash" in text
 
 
+def test_select_records_shows_one_protocol_for_the_whole_table():
+    # Vanilla has 3 seeds of a 5-epoch protocol and 1 seed of a 20-epoch one; LDS only the latter.
+    recs = [fake_record(seed=s, epochs=5) for s in (0, 1, 2)] + [fake_record(seed=0, epochs=20)]
+    recs += [fake_record(method="lds", seed=0, epochs=20)]
+    out, notes = F.select_records(recs, [F.RunSpec("vanilla"), F.RunSpec("lds")])
+    assert [r["config"]["epochs"] for r in out["Vanilla"]] == [20]      # not the larger 5-epoch group
+    assert [r["config"]["epochs"] for r in out["LDS"]] == [20]
+    assert any("2 protocols" in n for n in notes)
+    out, _ = F.select_records(recs[:4], [F.RunSpec("vanilla"), F.RunSpec("lds")])
+    assert [r["config"]["epochs"] for r in out["Vanilla"]] == [5, 5, 5]  # one spec: the most seeds
+
+
 def test_cached_runs_dataset_preference_missing_and_none(tmp_path):
     write(tmp_path, fake_record("sts-b-dir", "vanilla", 0))
     write(tmp_path, fake_record("utkface-dir", "vanilla", 0))

@@ -53,7 +53,7 @@ VENDOR = BOOK / "_vendor"
 DOCS = ROOT / "docs"
 EXEC_PREFIX = "_exec/"
 #: docs the "choices and deviations" page includes; a missing one gets a placeholder (build goes on)
-OPTIONAL_DOCS = ("frobenius-choices.md", "baseline-defaults.md")
+OPTIONAL_DOCS = ("frobenius-choices.md", "baseline-defaults.md", "reproduction.md")
 SOURCES = ("cached", "rerun")
 
 

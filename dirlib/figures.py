@@ -219,6 +219,43 @@ FIG5_SPECS = (RunSpec("bmc+frobenius", "BMSE + ours"), RunSpec("ranksim+frobeniu
 FIG5_BASE = {"BMSE + ours": "BMSE", "RankSim + ours": "RankSim", "ConR + ours": "ConR"}
 
 
+#: Figs. 2 and 5 from the reproduction's records (issue #7 ran these methods, not the paper's exact
+#: panels): the baselines, and the paper's method on three of them
+REPRO_FIG2_SPECS = (RunSpec("vanilla", "Vanilla"), RunSpec("lds", "LDS"), RunSpec("bmc", "BMSE"),
+                    RunSpec("conr", "ConR"), RunSpec("ranksim", "RankSim"))
+REPRO_FIG5_SPECS = (RunSpec("frobenius", "Vanilla + ours"), RunSpec("lds+frobenius", "LDS + ours"),
+                    RunSpec("ranksim+frobenius", "RankSim + ours"))
+REPRO_FIG5_BASE = {"Vanilla + ours": "Vanilla", "LDS + ours": "LDS", "RankSim + ours": "RankSim"}
+
+
+def record_datasets(results_dir, prefer: Sequence[str] = AGE_PREFER) -> List[str]:
+    """The datasets with completed run records under ``results_dir``: those of ``prefer`` in that
+    order, then synthetic. ``[]`` when there are none (or no such folder)."""
+    from .results import load_records
+    results_dir = Path(results_dir)
+    recs = load_records(results_dir, status="completed") if results_dir.is_dir() else []
+    have = {r["config"].get("dataset") for r in recs}
+    return [d for d in list(prefer) + ["synthetic"] if d in have]
+
+
+def fig25_specs(results_dir, dataset: str):
+    """``(fig2_specs, fig5_specs, fig5_base)`` for Figs. 2 and 5 drawn from stored records on
+    ``dataset``: the paper's panels (:data:`FIG2_SPECS`, :data:`FIG5_SPECS`) when records cover
+    them all, else the reproduction's panels (:data:`REPRO_FIG2_SPECS`, :data:`REPRO_FIG5_SPECS`)
+    that have records."""
+    from .results import load_records
+    results_dir = Path(results_dir)
+    recs = load_records(results_dir, dataset=dataset, status="completed") if results_dir.is_dir() else []
+
+    def have(spec):
+        return any(spec.matches(r["config"]) for r in recs)
+    if all(have(s) for s in FIG2_SPECS + FIG5_SPECS):
+        return list(FIG2_SPECS), list(FIG5_SPECS), dict(FIG5_BASE)
+    f2 = [s for s in REPRO_FIG2_SPECS if have(s)]
+    f5 = [s for s in REPRO_FIG5_SPECS if have(s)]
+    return f2, f5, {k: v for k, v in REPRO_FIG5_BASE.items() if any(s.label == k for s in f5)}
+
+
 # ----------------------------------------------------------------------------------- records
 def _group_key(rec: dict) -> str:
     from .records import stable_hash
@@ -439,7 +476,8 @@ def stored_specs(results_dir, *, dataset: str = "auto", prefer: Sequence[str] = 
                  order: Sequence[str] = ()) -> Tuple[Optional[str], List[RunSpec]]:
     """Every run (method, base loss, method arguments) with a completed record under
     ``results_dir`` on ``dataset`` (``"auto"``: the first of ``prefer``, then synthetic, that has
-    any). Returns ``(dataset or None, specs)``, specs ordered by ``order`` (method names) first."""
+    any), of the protocol (:func:`dirlib.results.protocol_key`) with the most such runs. Returns
+    ``(dataset or None, specs)``, specs ordered by ``order`` (method names) first."""
     from .results import load_records
     results_dir = Path(results_dir)
     recs = [r for r in (load_records(results_dir) if results_dir.is_dir() else [])
@@ -448,10 +486,20 @@ def stored_specs(results_dir, *, dataset: str = "auto", prefer: Sequence[str] = 
     ds = next((d for d in candidates if any(r["config"].get("dataset") == d for r in recs)), None)
     if ds is None:
         return None, []
+    # only the protocol with the most distinct runs (then records): a page shows one protocol
+    from .results import protocol_key
+    recs = [r for r in recs if r["config"].get("dataset") == ds]
+    runs_of, n_of = {}, {}
+    for r in recs:
+        pk = protocol_key(r["config"])
+        runs_of.setdefault(pk, set()).add((r["config"]["method"], r["config"].get("loss"),
+                                           str(sorted((r["config"].get("method_kwargs") or {}).items()))))
+        n_of[pk] = n_of.get(pk, 0) + 1
+    best = max(runs_of, key=lambda k: (len(runs_of[k]), n_of[k], k))
     seen = {}
     for r in recs:
         c = r["config"]
-        if c.get("dataset") != ds:
+        if protocol_key(c) != best:
             continue
         loss = c.get("loss")
         loss = None if loss in (None, default_loss(ds)) else loss
@@ -1090,6 +1138,40 @@ def table_runs(table: int, seeds: Sequence[int], *, dataset: Optional[str] = Non
         scratch_dir() if quick else Path(results_dir) / "runs")
     return train_runs(specs, list(seeds), dataset=ds, folder=folder, quick=quick, epochs=epochs,
                       device=device, data_dir=data_dir, log=log, reason=reason)
+
+
+#: the methods of the CPU/GPU reproduction (issue #7): Tables 1 and 3's baselines and the paper's
+#: method on three bases
+REPRODUCTION_METHODS = ("vanilla", "inv", "lds", "fds", "lds+fds", "focal", "rrt", "bmc", "ranksim", "oe",
+                        "conr", "frobenius", "lds+frobenius", "ranksim+frobenius")
+#: (method, its base) pairs for :func:`base_comparison`
+BASE_PAIRS = (("frobenius", "vanilla"), ("lds+frobenius", "lds"), ("ranksim+frobenius", "ranksim"))
+
+
+def base_comparison(runs: "Runs", metric: Optional[str] = None, pairs=BASE_PAIRS,
+                    shots=("all", "many", "median", "few")) -> pd.DataFrame:
+    """For each (method, base) in ``pairs`` with records in ``runs``: :func:`dirlib.results.compare_to_base`
+    on the dataset's main metric, as one display table (rows method vs base x shot)."""
+    from .results import compare_to_base
+    metric = metric or main_metric(runs.dataset)
+    by_method = {s.method: runs.records[s.label] for s in runs.present() if s.loss is None}
+    digits = METRIC_DIGITS.get(metric, 3)
+    rows, index = [], []
+    for m, b in pairs:
+        if m not in by_method or b not in by_method:
+            continue
+        df = compare_to_base(by_method[m], by_method[b], metric, shots=shots)
+        for r in df.itertuples():
+            rows.append({"base": format_mean_std(r.base_mean, r.base_std, digits),
+                         "with the method": format_mean_std(r.method_mean, r.method_std, digits),
+                         "difference": f"{r.diff:+.{digits}f}",
+                         "paired diff. std": format_mean_std(r.paired_diff_std, math.nan, digits),
+                         "Welch p": "–" if math.isnan(r.p_welch) else f"{r.p_welch:.2f}",
+                         "verdict": r.verdict, "seeds": f"{r.n_method} / {r.n_base}"})
+            index.append((f"{display_name(m)} vs {display_name(b)}", SHOT_NAMES[r.shot]))
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["comparison", "shot"]))
 
 
 def style_table(df: pd.DataFrame):

@@ -102,9 +102,11 @@ def git_commit(cwd=None) -> dict:
                                capture_output=True, text=True, timeout=10).stdout.strip() != ""
     except (OSError, subprocess.SubprocessError):
         commit, dirty = None, None
-    if commit is None and os.environ.get("DIRLIB_SOURCE_COMMIT"):
-        # a copy of the tree without .git (e.g. sent to a GPU machine): the sender names the commit
-        return {"commit": os.environ["DIRLIB_SOURCE_COMMIT"], "dirty": None, "from_env": True}
+    if os.environ.get("DIRLIB_SOURCE_COMMIT"):
+        # a copy of the tree sent elsewhere (e.g. to a GPU machine) may carry no .git, or a stale
+        # one: the sender names the commit, and what git said there is kept beside it
+        return {"commit": os.environ["DIRLIB_SOURCE_COMMIT"], "dirty": None, "from_env": True,
+                "git_reported": {"commit": commit, "dirty": dirty}}
     return {"commit": commit, "dirty": dirty}
 
 

@@ -115,14 +115,14 @@ def test_stage_docs_placeholder_and_link_rewrite(tmp_path, monkeypatch):
     (docs / "frobenius-choices.md").write_text(
         "# T\n\nSee [the code](../dirlib/losses/frobenius.py#L3) and [site](https://x.org) [a](#b).\n")
     status = B.stage_docs(tmp_path / "staged")
-    assert status == {"frobenius-choices.md": True, "baseline-defaults.md": False}
+    assert status == {"frobenius-choices.md": True, "baseline-defaults.md": False, "reproduction.md": False}
     text = (tmp_path / "staged" / "frobenius-choices.md").read_text()
     assert "the code (`dirlib/losses/frobenius.py`)" in text and "[site](https://x.org)" in text
     assert "[a](#b)" in text
     ph = (tmp_path / "staged" / "baseline-defaults.md").read_text()
     assert "`docs/baseline-defaults.md` is not written yet" in ph
     rows = {r["doc"]: r["present"] for r in B.docs_status()}
-    assert rows == {"frobenius-choices.md": True, "baseline-defaults.md": False}
+    assert rows == {"frobenius-choices.md": True, "baseline-defaults.md": False, "reproduction.md": False}
 
 
 def test_dataset_resolution_and_quick_config(tmp_path):

@@ -270,3 +270,83 @@ def test_committed_tables_match_regeneration(tmp_path):
     old = {p.name: p.read_text() for p in committed.iterdir() if p.suffix == ".csv"}
     assert old == fresh, ("results/tables/ is stale: rerun "
                           "`python -m dirlib.results tables --results results/ --out results/tables/`")
+
+
+# ----------------------------------------------------------------------------------- method vs base
+def _mae_recs(method, values):
+    return [fake_record(method=method, seed=k, mae={s: v for s in SHOTS}) for k, v in enumerate(values)]
+
+
+def test_compare_to_base_hand_computed():
+    base = _mae_recs("vanilla", [10.0, 11.0, 12.0])          # mean 11, std 1
+    better = _mae_recs("frobenius", [7.0, 8.0, 9.0])         # mean 8, std 1: 8 + 1 < 11 - 1
+    df = R.compare_to_base(better, base, "mae", shots=("few",))
+    r = df.iloc[0]
+    assert r["base_mean"] == pytest.approx(11.0) and r["base_std"] == pytest.approx(1.0)
+    assert r["diff"] == pytest.approx(-3.0) and r["paired_diff_std"] == pytest.approx(0.0)
+    assert r["verdict"] == "better"
+    # Welch t for equal variances and sizes: t = -3 / sqrt(1/3 + 1/3), df = 4
+    from scipy import stats
+    assert r["p_welch"] == pytest.approx(2 * stats.t.sf(3 / math.sqrt(2 / 3), 4))
+    close = _mae_recs("frobenius", [9.5, 10.0, 10.5])        # mean 10, std .5: 10 - .5 < 11 + ... overlaps
+    assert R.compare_to_base(close, base, "mae").iloc[0]["verdict"] == "within spread"
+    assert R.compare_to_base(base, better, "mae").iloc[0]["verdict"] == "worse"
+    one = R.compare_to_base(better[:1], base, "mae").iloc[0]
+    assert one["verdict"] == "n/a" and math.isnan(one["p_welch"])
+
+
+def test_compare_to_base_higher_is_better_metric():
+    base = [fake_record(method="vanilla", seed=k) for k in range(3)]     # pearson 70 + seed
+    for r in base:
+        for s in SHOTS:
+            r["test"][s]["pearson"] -= 10                                # 60, 61, 62
+    meth = [fake_record(method="frobenius", seed=k) for k in range(3)]   # 70, 71, 72
+    assert R.compare_to_base(meth, base, "pearson").iloc[0]["verdict"] == "better"
+    assert R.compare_to_base(base, meth, "pearson").iloc[0]["verdict"] == "worse"
+
+
+def test_compute_used_sums_wall_time_per_dataset_and_device():
+    a = fake_record(method="vanilla", seed=0)
+    a.update(wall_time_s=1800.0, device="cpu", versions={"torch_threads": 1})
+    b = fake_record(method="lds", seed=0)
+    b.update(wall_time_s=3600.0, device="cpu", versions={"torch_threads": 1})
+    g = fake_record(method="lds", seed=1)
+    g.update(wall_time_s=360.0, device="cuda", versions={"torch_threads": 1, "cuda_device": "NVIDIA H200"})
+    n = fake_record(method="oe", seed=0)
+    n.update(device="cpu", versions={"torch_threads": 1})             # no time recorded
+    f = fake_record(method="oe", seed=1, status="failed")
+    df = R.compute_used([a, b, g, n, f]).set_index("device")
+    assert df.loc["cpu", "runs"] == 3 and df.loc["cpu", "hours"] == pytest.approx(1.5)
+    assert df.loc["cpu", "missing_time"] == 1
+    assert df.loc["NVIDIA H200", "hours"] == pytest.approx(0.1) and df.loc["NVIDIA H200", "runs"] == 1
+
+
+# ----------------------------------------------------------------------------------- README block
+def test_readme_block_is_generated_from_records_and_checked(tmp_path):
+    res = tmp_path / "res"
+    for k, m in enumerate(["vanilla", "frobenius"]):
+        for seed in (0, 1):
+            put(res, fake_record("utkface-dir", m, seed, mae={s: 5.0 + k + seed for s in SHOTS}))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nintro\n\n{R.README_BEGIN}\nold\n{R.README_END}\n\ntail\n")
+    assert not R.update_readme(res, readme, check=True)
+    assert R.update_readme(res, readme)
+    text = readme.read_text()
+    assert text.startswith("# x\n\nintro\n\n") and text.endswith(f"{R.README_END}\n\ntail\n")
+    # vanilla: 5, 6 -> 5.50 ± 0.71; the paper's method (+1) is the "Ours" row after it
+    assert "| Vanilla | 5.50 ± 0.71 | 5.50 ± 0.71 | 5.50 ± 0.71 | 5.50 ± 0.71 | 2 |" in text
+    assert text.index("| Vanilla |") < text.index("| Ours | 6.50 ± 0.71")
+    assert "paper's Vanilla, AgeDB-DIR (transcribed" in text and "*7.77*" in text
+    assert "**sts-b-dir**: no completed run records yet." in text
+    assert R.update_readme(res, readme, check=True)
+    assert R.main(["readme", "--results", str(res), "--readme", str(readme), "--check"]) == 0
+    put(res, fake_record("utkface-dir", "lds", 0))
+    assert R.main(["readme", "--results", str(res), "--readme", str(readme), "--check"]) == 1
+    readme.write_text("no markers\n")
+    with pytest.raises(ValueError, match="no results block"):
+        R.update_readme(res, readme)
+
+
+def test_committed_readme_results_match_the_records():
+    assert R.update_readme(ROOT / "results", ROOT / "README.md", check=True), (
+        "README.md's results block is stale: run python -m dirlib.results readme")

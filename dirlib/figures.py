@@ -219,7 +219,7 @@ FIG5_SPECS = (RunSpec("bmc+frobenius", "BMSE + ours"), RunSpec("ranksim+frobeniu
 FIG5_BASE = {"BMSE + ours": "BMSE", "RankSim + ours": "RankSim", "ConR + ours": "ConR"}
 
 
-#: Figs. 2 and 5 from the reproduction's records (issue #7 ran these methods, not the paper's exact
+#: Figs. 2 and 5 from the reproduction's records (it ran these methods, not the paper's exact
 #: panels): the baselines, and the paper's method on three of them
 REPRO_FIG2_SPECS = (RunSpec("vanilla", "Vanilla"), RunSpec("lds", "LDS"), RunSpec("bmc", "BMSE"),
                     RunSpec("conr", "ConR"), RunSpec("ranksim", "RankSim"))
@@ -1140,8 +1140,8 @@ def table_runs(table: int, seeds: Sequence[int], *, dataset: Optional[str] = Non
                       device=device, data_dir=data_dir, log=log, reason=reason)
 
 
-#: the methods of the CPU/GPU reproduction (issue #7): Tables 1 and 3's baselines and the paper's
-#: method on three bases
+#: the methods of the small-scale reproduction (docs/reproduction.md): Tables 1 and 3's
+#: baselines and the paper's method on three bases
 REPRODUCTION_METHODS = ("vanilla", "inv", "lds", "fds", "lds+fds", "focal", "rrt", "bmc", "ranksim", "oe",
                         "conr", "frobenius", "lds+frobenius", "ranksim+frobenius")
 #: (method, its base) pairs for :func:`base_comparison`

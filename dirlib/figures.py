@@ -238,6 +238,14 @@ def record_datasets(results_dir, prefer: Sequence[str] = AGE_PREFER) -> List[str
     return [d for d in list(prefer) + ["synthetic"] if d in have]
 
 
+def page_datasets(results_dir, dataset: str = "auto", source: str = "cached") -> List[str]:
+    """The datasets a figure page draws: with ``dataset="auto"`` and ``source="cached"``, every
+    dataset with stored records (:func:`record_datasets`); otherwise (or with none stored) just
+    ``[dataset]``, which :func:`get_runs` resolves."""
+    stored = record_datasets(results_dir) if dataset == "auto" and source == "cached" else []
+    return stored or [dataset]
+
+
 def fig25_specs(results_dir, dataset: str):
     """``(fig2_specs, fig5_specs, fig5_base)`` for Figs. 2 and 5 drawn from stored records on
     ``dataset``: the paper's panels (:data:`FIG2_SPECS`, :data:`FIG5_SPECS`) when records cover
@@ -271,8 +279,8 @@ def select_records(records: Sequence[dict], specs: Sequence[RunSpec]) -> Tuple[D
     """Pick, for each spec, the completed records to show: among the records matching it, grouped
     by configuration up to the seed, the largest group (ties: the most recently finished) on the
     data hash that covers the most specs (ties: the most records) and, so that a table never mixes
-    protocols, of the protocol (:func:`dirlib.results.protocol_key`) that covers the most specs
-    (ties: the most records, then the latest finished). Returns
+    protocols, of the protocol :func:`dirlib.results.main_protocol` picks among the specs'
+    records. Returns
     ``({label: records sorted by seed}, notes)``; ``notes`` names what was left out."""
     done = [r for r in records if r.get("status") == "completed"]
     cands = {}
@@ -295,26 +303,16 @@ def select_records(records: Sequence[dict], specs: Sequence[RunSpec]) -> Tuple[D
     if len(cover) > 1:
         notes.append(f"records on {len(cover)} different data hashes; shown: data_hash {best_dh} "
                      f"(covers {cover[best_dh]} of {len(specs)} runs)")
-    # one protocol (epochs, image size, model ...) for the whole figure/table: the one that covers
-    # the most specs, then has the most seeds, then finished last
-    from .results import protocol_key
-    pcover, pseeds, plast = {}, {}, {}
-    for s in specs:
-        seen = set()
-        for (dh, _), rs in cands[s.label].items():
-            if dh != best_dh:
-                continue
-            for r in rs:
-                pk = protocol_key(r["config"])
-                seen.add(pk)
-                pseeds[pk] = pseeds.get(pk, 0) + 1
-                plast[pk] = max(plast.get(pk, ""), _finished(r))
-        for pk in seen:
-            pcover[pk] = pcover.get(pk, 0) + 1
-    best_pk = max(pcover, key=lambda k: (pcover[k], pseeds[k], plast[k]))
-    if len(pcover) > 1:
-        notes.append(f"records of {len(pcover)} protocols; shown: protocol {best_pk} (covers "
-                     f"{pcover[best_pk]} of {len(specs)} runs)")
+    # one protocol (epochs, image size, model ...) for the whole figure/table
+    from .results import main_protocol, protocol_key
+    on_best = [(s.label, r) for s in specs for (dh, _), rs in cands[s.label].items() if dh == best_dh
+               for r in rs]
+    best_pk = main_protocol(on_best)
+    n_protocols = len({protocol_key(r["config"]) for _, r in on_best})
+    if n_protocols > 1:
+        covered = len({label for label, r in on_best if protocol_key(r["config"]) == best_pk})
+        notes.append(f"records of {n_protocols} protocols; shown: protocol {best_pk} (covers "
+                     f"{covered} of {len(specs)} runs)")
     out = {}
     for s in specs:
         on_dh = {k: v for k, v in cands[s.label].items() if k[0] == best_dh}
@@ -476,7 +474,7 @@ def stored_specs(results_dir, *, dataset: str = "auto", prefer: Sequence[str] = 
                  order: Sequence[str] = ()) -> Tuple[Optional[str], List[RunSpec]]:
     """Every run (method, base loss, method arguments) with a completed record under
     ``results_dir`` on ``dataset`` (``"auto"``: the first of ``prefer``, then synthetic, that has
-    any), of the protocol (:func:`dirlib.results.protocol_key`) with the most such runs. Returns
+    any), of the protocol :func:`dirlib.results.main_protocol` picks. Returns
     ``(dataset or None, specs)``, specs ordered by ``order`` (method names) first."""
     from .results import load_records
     results_dir = Path(results_dir)
@@ -487,15 +485,9 @@ def stored_specs(results_dir, *, dataset: str = "auto", prefer: Sequence[str] = 
     if ds is None:
         return None, []
     # only the protocol with the most distinct runs (then records): a page shows one protocol
-    from .results import protocol_key
+    from .results import main_protocol, protocol_key, run_key
     recs = [r for r in recs if r["config"].get("dataset") == ds]
-    runs_of, n_of = {}, {}
-    for r in recs:
-        pk = protocol_key(r["config"])
-        runs_of.setdefault(pk, set()).add((r["config"]["method"], r["config"].get("loss"),
-                                           str(sorted((r["config"].get("method_kwargs") or {}).items()))))
-        n_of[pk] = n_of.get(pk, 0) + 1
-    best = max(runs_of, key=lambda k: (len(runs_of[k]), n_of[k], k))
+    best = main_protocol((run_key(r["config"]), r) for r in recs)
     seen = {}
     for r in recs:
         c = r["config"]

@@ -26,7 +26,7 @@ import math
 import sys
 import warnings
 from pathlib import Path
-from typing import Iterable, Optional, Sequence, Union
+from typing import Iterable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -96,6 +96,26 @@ def protocol_key(config: dict) -> str:
     (dataset, epochs, image size, model ...) that runs of different methods share."""
     from .records import stable_hash
     return stable_hash({k: v for k, v in comparable_config(config).items() if k not in METHOD_KEYS})
+
+
+def run_key(config: dict) -> tuple:
+    """What makes one run of a protocol: the method, its base loss and its method arguments."""
+    return (config.get("method"), config.get("loss"),
+            tuple(sorted((config.get("method_kwargs") or {}).items())))
+
+
+def main_protocol(keyed_records: Iterable[Tuple[object, dict]]) -> Optional[str]:
+    """The :func:`protocol_key` that a page or table should show, from ``(run, record)`` pairs
+    (``run``: any hashable naming what the record is a run of, e.g. :func:`run_key` or a figure
+    label): the protocol with the most distinct runs, then the most records, then the latest
+    ``finished``. ``None`` for no records."""
+    runs, n, last = {}, {}, {}
+    for key, r in keyed_records:
+        pk = protocol_key(r["config"])
+        runs.setdefault(pk, set()).add(key)
+        n[pk] = n.get(pk, 0) + 1
+        last[pk] = max(last.get(pk, ""), str(r.get("finished") or ""))
+    return max(runs, key=lambda k: (len(runs[k]), n[k], last[k]), default=None)
 
 
 def _name(rec: dict) -> str:
@@ -344,12 +364,15 @@ README_DATASETS = {"utkface-dir": (1, "mae"), "sts-b-dir": (3, "mse")}
 
 
 def _protocol_groups(records: Sequence[dict]) -> dict:
-    """``{dataset: [records of its protocol with the most completed records]}``."""
+    """``{dataset: [its completed records of the protocol :func:`main_protocol` picks]}``."""
     by = {}
     for r in completed(records, warn=False):
-        by.setdefault(r["config"].get("dataset"), {}).setdefault(protocol_key(r["config"]), []).append(r)
-    return {ds: max(g.values(), key=lambda rs: (len(rs), max(str(r.get("finished")) for r in rs)))
-            for ds, g in by.items()}
+        by.setdefault(r["config"].get("dataset"), []).append(r)
+    out = {}
+    for ds, recs in by.items():
+        best = main_protocol((run_key(r["config"]), r) for r in recs)
+        out[ds] = [r for r in recs if protocol_key(r["config"]) == best]
+    return out
 
 
 def _protocol_text(recs: Sequence[dict]) -> str:
@@ -369,7 +392,7 @@ def readme_results(results_dir) -> str:
     """The README's results block: per dataset in :data:`README_DATASETS`, the protocol with the most
     completed records, mean ± sample std over seeds of the table's first metric per shot, rows in
     the paper's order, and the paper's own Vanilla row (transcribed, another dataset) for scale."""
-    from .figures import display_name
+    from .figures import METRIC_DIGITS, display_name, format_mean_std
     groups = _protocol_groups(load_records(results_dir))
     paper = paper_table()
     lines = [README_BEGIN]
@@ -386,12 +409,8 @@ def readme_results(results_dir) -> str:
                   f"{_protocol_text(recs)}.", "", head, "|---|---|---|---|---|---|"]
         for m in methods:
             sub = df[df["method"] == m].set_index("shot")
-            cells = []
-            for shot in SHOTS_ALL:
-                mean, std = sub.loc[shot, f"{metric}_mean"], sub.loc[shot, f"{metric}_std"]
-                cells.append(f"{mean:.3f}" if ds == "sts-b-dir" and pd.isna(std) else
-                             f"{mean:.3f} ± {std:.3f}" if ds == "sts-b-dir" else
-                             f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}")
+            cells = [format_mean_std(sub.loc[shot, f"{metric}_mean"], sub.loc[shot, f"{metric}_std"],
+                                     METRIC_DIGITS[metric]) for shot in SHOTS_ALL]
             lines.append(f"| {display_name(m)} | " + " | ".join(cells) + f" | {sub['n_seeds'].iloc[0]} |")
         pv = paper[(paper["table"] == table) & (paper["method"] == "VANILLA")
                    & (paper["metric"].str.lower() == metric)]

@@ -18,9 +18,12 @@ import tarfile
 import time
 from pathlib import Path
 
-# the 14 methods, costliest first, so a seed's stragglers are cheap runs
-METHODS = ["conr", "ranksim+frobenius", "lds+frobenius", "frobenius", "lds+fds", "fds", "rrt",
-           "ranksim", "oe", "bmc", "focal", "lds", "inv", "vanilla"]
+from dirlib.figures import REPRODUCTION_METHODS
+
+# the reproduction's methods, the costly ones first, so a seed's stragglers are cheap runs
+COSTLY_FIRST = ("conr", "ranksim+frobenius", "lds+frobenius", "frobenius", "lds+fds", "fds", "rrt")
+METHODS = sorted(REPRODUCTION_METHODS, key=lambda m: COSTLY_FIRST.index(m) if m in COSTLY_FIRST
+                 else len(COSTLY_FIRST))
 TRAIN_ARGS = ["img_size=64", "epochs=20", "lr_milestones=[14,18]"]
 
 

@@ -20,6 +20,7 @@ import torch
 
 from dirlib.data.base import DataNotFoundError
 from dirlib.data import faces
+from helpers import first_rows_per_split
 
 SHARED = Path("/work/shared/data")
 # the 30-row CSVs written here are not the benchmark's file: the loader warns, as it should
@@ -31,13 +32,7 @@ def _real_agedb_rows(per_split: int = 10):
         if root and (Path(root) / "agedb-dir" / "agedb.csv").exists():
             lines = (Path(root) / "agedb-dir" / "agedb.csv").read_text().splitlines()
             assert lines[0] == "age,path,split"
-            rows, seen = [], {"train": 0, "val": 0, "test": 0}
-            for line in lines[1:]:
-                sp = line.rsplit(",", 1)[1]
-                if seen[sp] < per_split:
-                    rows.append(line)
-                    seen[sp] += 1
-            return rows, True
+            return first_rows_per_split(lines, per_split), True
     return [f"{20 + i},AgeDB/{i}_Person_{20 + i}_m.jpg,{('train', 'val', 'test')[i % 3]}"
             for i in range(3 * per_split)], False
 

@@ -7,17 +7,12 @@ import pytest
 from dirlib.cli import main
 from dirlib.data import load_synthetic
 from dirlib.experiment import run_experiment
-from dirlib.methods import REGISTRY, build_method, parse_method
-from dirlib.train import RunConfig
-
-SYN = {"n_labels": 30, "n_max": 150, "width": 5.0}
+from dirlib.methods import REGISTRY, build_method
+from helpers import SYN, syn_cfg
 
 
-def cfg(method, **kw):
-    base = dict(dataset="synthetic", method=method, epochs=2, batch_size=64, lr=3e-3,
-                progress=False, diagnostics=False, data_kwargs=SYN)
-    base.update(kw)
-    return RunConfig(**base)
+
+cfg = syn_cfg
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +62,6 @@ def test_frobenius_record_has_every_phase(data, tmp_path):
 
 def test_phase3_pulls_norms_towards_prediction(data, tmp_path):
     """With a large gamma and enough fine-tuning, per-sample norms end closer to NormNet's targets."""
-    from dirlib.method_components import dataset_norms
     rec = run_experiment(cfg("frobenius", epochs=3, method_kwargs={
         "frobenius.gamma": 5.0, "frobenius.sft_epochs": 4, "frobenius.sft_lr": 3e-3}),
         tmp_path, data=data)

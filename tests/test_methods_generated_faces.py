@@ -11,19 +11,14 @@ from dirlib.data.faces import load_agedb, load_imdb_wiki
 from dirlib.experiment import run_experiment
 from dirlib.methods import REGISTRY
 from dirlib.train import RunConfig
+from helpers import first_rows_per_split
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*differs from the DIR benchmark:UserWarning")
 
 
 def _tree(root, data_dir, folder, csv_name, per_split=24):
     from PIL import Image
-    lines = (data_dir / "agedb-dir" / "agedb.csv").read_text().splitlines()
-    rows, seen = [], {"train": 0, "val": 0, "test": 0}
-    for line in lines[1:]:
-        sp = line.rsplit(",", 1)[1]
-        if seen[sp] < per_split:
-            rows.append(line)
-            seen[sp] += 1
+    rows = first_rows_per_split((data_dir / "agedb-dir" / "agedb.csv").read_text().splitlines(), per_split)
     (root / folder).mkdir(parents=True)
     (root / folder / csv_name).write_text("age,path,split\n" + "\n".join(rows) + "\n")
     rng = np.random.RandomState(0)

@@ -13,8 +13,8 @@ from dirlib.data import load_synthetic
 from dirlib.experiment import run_experiment
 from dirlib.methods import build_method
 from dirlib.train import RunConfig, fit
+from helpers import SYN, syn_cfg
 
-SYN = {"n_labels": 30, "n_max": 150, "width": 5.0}
 SYN_ARGS = ["--data-arg", "n_labels=30", "n_max=150", "width=5.0"]
 NEW = ["smoter", "smogn", "rnc", "supcr", "der", "lds+fds+der", "vae", "vir", "distloss", "srl"]
 WITH_FROBENIUS = ["smoter", "smogn", "der", "lds+fds+der", "vae", "vir", "distloss", "srl"]
@@ -28,11 +28,7 @@ def cli(tmp_path, name, args):
     return rec
 
 
-def cfg(method, **kw):
-    base = dict(dataset="synthetic", method=method, epochs=2, batch_size=64, lr=3e-3,
-                progress=False, diagnostics=False, data_kwargs=SYN)
-    base.update(kw)
-    return RunConfig(**base)
+cfg = syn_cfg
 
 
 @pytest.fixture(scope="module")

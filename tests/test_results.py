@@ -350,3 +350,28 @@ def test_readme_block_is_generated_from_records_and_checked(tmp_path):
 def test_committed_readme_results_match_the_records():
     assert R.update_readme(ROOT / "results", ROOT / "README.md", check=True), (
         "README.md's results block is stale: run python -m dirlib.results readme")
+
+
+def test_main_protocol_prefers_distinct_runs_then_records_then_latest():
+    five = [fake_record(method=m, seed=s, epochs=5) for m in ("vanilla", "lds") for s in (0, 1, 2)]
+    twenty = [fake_record(method=m, seed=0, epochs=20) for m in ("vanilla", "lds", "oe")]
+    pk = lambda recs: R.protocol_key(recs[0]["config"])  # noqa: E731
+    keyed = [(R.run_key(r["config"]), r) for r in five + twenty]
+    assert R.main_protocol(keyed) == pk(twenty)                 # 3 runs beat 2 runs x 3 seeds
+    keyed = [(R.run_key(r["config"]), r) for r in five + twenty[:2]]
+    assert R.main_protocol(keyed) == pk(five)                   # same runs: more records
+    a, b = fake_record(seed=0, epochs=5), fake_record(seed=0, epochs=9)
+    a["finished"], b["finished"] = "2026-01-01T00:00:00", "2026-02-01T00:00:00"
+    assert R.main_protocol([("x", a), ("x", b)]) == pk([b])     # then the latest
+    assert R.main_protocol([]) is None
+
+
+def test_withdrawn_bmse_numbers_quoted_in_the_docs_match_the_kept_record():
+    import json
+    rec = json.loads((ROOT / "results" / "withdrawn" / "sts-b-dir_bmc_init-sigma-1_seed0.json").read_text())
+    assert rec["method_info"]["bmc"]["init_sigma"] == 1.0
+    t = rec["test"]
+    quoted = (f"test MSE {t['all']['mse']:.2f} all / {t['many']['mse']:.2f} many / "
+              f"{t['median']['mse']:.2f} median / {t['few']['mse']:.2f} few")
+    assert quoted in (ROOT / "docs" / "baseline-defaults.md").read_text()
+    assert not any(p.name == "run.json" for p in (ROOT / "results" / "withdrawn").iterdir())

@@ -77,6 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="load a dataset and print its summary")
     d.add_argument("--dataset", required=True, choices=DATASETS)
     d.add_argument("--data-dir", default=None)
+    ph = sub.add_parser("posthoc", help="phases 2-3 of the paper's method (text or published-code "
+                                        "protocol, or a control) on a finished run")
+    ph.add_argument("--from", dest="base", required=True, metavar="RUN_DIR",
+                    help="a completed single-phase run (RUN_DIR/run.json + RUN_DIR/ckpt/main.pt)")
+    ph.add_argument("--variant", required=True, choices=["text", "text-no-norm", "code", "code-no-norm"])
+    ph.add_argument("--out", required=True, help="output folder; OUT/run.json is the record")
+    ph.add_argument("--data-dir", default=None, help="data root (default: $DIRLIB_DATA)")
+    ph.add_argument("--option", nargs="*", metavar="KEY=VALUE",
+                    help="PosthocConfig fields, e.g. regression_epochs=40 linear_epochs=[1,3,5] "
+                         "gamma=0.1 (dirlib/posthoc.py)")
+    ph.add_argument("--full-grid", action="store_true",
+                    help="the published grid: 40 fine-tune epochs x norm-net epochs 1,3,...,19")
     from .bench import add_arguments as _bench_arguments
     _bench_arguments(sub.add_parser("bench", help="time a training step of every method against "
                                                   "vanilla (dirlib/bench.py, docs/performance.md)"))
@@ -118,6 +130,8 @@ def main(argv=None) -> int:
         print(json.dumps(load_dataset(a.dataset, data_dir=a.data_dir).summary(), indent=1,
                          default=str))
         return 0
+    if a.cmd == "posthoc":
+        return _posthoc(a)
     from .experiment import run_experiment
     from .methods import parse_method
     cfg = config_from_args(a)
@@ -128,6 +142,25 @@ def main(argv=None) -> int:
     print(f"test {metric}: " + "  ".join(f"{s} {t[s][metric]:.4f}" if t[s][metric] is not None
                                          else f"{s} nan" for s in ("all", "many", "median", "few")))
     print(f"run record: {a.out}/run.json")
+    return 0
+
+
+def _posthoc(a) -> int:
+    from .posthoc import PUBLISHED_LINEAR_EPOCHS, PosthocConfig, run_posthoc
+    opts = _kv(a.option)
+    if a.full_grid:
+        opts.setdefault("regression_epochs", 40)
+        opts.setdefault("linear_epochs", list(PUBLISHED_LINEAR_EPOCHS))
+    try:
+        pc = PosthocConfig(variant=a.variant, **opts)
+    except TypeError as e:
+        raise SystemExit(f"posthoc: unknown --option ({e}); see PosthocConfig in dirlib/posthoc.py")
+    rec = run_posthoc(a.base, a.variant, a.out, data_dir=a.data_dir, config=pc)
+    metric = "mse" if rec["config"]["dataset"] == "sts-b-dir" else "mae"
+    t = rec["test"]
+    print(f"test {metric} ({rec.get('final')}): " + "  ".join(
+        f"{s} {t[s][metric]:.4f}" for s in ("all", "many", "median", "few")))
+    print(f"record: {a.out}/run.json")
     return 0
 
 

@@ -2,7 +2,8 @@
 
 * :func:`load_records` reads every ``**/run.json`` under a results folder (records written by
   :mod:`dirlib.experiment` / :mod:`dirlib.records`) and filters them by dataset, method, status or
-  any other config key.
+  any other config key. Records under an ``audit/`` folder (:data:`SEPARATE_FOLDERS`, the gains
+  audit of :mod:`dirlib.audit`) are not read.
 * :func:`summary_table` aggregates records into mean and standard deviation over seeds, one row per
   method x shot. It refuses (``ValueError``) to mix records that are not comparable: different data
   (``data_hash``), or configs that differ in anything but the seed and the run-time-only keys in
@@ -38,6 +39,9 @@ RUNTIME_KEYS = ("seed", "progress", "device", "num_workers")
 DATASET_METRICS = {"sts-b-dir": ("mse", "pearson")}
 DEFAULT_METRICS = ("mae", "gm")
 PAPER_TABLES = Path(__file__).resolve().parent.parent / "results" / "paper_tables.csv"
+#: sub-folders of a results folder that hold other kinds of records (the gains audit's base runs and
+#: post-hoc arms, ``dirlib.audit``): left out of the method tables unless the folder is named itself
+SEPARATE_FOLDERS = ("audit",)
 INDEX_COLUMNS = ["table", "dataset", "n_records", "n_methods", "methods", "seeds", "data_hash", "file"]
 
 
@@ -61,6 +65,8 @@ def load_records(results_dir, dataset: Optional[str] = None,
         methods = {method} if isinstance(method, str) else set(method)
     out = []
     for path in sorted(root.rglob("run.json")):
+        if any(part in SEPARATE_FOLDERS for part in path.relative_to(root).parts[:-1]):
+            continue
         try:
             with open(path) as f:
                 rec = json.load(f)

@@ -359,8 +359,12 @@ def _set_rng_state(s):
 
 def fit(cfg: RunConfig, data: DIRData, spec: MethodSpec, model: Optional[torch.nn.Module] = None,
         *, ckpt_path: Optional[Path] = None, phase: str = "main",
-        select_on: Optional[str] = None) -> dict:
+        select_on: Optional[str] = None, track_test: bool = False) -> dict:
     """Train one phase and return its results (metrics, history, best epoch, timings, model).
+
+    ``track_test``: also evaluate the test split after every epoch and keep its shot metrics in the
+    history (``history[k]["test"]``). Selection still uses the validation split only; the per-epoch
+    test numbers let an audit read every point of an epoch grid from one run.
 
     ``ckpt_path``: if given, a checkpoint is written there at every epoch end, and an existing one
     (same phase) is resumed from: a killed run restarted with the same command loses at most the
@@ -481,6 +485,8 @@ def fit(cfg: RunConfig, data: DIRData, spec: MethodSpec, model: Optional[torch.n
                                      else None for s in SHOTS},
                "val": {s: {k: v for k, v in val[s].items()} for s in ("all",) + SHOTS},
                **{f"log/{k}": v for k, v in st.logs.items()}}
+        if track_test:
+            rec["test"] = evaluate(model, data, "test", cfg, device)["metrics"]
         st.history.append(rec)
         v = _main(val, metric)
         if v < best["value"]:

@@ -1,0 +1,340 @@
+"""Where do the paper's gains come from? The audit that separates them, run and read.
+
+One base checkpoint per (base method, seed) is shared by every arm, so all differences are paired
+by seed:
+
+* ``base``: the base method (``vanilla``, ``lds``, ...), trained as usual;
+* ``phase1``: the base plus the paper's phase-1 regulariser (``BASE+frobenius_reg``), same seed;
+* ``phase1>text``: phases 2-3 of the text on the phase-1 model: the whole method of the text;
+* ``text``, ``text-no-norm``, ``code``, ``code-no-norm``: the post-hoc variants of
+  :mod:`dirlib.posthoc` on the base model (``code*`` under selection rule (a), (b) or (c)).
+
+::
+
+    python -m dirlib.audit run --dataset sts-b-dir --seeds 0 1 2 3 4     # resumable; one per core
+    python -m dirlib.audit tables                                        # results/audit -> tables
+
+``run`` trains into a work folder (``--work``, default ``runs/audit``: checkpoints stay out of git)
+and copies each finished record into ``results/audit`` under the same relative path. A base whose
+checkpoint is gone (a fresh checkout) is retrained when one of its post-hoc arms is still missing;
+the new record must reproduce the stored one.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from . import records
+from .posthoc import RULES, PosthocConfig, run_posthoc
+from .stats import paired_difference
+
+SHOTS_ALL = ("all", "many", "median", "few")
+
+#: the audited protocol per dataset: the training recipe of the stored tables, the bases, which
+#: bases also get a phase-1 run, and the post-hoc sub-grid that fits the CPU budget
+PLANS = {
+    "sts-b-dir": {
+        "train": {"epochs": 10, "model_kwargs": {"hidden": 128}},
+        "bases": ("vanilla", "lds"),
+        "phase1": ("vanilla", "lds"),
+        "posthoc": {"regression_epochs": 20, "linear_epochs": (1, 10, 19)},
+    },
+    "utkface-dir": {
+        "train": {"img_size": 32, "epochs": 20, "lr_milestones": [14, 18]},
+        "bases": ("vanilla", "lds"),
+        "phase1": ("vanilla",),
+        "posthoc": {"regression_epochs": 20, "linear_epochs": (1, 10, 19)},
+    },
+}
+BASE_VARIANTS = ("text", "text-no-norm", "code", "code-no-norm")
+
+#: (effect, arm minus arm); ``code`` arms are read under the chosen selection rule
+EFFECTS = (
+    ("the text method (phases 1-3) against its base", "phase1>text", "base"),
+    ("phase 1 alone (the ordinal regulariser)", "phase1", "base"),
+    ("phases 2-3 of the text on the base model", "text", "base"),
+    ("the norm term under the text protocol", "text", "text-no-norm"),
+    ("the extra epochs alone", "text-no-norm", "base"),
+    ("the balanced validation data alone", "code-no-norm", "base"),
+    ("the norm term under the code protocol", "code", "code-no-norm"),
+    ("the code protocol in total", "code", "base"),
+    ("selection optimism: rule (a) - rule (b)", "code@best_test", "code@heldout"),
+)
+
+
+def method_dir(method: str) -> str:
+    return method.replace("+", "_")
+
+
+def base_dir(root, dataset: str, method: str, seed: int) -> Path:
+    return Path(root) / dataset / method_dir(method) / f"seed{seed}"
+
+
+def posthoc_dir(root, dataset: str, method: str, seed: int, variant: str) -> Path:
+    return base_dir(root, dataset, method, seed) / "posthoc" / variant
+
+
+# ------------------------------------------------------------------------------------ running
+def _mirror(work: Path, results: Path, rec_dir: Path):
+    """Copy ``rec_dir/run.json`` (completed) to the same relative place under ``results``."""
+    src = rec_dir / "run.json"
+    dst = results / rec_dir.relative_to(work) / "run.json"
+    if src.exists() and records.read_json(src).get("status") == "completed":
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        records.write_text_atomic(dst, src.read_text())
+
+
+def _ensure_base(cfg, rd: Path, data, needs_ckpt: bool, log):
+    """Train the base run in ``rd`` unless it is completed with its checkpoint (or none is needed).
+    A completed record without a checkpoint is retrained beside it; the new test metrics must equal
+    the old ones, else the old record is kept as ``run.prev.json`` and the mismatch reported."""
+    from .experiment import run_experiment
+    rec_path = rd / "run.json"
+    h = records.stable_hash(cfg.to_dict())
+    old = records.read_json(rec_path) if rec_path.exists() else None
+    if old is not None and old.get("config_hash") != h:
+        raise RuntimeError(f"{rec_path} holds a run of another configuration; remove it or use "
+                           f"another --work")
+    have_ckpt = (rd / "ckpt" / "main.pt").exists()
+    if old is not None and old.get("status") == "completed" and (have_ckpt or not needs_ckpt):
+        return old
+    prev = None
+    if old is not None and old.get("status") == "completed":
+        prev = rd / "run.prev.json"
+        shutil.copyfile(rec_path, prev)
+        rec_path.unlink()
+        shutil.rmtree(rd / "ckpt", ignore_errors=True)
+        log(f"retrain {rd} (its checkpoint is gone)")
+    t0 = time.time()
+    rec = run_experiment(cfg, rd, data=data)
+    log(f"done  {rd} in {time.time() - t0:.0f}s")
+    if prev is not None:
+        before = records.read_json(prev)["test"]["all"]
+        after = rec["test"]["all"]
+        if all(math.isclose(before[k], after[k], rel_tol=1e-9) for k in before
+               if isinstance(before[k], float)):
+            prev.unlink()
+        else:
+            log(f"WARNING {rd}: the retrained base differs from the stored record (kept as "
+                f"{prev.name}): {before} vs {after}")
+    return rec
+
+
+def run_audit(dataset: str, seeds, *, work="runs/audit", results="results/audit", data_dir=None,
+              bases=None, variants=BASE_VARIANTS, posthoc: Optional[dict] = None, train=None,
+              plan: Optional[dict] = None, data=None, log=print) -> None:
+    """Train and post-process every arm of the audit for ``dataset`` and ``seeds``, resumably.
+    ``plan`` defaults to ``PLANS[dataset]``; ``data`` to the dataset loaded from ``data_dir``."""
+    from .experiment import load_for_config
+    from .sweep import make_cfg
+    plan = plan or PLANS[dataset]
+    work, results = Path(work), Path(results)
+    bases = tuple(bases or plan["bases"])
+    overrides = {**plan["train"], **(train or {}), "progress": False}
+    opts = {**plan["posthoc"], **(posthoc or {})}
+    for seed in seeds:
+        for base in bases:
+            arms = [(base, variants)]
+            if base in plan["phase1"]:
+                arms.append((f"{base}+frobenius_reg", ("text",)))
+            for method, arm_variants in arms:
+                cfg = make_cfg(dataset, method, seed, overrides)
+                rd = base_dir(work, dataset, method, seed)
+                todo = [v for v in arm_variants if not _completed(posthoc_dir(work, dataset, method,
+                                                                              seed, v))]
+                if data is None:
+                    data = load_for_config(cfg, data_dir, subset=False)
+                _ensure_base(cfg, rd, data, needs_ckpt=bool(todo), log=log)
+                _mirror(work, results, rd)
+                for v in arm_variants:
+                    od = posthoc_dir(work, dataset, method, seed, v)
+                    if v not in todo:
+                        _mirror(work, results, od)
+                        continue
+                    t0 = time.time()
+                    try:
+                        run_posthoc(rd, v, od, data=data, config=PosthocConfig(variant=v, **opts),
+                                    log=log)
+                    except Exception as e:  # recorded as failed; the grid goes on
+                        log(f"FAILED {od}: {type(e).__name__}: {e}")
+                        continue
+                    log(f"done  {od} in {time.time() - t0:.0f}s")
+                    _mirror(work, results, od)
+
+
+def _completed(d: Path) -> bool:
+    p = d / "run.json"
+    return p.exists() and records.read_json(p).get("status") == "completed"
+
+
+# ------------------------------------------------------------------------------------ reading
+def collect(results="results/audit", metric: Optional[str] = None) -> pd.DataFrame:
+    """Every arm's test metric per (dataset, base, seed, shot) as a long table with columns
+    ``dataset, base, seed, arm, shot, metric, value``. ``metric`` defaults to the dataset's main
+    one (MSE for STS-B-DIR, MAE otherwise). Records that are not completed are skipped with a
+    warning; a post-hoc record whose base hash differs from the stored base is an error."""
+    import warnings
+    root = Path(results)
+    rows, skipped = [], []
+    for path in sorted(root.rglob("run.json")):
+        rec = records.read_json(path)
+        if rec.get("status") != "completed":
+            skipped.append(str(path))
+            continue
+        cfg = rec["config"]
+        ds = cfg["dataset"]
+        m = metric or ("mse" if ds == "sts-b-dir" else "mae")
+        if rec.get("schema") == "dirlib.posthoc/1":
+            base_method = rec["base"]["method"]
+            base_rec_path = (path.parent / rec["base"]["path"] / "run.json").resolve()
+            if base_rec_path.exists():
+                stored = records.read_json(base_rec_path).get("config_hash")
+                if stored != rec["base"]["config_hash"]:
+                    raise ValueError(f"{path}: its base {base_rec_path} has config hash {stored}, "
+                                     f"the post-hoc record names {rec['base']['config_hash']}")
+            if base_method.endswith("+frobenius_reg"):
+                base, arm_prefix = base_method[: -len("+frobenius_reg")], "phase1>"
+            else:
+                base, arm_prefix = base_method, ""
+            if rec["variant"].startswith("code"):
+                for rule, sel in rec["selected"].items():
+                    arm = f"{arm_prefix}{rec['variant']}@{rule}"
+                    rows += _rows(ds, base, cfg["seed"], arm, sel["test"], m)
+            else:
+                rows += _rows(ds, base, cfg["seed"], arm_prefix + rec["variant"], rec["test"], m)
+        else:
+            method = cfg["method"]
+            if method.endswith("+frobenius_reg"):
+                rows += _rows(ds, method[: -len("+frobenius_reg")], cfg["seed"], "phase1",
+                              rec["test"], m)
+            else:
+                rows += _rows(ds, method, cfg["seed"], "base", rec["test"], m)
+    if skipped:
+        warnings.warn(f"{len(skipped)} audit record(s) not completed, left out: "
+                      + "; ".join(skipped), stacklevel=2)
+    return pd.DataFrame(rows, columns=["dataset", "base", "seed", "arm", "shot", "metric", "value"])
+
+
+def _rows(ds, base, seed, arm, test, metric):
+    return [{"dataset": ds, "base": base, "seed": int(seed), "arm": arm, "shot": s, "metric": metric,
+             "value": float("nan") if test[s][metric] is None else float(test[s][metric])}
+            for s in SHOTS_ALL]
+
+
+def _arm_name(arm: str, rule: str) -> str:
+    return f"{arm}@{rule}" if arm in ("code", "code-no-norm") else arm
+
+
+def decomposition(df: pd.DataFrame, dataset: str, base: str, rule: str = "heldout") -> pd.DataFrame:
+    """The paired effects of :data:`EFFECTS` for one dataset and base: one row per effect and shot
+    with the mean difference (lower is better for the metric: negative = the first arm has lower
+    error), its 95% t interval over the seeds both arms have, ``n`` and a ``verdict``. Effects whose
+    arms have no common seed are left out."""
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    sub = df[(df["dataset"] == dataset) & (df["base"] == base)]
+    out = []
+    for effect, a, b in EFFECTS:
+        a, b = _arm_name(a, rule), _arm_name(b, rule)
+        for shot in SHOTS_ALL:
+            sa = sub[(sub["arm"] == a) & (sub["shot"] == shot)].set_index("seed")["value"]
+            sb = sub[(sub["arm"] == b) & (sub["shot"] == shot)].set_index("seed")["value"]
+            seeds = sorted(set(sa.index) & set(sb.index))
+            if not seeds:
+                continue
+            d = paired_difference(sa.loc[seeds].to_numpy(), sb.loc[seeds].to_numpy())
+            out.append({"effect": effect, "a": a, "b": b, "shot": shot, "mean": d.mean, "lo": d.lo,
+                        "hi": d.hi, "n": d.n, "p": d.p, "seeds": seeds,
+                        "verdict": verdict(d)})
+    return pd.DataFrame(out, columns=["effect", "a", "b", "shot", "mean", "lo", "hi", "n", "p",
+                                      "seeds", "verdict"])
+
+
+def verdict(d) -> str:
+    if d.n < 2:
+        return "one seed: no interval"
+    if not d.detectable:
+        return "no detectable effect"
+    return "lower error" if d.mean < 0 else "higher error"
+
+
+def conclusion(tables: dict, metric_names: dict) -> str:
+    """A paragraph generated from decomposition tables ``{(dataset, base): DataFrame}``: per dataset
+    and base, which effects change median- or few-shot error beyond their interval, and in which
+    direction, and which are indistinguishable from zero."""
+    parts = []
+    for (ds, base), t in sorted(tables.items()):
+        if t.empty:
+            continue
+        metric = metric_names.get(ds, "error").upper()
+        n = int(t["n"].max())
+        carried, zero = [], []
+        for effect, g in t[t["shot"].isin(["median", "few"])].groupby("effect", sort=False):
+            moved = [f"{r.shot}-shot {metric} by {r.mean:+.3g} [{r.lo:+.3g}, {r.hi:+.3g}]"
+                     for r in g.itertuples() if r.verdict in ("lower error", "higher error")]
+            (carried if moved else zero).append((effect, moved))
+        s = f"**{ds}, base {base}** ({n} paired seeds): "
+        if carried:
+            s += "; ".join(f"{e} changes " + " and ".join(m) for e, m in carried) + ". "
+        else:
+            s += "no effect moves median- or few-shot error beyond its interval. "
+        if zero and carried:
+            s += ("No detectable effect on median- or few-shot error: "
+                  + ", ".join(e for e, _ in zero) + ".")
+        parts.append(s.strip())
+    return "\n\n".join(parts)
+
+
+def write_tables(results="results/audit", out="results/tables/audit") -> list:
+    """Every decomposition table (rule (b); the code arms also under (a) and (c)) as CSV."""
+    from .results import write_table
+    df = collect(results)
+    out = Path(out)
+    written = []
+    for (ds, base), _ in df.groupby(["dataset", "base"]):
+        for rule in RULES:
+            t = decomposition(df, ds, base, rule)
+            t = t.assign(seeds=t["seeds"].map(lambda s: " ".join(map(str, s))))
+            written.append(write_table(t, out / f"{ds}_{base}_{rule}.csv"))
+    return written
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m dirlib.audit", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train and post-process every arm (resumable)")
+    r.add_argument("--dataset", required=True, choices=sorted(PLANS))
+    r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    r.add_argument("--bases", nargs="+", default=None)
+    r.add_argument("--work", default="runs/audit", help="run folders with checkpoints")
+    r.add_argument("--results", default="results/audit", help="where finished records are copied")
+    r.add_argument("--data-dir", default=None)
+    r.add_argument("--full-grid", action="store_true",
+                   help="the published grid: 40 fine-tune epochs x norm-net epochs 1,3,...,19")
+    t = sub.add_parser("tables", help="decomposition tables from the stored records")
+    t.add_argument("--results", default="results/audit")
+    t.add_argument("--out", default="results/tables/audit")
+    a = p.parse_args(argv)
+    if a.cmd == "run":
+        from .posthoc import PUBLISHED_LINEAR_EPOCHS
+        opts = ({"regression_epochs": 40, "linear_epochs": PUBLISHED_LINEAR_EPOCHS}
+                if a.full_grid else None)
+        run_audit(a.dataset, a.seeds, work=a.work, results=a.results, data_dir=a.data_dir,
+                  bases=a.bases, posthoc=opts, log=lambda m: print(m, flush=True))
+        return 0
+    for path in write_tables(a.results, a.out):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -148,8 +148,17 @@ def run_audit(dataset: str, seeds, *, work="runs/audit", results="results/audit"
             for method, arm_variants in arms:
                 cfg = make_cfg(dataset, method, seed, overrides)
                 rd = base_dir(work, dataset, method, seed)
-                todo = [v for v in arm_variants if not _completed(posthoc_dir(work, dataset, method,
-                                                                              seed, v))]
+                todo = [v for v in arm_variants
+                        if not (_completed(posthoc_dir(work, dataset, method, seed, v))
+                                or _completed(posthoc_dir(results, dataset, method, seed, v)))]
+                stored = base_dir(results, dataset, method, seed) / "run.json"
+                if not todo and _completed(stored.parent):
+                    log(f"skip  {rd}: every arm is stored in {results}")
+                    continue
+                if _completed(stored.parent) and not (rd / "run.json").exists():
+                    # a fresh checkout: the retrained base must reproduce the stored record
+                    rd.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(stored, rd / "run.json")
                 if data is None:
                     data = load_for_config(cfg, data_dir, subset=False)
                 _ensure_base(cfg, rd, data, needs_ckpt=bool(todo), log=log)

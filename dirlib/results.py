@@ -430,22 +430,31 @@ def readme_results(results_dir) -> str:
     return "\n".join(lines)
 
 
-def update_readme(results_dir, readme, check: bool = False) -> bool:
-    """Replace the block between :data:`README_BEGIN` and :data:`README_END` in ``readme`` with
-    :func:`readme_results`. ``check``: write nothing, return whether the file is up to date."""
+def replace_block(path, begin: str, end: str, body: str, check: bool = False) -> bool:
+    """Replace the text between the marker lines ``begin`` and ``end`` in the file ``path`` with
+    ``body`` (the markers stay). ``check``: write nothing, return whether the file is up to date.
+    A file without both markers is an error naming the file and the markers."""
     from .records import write_text_atomic
-    path = Path(readme)
+    path = Path(path)
     text = path.read_text()
-    if README_BEGIN not in text or README_END not in text:
-        raise ValueError(f"{path} has no results block ({README_BEGIN} ... {README_END})")
-    pre, rest = text.split(README_BEGIN, 1)
-    post = rest.split(README_END, 1)[1]
-    new = pre + readme_results(results_dir) + post
+    if begin not in text or end not in text:
+        raise ValueError(f"{path} has no generated block: no {begin} ... {end} markers")
+    pre, rest = text.split(begin, 1)
+    post = rest.split(end, 1)[1]
+    new = pre + begin + body + end + post
     if check:
         return new == text
     if new != text:
         write_text_atomic(path, new)
     return True
+
+
+def update_readme(results_dir, readme, check: bool = False) -> bool:
+    """Replace the block between :data:`README_BEGIN` and :data:`README_END` in ``readme`` with
+    :func:`readme_results`. ``check``: write nothing, return whether the file is up to date."""
+    block = readme_results(results_dir)
+    body = block[len(README_BEGIN):-len(README_END)]
+    return replace_block(readme, README_BEGIN, README_END, body, check=check)
 
 
 # ----------------------------------------------------------------------------------- paper

@@ -2,6 +2,7 @@
 (dirlib.stats): each variant's defining property, on small synthetic runs."""
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -277,8 +278,15 @@ def test_audit_runs_collects_and_decomposes(tmp_path, data):
         df[(df.arm == "text-no-norm") & (df.shot == "few")].sort_values("seed")["value"],
         df[(df.arm == "base") & (df.shot == "few")].sort_values("seed")["value"])
     assert row["mean"] == pytest.approx(want.mean) and row["n"] == 2
-    text = audit.conclusion({("synthetic", "vanilla"): t}, {"synthetic": "mae"})
-    assert "synthetic, base vanilla" in text and "2 paired seeds" in text
+    text = audit.conclusion({("synthetic", "vanilla"): t})
+    assert "synthetic, base Vanilla" in text and "2 paired seeds" in text
+    para = audit.dataset_answer(df, "synthetic")
+    assert "paired over seeds 0, 1" in para
+    # every part effect is named once: as a gain, a loss, or indistinguishable from zero
+    for effect in audit.PART_EFFECTS:
+        assert effect in para
+    tot = t[(t["effect"] == audit.TOTAL_EFFECTS[0]) & (t["shot"] == "median")].iloc[0]
+    assert f"median {tot['mean']:+.2f} [{tot['lo']:+.2f}, {tot['hi']:+.2f}]" in para
     # checkpoints stay in the work folder; results hold records only
     assert not list(res.rglob("*.pt")) and list(work.rglob("main.pt"))
     # a second call trains nothing
@@ -286,6 +294,22 @@ def test_audit_runs_collects_and_decomposes(tmp_path, data):
     audit.run_audit("synthetic", [0, 1], work=work, results=res, plan=plan, data=data,
                     log=logs.append)
     assert not any(m.startswith("done") for m in logs)
+    # a fresh checkout (no work folder): every arm stored in results is skipped, no base retrained
+    shutil.rmtree(work)
+    logs = []
+    audit.run_audit("synthetic", [0, 1], work=work, results=res, plan=plan, data=data,
+                    log=logs.append)
+    assert not any(m.startswith(("done", "retrain")) for m in logs), logs
+    # one stored arm lost: its base is retrained, must reproduce the stored record, and the arm runs
+    (res / "synthetic" / "vanilla" / "seed1" / "posthoc" / "code" / "run.json").unlink()
+    logs = []
+    audit.run_audit("synthetic", [0, 1], work=work, results=res, plan=plan, data=data,
+                    log=logs.append)
+    done = [m for m in logs if m.startswith(("done", "retrain"))]
+    assert [m.split()[0] for m in done] == ["retrain", "done", "done"], logs
+    assert "seed1" in done[0] and done[2].rstrip().split()[1].endswith("posthoc/code")
+    assert not any("WARNING" in m for m in logs), logs
+    assert (res / "synthetic" / "vanilla" / "seed1" / "posthoc" / "code" / "run.json").exists()
 
 
 def test_method_tables_do_not_read_audit_records(tmp_path, base):

@@ -343,7 +343,7 @@ def test_readme_block_is_generated_from_records_and_checked(tmp_path):
     put(res, fake_record("utkface-dir", "lds", 0))
     assert R.main(["readme", "--results", str(res), "--readme", str(readme), "--check"]) == 1
     readme.write_text("no markers\n")
-    with pytest.raises(ValueError, match="no results block"):
+    with pytest.raises(ValueError, match="README.md has no generated block"):
         R.update_readme(res, readme)
 
 

@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="output folder; OUT/run.json is the run record")
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--no-diagnostics", action="store_true")
+    t.add_argument("--overwrite", action="store_true",
+                   help="OUT holds a record of another configuration or data: keep it as "
+                        "OUT/run.replaced-<time>.json and start anew (without this flag such a "
+                        "rerun is refused and nothing is written)")
     sub.add_parser("methods", help="list method names")
     d = sub.add_parser("data", help="load a dataset and print its summary")
     d.add_argument("--dataset", required=True, choices=DATASETS)
@@ -132,11 +136,23 @@ def main(argv=None) -> int:
         return 0
     if a.cmd == "posthoc":
         return _posthoc(a)
-    from .experiment import run_experiment
+    from .checkpoint import CheckpointError
+    from .experiment import RunExists, run_experiment
     from .methods import parse_method
-    cfg = config_from_args(a)
-    parse_method(cfg.method)  # fail fast with the list of valid names
-    rec = run_experiment(cfg, a.out, data_dir=a.data_dir)
+    from .records import RunLocked
+    try:
+        cfg = config_from_args(a)
+        parse_method(cfg.method)  # fail fast with the list of valid names
+        cfg.validate()
+        rec = run_experiment(cfg, a.out, data_dir=a.data_dir, overwrite=a.overwrite,
+                             log=lambda m: print(m, flush=True))
+    except (RunExists, RunLocked, CheckpointError, ValueError, TypeError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:
+        print(f"interrupted ({e or 'SIGINT'}): {a.out}/run.json says so; the same command resumes",
+              file=sys.stderr)
+        return 130
     t = rec["test"]
     metric = "mse" if cfg.dataset == "sts-b-dir" else "mae"
     print(f"test {metric}: " + "  ".join(f"{s} {t[s][metric]:.4f}" if t[s][metric] is not None

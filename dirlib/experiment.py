@@ -5,6 +5,11 @@ finished as ``completed`` or ``failed`` (with the error message): a crash never 
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import signal
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -35,49 +40,143 @@ def strip_result(res: dict) -> dict:
     return {k: v for k, v in res.items() if k != "model"}
 
 
+class RunExists(RuntimeError):
+    """The output folder holds a record of another run; nothing was written."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so it ends the run like SIGINT does."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Turn SIGTERM into :class:`RunInterrupted` while the block runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise RunInterrupted(f"signal {signum} (SIGTERM)")
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _read_existing(rec_path: Path) -> Optional[dict]:
+    if not rec_path.exists():
+        return None
+    try:
+        rec = records.read_json(rec_path)
+        if not isinstance(rec, dict):
+            raise ValueError("not a JSON object")
+        return rec
+    except (ValueError, OSError) as e:
+        raise RunExists(f"{rec_path} exists but cannot be read ({type(e).__name__}: {e}); it was "
+                        f"left as it is. Rerun with --overwrite to keep it as a .replaced copy and "
+                        f"start anew, or choose another --out") from None
+
+
+def _set_aside(rec_path: Path) -> Path:
+    """Keep an old record beside the new one: ``run.replaced-<time>.json``."""
+    stamp = records.now().replace(":", "").replace("+0000", "Z")
+    dst = rec_path.with_name(f"run.replaced-{stamp}.json")
+    k = 1
+    while dst.exists():
+        dst = rec_path.with_name(f"run.replaced-{stamp}-{k}.json")
+        k += 1
+    os.replace(rec_path, dst)
+    return dst
+
+
+def _differences(old_cfg: dict, new_cfg: dict) -> str:
+    a, b = records.to_jsonable(old_cfg or {}), records.to_jsonable(new_cfg)
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)
+                  and k not in records.COSMETIC_KEYS)
+    return ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys[:6]) or "the data"
+
+
 def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRData] = None,
-                   resume: bool = True) -> dict:
+                   overwrite: bool = False, log=None) -> dict:
+    """Train and evaluate ``cfg`` into ``out_dir`` (``run.json`` + ``ckpt/``) and return the record.
+
+    * The config is validated, the data loaded and the method built **before** anything is written:
+      a run that would train nothing, or cannot start, leaves the folder untouched.
+    * The run's identity is :func:`dirlib.records.resume_key` (the config without cosmetic fields,
+      and the data hash). A completed record with the same key is returned as it is; an unfinished
+      one is resumed from its checkpoint (verified by its sha256).
+    * A record of another run is never touched: it is refused with :class:`RunExists` unless
+      ``overwrite``, which keeps it as ``run.replaced-<time>.json`` and starts anew.
+    * One process per folder (:class:`dirlib.records.RunLock`). SIGINT and SIGTERM end the run as
+      ``interrupted``; the same call resumes it. Any other error ends it as ``failed``.
+    """
+    cfg.validate()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     rec_path = out_dir / "run.json"
+    if data is None:
+        data = load_for_config(cfg, data_dir)
+    else:
+        data = apply_subset(cfg, data)
+    spec, runner = build_method(cfg, data)
+    dhash = records.data_hash(data)
+    key = records.resume_key(cfg.to_dict(), dhash)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with records.RunLock(out_dir):
+        old = _read_existing(rec_path)
+        ckpt_dir = out_dir / "ckpt"
+        if old is not None:
+            old_key = old.get("resume_key") or (
+                records.resume_key(old["config"], old.get("data_hash"))
+                if isinstance(old.get("config"), dict) else None)
+            if old_key == key and old.get("status") == "completed":
+                if log:
+                    log(f"skip  {rec_path}: completed")
+                return old
+            if old_key != key:
+                if not overwrite:
+                    raise RunExists(
+                        f"{rec_path} holds a {old.get('status', 'unknown')} run of another "
+                        f"configuration or data ({_differences(old.get('config'), cfg.to_dict())}); "
+                        f"it was left as it is. Rerun with --overwrite to keep it as a .replaced "
+                        f"copy and start anew, or choose another --out")
+                kept = _set_aside(rec_path)
+                shutil.rmtree(ckpt_dir, ignore_errors=True)
+                if log:
+                    log(f"kept the old record as {kept}")
+        stamp = ckpt_dir / "resume_key"
+        if stamp.exists() and stamp.read_text().strip() != key:
+            raise RunExists(f"{ckpt_dir} holds checkpoints of another run (resume key "
+                            f"{stamp.read_text().strip()} != {key}); delete that folder or use "
+                            f"another --out")
+        return _run(cfg, data, spec, runner, out_dir, rec_path, ckpt_dir, stamp, key, dhash)
+
+
+def _run(cfg, data, spec, runner, out_dir, rec_path, ckpt_dir, stamp, key, dhash) -> dict:
     t0 = time.time()
     record = {"schema": "dirlib.run/1", "status": "running", "started": records.now(),
               "config": cfg.to_dict(), "config_hash": records.stable_hash(cfg.to_dict()),
-              "git": records.git_commit(), "versions": records.versions(),
-              "device": str(resolve_device(cfg.device))}
+              "resume_key": key, "git": records.git_commit(), "versions": records.versions(),
+              "device": str(resolve_device(cfg.device)),
+              "data": data.summary(), "data_checksums": data.info.get("checksums", {}),
+              "data_hash": dhash, "method_info": spec.info}
     records.write_json(rec_path, record)
     try:
-        if data is None:
-            data = load_for_config(cfg, data_dir)
-        else:
-            data = apply_subset(cfg, data)
-        record["data"] = data.summary()
-        record["data_checksums"] = data.info.get("checksums", {})
-        record["data_hash"] = records.stable_hash(record["data_checksums"] or record["data"])
-        spec, runner = build_method(cfg, data)
-        record["method_info"] = spec.info
-        records.write_json(rec_path, record)
-        ckpt_dir = out_dir / "ckpt"
-        ckpt_dir.mkdir(exist_ok=True)
-        stamp = ckpt_dir / "config_hash"
-        if stamp.exists() and stamp.read_text().strip() != record["config_hash"]:
-            raise RuntimeError(
-                f"{ckpt_dir} holds checkpoints of a different configuration (hash "
-                f"{stamp.read_text().strip()} != {record['config_hash']}); use another --out or "
-                f"delete that folder")
-        stamp.write_text(record["config_hash"])
-        if runner is None:
-            res = fit(cfg, data, spec, ckpt_path=ckpt_dir / "main.pt")
-            result = {"phases": {"main": strip_result(res)}, "final": "main"}
-        else:
-            result = runner(cfg, data, spec, ckpt_dir, record=record, rec_path=rec_path)
+        with _sigterm_as_interrupt():
+            ckpt_dir.mkdir(exist_ok=True)
+            stamp.write_text(key)
+            if runner is None:
+                res = fit(cfg, data, spec, ckpt_path=ckpt_dir / "main.pt")
+                result = {"phases": {"main": strip_result(res)}, "final": "main"}
+            else:
+                result = runner(cfg, data, spec, ckpt_dir, record=record, rec_path=rec_path)
         final = result["phases"][result["final"]]
         record.update(result)
         record["test"] = final["test"]
         record["val"] = final["val"]
         record["status"] = "completed"
-    except BaseException as e:  # keep the record, mark it failed, re-raise
-        record["status"] = "failed"
+    except BaseException as e:  # keep the record, mark it, re-raise
+        record["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         record["error"] = f"{type(e).__name__}: {e}"
         record["traceback"] = traceback.format_exc(limit=8)
         raise

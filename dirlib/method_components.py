@@ -8,12 +8,14 @@ STS-B-DIR, "age" for the face datasets and everything else) and are listed, with
 from __future__ import annotations
 
 import copy
+import math
 import time
 from typing import Optional
 
 import numpy as np
 import torch
 
+from .checkpoint import save as save_checkpoint
 from .data.base import Binning
 from .methods import FINALIZERS, register
 from .train import Batch, Callback, MethodSpec, RunConfig, fit
@@ -37,10 +39,40 @@ def kw(cfg: RunConfig, comp: str, key: str, default):
     if default is not None and isinstance(default, (int, float)) and not isinstance(default, bool):
         if not isinstance(v, (int, float)) or isinstance(v, bool):
             raise TypeError(f"method argument {full} must be a number, got {v!r}")
+        check_range(full, v)
         return type(default)(v) if isinstance(default, float) else v
     if isinstance(default, bool) and not isinstance(v, bool):
         raise TypeError(f"method argument {full} must be true/false, got {v!r}")
     return v
+
+
+#: numeric method arguments that must be > 0 (scales, temperatures, rates, kernel widths); the
+#: others must be >= 0 (weights, coefficients); ``*epochs`` must be integers >= 1; ``momentum`` in
+#: [0, 1]; ``ks`` (kernel sizes) odd integers >= 1
+POSITIVE_KWARGS = ("sigma", "tau", "label_tau", "norm_tau", "norm_lr", "sft_lr", "softplus_beta",
+                   "prior_alpha", "lam")
+
+
+def check_range(full: str, v) -> None:
+    """Refuse by name a numeric method argument outside its meaningful range."""
+    key = full.split(".", 1)[1]
+    if not math.isfinite(v):
+        raise ValueError(f"method argument {full} must be finite, got {v!r}")
+    if key == "epochs" or key.endswith("_epochs"):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"method argument {full} must be an integer >= 1 (a phase of zero "
+                             f"epochs trains nothing), got {v!r}")
+    elif key == "ks":
+        if not isinstance(v, int) or v < 1 or v % 2 == 0:
+            raise ValueError(f"method argument {full} must be an odd integer >= 1, got {v!r}")
+    elif key == "momentum":
+        if not 0 <= v <= 1:
+            raise ValueError(f"method argument {full} must lie in [0, 1], got {v!r}")
+    elif key in POSITIVE_KWARGS:
+        if v <= 0:
+            raise ValueError(f"method argument {full} must be > 0, got {v!r}")
+    elif v < 0:
+        raise ValueError(f"method argument {full} must be >= 0, got {v!r}")
 
 
 def check_unread_kwargs(cfg: RunConfig):
@@ -455,7 +487,7 @@ def _frobenius_runner(cfg, data, spec, ckpt_dir, record=None, rec_path=None):
                              seed=cfg.seed)
     predicted = net.predict(labels).cpu().numpy()
     times["norm"] = time.time() - t0
-    torch.save(net.state_dict(), ckpt_dir / "norm_net.pt")
+    save_checkpoint(net.state_dict(), ckpt_dir / "norm_net.pt")
     phases["norm"] = {"phase": "norm", "norm_net": info, "time_s": times["norm"],
                       "per_label": {"bin": list(range(data.binning.n_bins)), "label": labels,
                                     "count": counts, "shot": bin_shots, "observed_norm": observed,

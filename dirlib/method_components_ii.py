@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .checkpoint import load as load_checkpoint
 from .data.base import Binning
 from .method_components import TwoViews, family, kw
 from .methods import FINALIZERS, parse_method, register
@@ -261,7 +262,7 @@ def _rnc_runner(cfg, data, spec, ckpt_dir, record=None, rec_path=None):
     spec1.callbacks = [TwoViews(), RnCCallback(s["temperature"])]
     res1 = fit(cfg1, data, spec1, ckpt_path=ckpt_dir / "rnc.pt", phase="rnc")
     model = res1.pop("model")
-    last = torch.load(ckpt_dir / "rnc.pt", map_location="cpu", weights_only=False)["model"]
+    last = load_checkpoint(ckpt_dir / "rnc.pt")["model"]
     model.load_state_dict(last)
     res1["kept_epoch"] = "last"
     if record is not None:

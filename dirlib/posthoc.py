@@ -58,6 +58,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import records
+from .checkpoint import load as load_checkpoint
 from .data.base import SHOTS, DIRData, SubsetItems
 from .metrics import shot_metrics
 from .train import RunConfig, fit, make_loader, predict, resolve_device, seed_everything
@@ -377,11 +378,11 @@ def load_base(base_dir, data: Optional[DIRData] = None, data_dir=None, check: bo
             f"rerun the base with the same config into {base_dir}: python -m dirlib.audit run "
             f"recreates it")
     data = load_for_config(cfg, data_dir) if data is None else apply_subset(cfg, data)
-    data_hash = records.stable_hash(data.info.get("checksums", {}) or data.summary())
+    data_hash = records.data_hash(data)
     if rec.get("data_hash") and rec["data_hash"] != data_hash:
         raise ValueError(f"posthoc: the data differ from the base run's ({data_hash} != "
                          f"{rec['data_hash']} in {rec_path})")
-    ck = torch.load(ckpt, map_location="cpu", weights_only=False)
+    ck = load_checkpoint(ckpt)
     if ck.get("phase") != "main" or not ck.get("best", {}).get("state"):
         raise ValueError(f"posthoc: {ckpt} holds no best-validation state of a 'main' phase")
     model = build_model(cfg.model or data.model, **{**data.model_kwargs, **cfg.model_kwargs})

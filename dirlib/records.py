@@ -132,3 +132,96 @@ def versions() -> dict:
 
 def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# ----------------------------------------------------------------------------------- run identity
+#: config keys that never change what a run computes: a rerun that differs only in them is the same
+#: run (``device`` counts by the device it resolves to, see :func:`resume_key`)
+COSMETIC_KEYS = ("progress",)
+
+
+def data_hash(data) -> str:
+    """The hash of what a run trained and was evaluated on.
+
+    Built-in datasets carry their files' checksums (``data.info["checksums"]``), and the hash is
+    theirs. Anything else (a :class:`~dirlib.data.base.DIRData` built from arrays, the synthetic
+    generator) is hashed from its summary, its three label arrays and, where the split datasets hold
+    tensors (``.x``) or arrays, their shapes and bytes: other labels or other inputs give another
+    hash."""
+    checksums = (data.info or {}).get("checksums") or {}
+    if checksums:
+        return stable_hash(checksums)
+    h = hashlib.sha256(json.dumps(to_jsonable(data.summary()), sort_keys=True).encode())
+    for name in ("train_labels", "val_labels", "test_labels"):
+        a = np.ascontiguousarray(np.asarray(getattr(data, name), dtype=np.float64))
+        h.update(name.encode() + str(a.shape).encode() + a.tobytes())
+    for name in ("train", "val", "test"):
+        x = getattr(getattr(data, name), "x", None)
+        if x is None:
+            h.update(f"{name}:{type(getattr(data, name)).__name__}:{len(getattr(data, name))}".encode())
+            continue
+        try:
+            import torch
+            if isinstance(x, torch.Tensor):
+                x = x.detach().cpu().contiguous().numpy()
+        except ImportError:  # pragma: no cover
+            pass
+        x = np.ascontiguousarray(np.asarray(x))
+        h.update(f"{name}:{x.dtype.str}:{x.shape}".encode() + x.tobytes())
+    return h.hexdigest()[:16]
+
+
+def _device_key(name) -> str:
+    from .train import resolve_device
+    d = resolve_device(str(name or "auto"))
+    return f"{d.type}:{d.index or 0}" if d.type == "cuda" else d.type
+
+
+def resume_key(config: dict, data_hash_: str) -> str:
+    """What decides whether two runs are the same run: the config without its cosmetic fields
+    (:data:`COSMETIC_KEYS`; ``device`` as the device it resolves to here) and the data hash."""
+    c = {k: v for k, v in to_jsonable(config).items() if k not in COSMETIC_KEYS}
+    c["device"] = _device_key(c.get("device"))
+    return stable_hash({"config": c, "data_hash": data_hash_})
+
+
+class RunLocked(RuntimeError):
+    """Another process holds the run folder."""
+
+
+class RunLock:
+    """One process per run folder: an exclusive ``flock`` on ``FOLDER/.lock``, which holds the
+    holder's pid. A second process gets :class:`RunLocked` naming that pid."""
+
+    def __init__(self, folder):
+        self.path = Path(folder) / ".lock"
+        self._f = None
+
+    def __enter__(self):
+        import fcntl
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            f.close()
+            raise RunLocked(f"{self.path.parent} is in use by process {holder} (lock file "
+                            f"{self.path}); wait for it to finish or use another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self._f = f
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+        if self._f is not None:
+            self._f.seek(0)
+            self._f.truncate()
+            fcntl.flock(self._f.fileno(), fcntl.LOCK_UN)
+            self._f.close()
+            self._f = None
+        return False

@@ -17,7 +17,6 @@ import argparse
 import shutil
 import sys
 import time
-import traceback
 from pathlib import Path
 
 from . import records
@@ -38,40 +37,55 @@ def make_cfg(dataset, method, seed, overrides: dict) -> RunConfig:
     return RunConfig(dataset=dataset, method=method, seed=seed, **d)
 
 
+def _finished_stamp(rec_path: Path):
+    """``finished`` of a completed record at ``rec_path``, else None (also when unreadable)."""
+    try:
+        rec = records.read_json(rec_path)
+    except (OSError, ValueError):
+        return None
+    return rec.get("finished") if isinstance(rec, dict) and rec.get("status") == "completed" else None
+
+
 def sweep(dataset, methods, seeds, out, overrides=None, data_dir=None, delete_ckpt=False,
-          log=print) -> list:
+          overwrite=False, log=print) -> list:
+    """Run every (method, seed) into ``out``; return the paths of the completed records.
+
+    Each run goes through :func:`dirlib.experiment.run_experiment`: completed runs of the same
+    config and data are skipped, unfinished ones resume, a folder holding another run is refused
+    (``overwrite`` keeps the old record beside the new one). A run that fails or is refused is
+    logged with its folder and the grid goes on; a summary of completed / skipped / failed runs
+    ends the sweep."""
     overrides = dict(overrides or {})
-    done = []
+    done, skipped, failed = [], [], []
     data = None
     for seed in seeds:
         for method in methods:
-            cfg = make_cfg(dataset, method, seed, overrides)
             rd = run_dir(out, dataset, method, seed)
             rec_path = rd / "run.json"
-            h = records.stable_hash(cfg.to_dict())
-            if rec_path.exists():
-                old = records.read_json(rec_path)
-                if old.get("status") == "completed" and old.get("config_hash") == h:
-                    log(f"skip  {dataset} {method} seed{seed}: completed")
-                    done.append(rec_path)
-                    continue
-                if old.get("config_hash") != h:
-                    raise RuntimeError(f"{rec_path} holds a run of another configuration; "
-                                       f"choose another --out or remove it")
-            if data is None:   # the full dataset; run_experiment applies a per-seed subset
-                data = load_for_config(cfg, data_dir, subset=False)
             t0 = time.time()
-            log(f"start {dataset} {method} seed{seed}")
             try:
-                rec = run_experiment(cfg, rd, data=data)
+                cfg = make_cfg(dataset, method, seed, overrides)
+                if data is None:   # the full dataset; run_experiment applies a per-seed subset
+                    data = load_for_config(cfg, data_dir, subset=False)
+                before = _finished_stamp(rec_path)
+                rec = run_experiment(cfg, rd, data=data, overwrite=overwrite)
+            except Exception as e:  # recorded (or refused untouched) by run_experiment; go on
+                msg = str(e).splitlines()[0] if str(e) else ""
+                log(f"FAILED {dataset} {method} seed{seed} ({rd}): {type(e).__name__}: {msg}")
+                failed.append(rd)
+                continue
+            done.append(rec_path)
+            if before is not None and rec.get("finished") == before:
+                log(f"skip  {dataset} {method} seed{seed}: completed")
+                skipped.append(rd)
+            else:
                 t = rec["test"]["all"]
                 log(f"done  {dataset} {method} seed{seed} in {time.time() - t0:.0f}s: "
-                    + " ".join(f"{k}={t[k]:.4f}" for k in ("mae", "mse") if k in t))
-                done.append(rec_path)
-                if delete_ckpt:
-                    shutil.rmtree(rd / "ckpt", ignore_errors=True)
-            except Exception:  # recorded as failed by run_experiment; go on with the grid
-                log(f"FAILED {dataset} {method} seed{seed}:\n{traceback.format_exc(limit=3)}")
+                    + " ".join(f"{k}={t[k]:.4f}" for k in ("mae", "mse") if t.get(k) is not None))
+            if delete_ckpt:
+                shutil.rmtree(rd / "ckpt", ignore_errors=True)
+    log(f"sweep: {len(done) - len(skipped)} completed, {len(skipped)} skipped, {len(failed)} failed"
+        + ("".join(f"\n  failed: {p}" for p in failed)))
     return done
 
 
@@ -87,14 +101,17 @@ def main(argv=None) -> int:
     p.add_argument("--train-arg", nargs="*", metavar="KEY=VALUE",
                    help="RunConfig fields, e.g. img_size=32 batch_size=128 model_kwargs={\"hidden\":128}")
     p.add_argument("--delete-ckpt", action="store_true")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace records of another configuration (the old ones are kept as "
+                        "run.replaced-<time>.json)")
     a = p.parse_args(argv)
     overrides = _kv(a.train_arg)
     if a.epochs is not None:
         overrides["epochs"] = a.epochs
     overrides.setdefault("progress", False)
-    sweep(a.dataset, a.methods, a.seeds, a.out, overrides, a.data_dir, a.delete_ckpt,
-          log=lambda m: print(m, flush=True))
-    return 0
+    done = sweep(a.dataset, a.methods, a.seeds, a.out, overrides, a.data_dir, a.delete_ckpt,
+                 overwrite=a.overwrite, log=lambda m: print(m, flush=True))
+    return 0 if len(done) == len(a.methods) * len(a.seeds) else 1
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .checkpoint import load as load_checkpoint
+from .checkpoint import save as save_checkpoint
 from .data.base import SHOTS, DIRData
 from .metrics import per_label_errors, shot_metrics
 
@@ -75,6 +77,39 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def validate(self) -> "RunConfig":
+        """Refuse by name a config that would train nothing or has no meaning (zero or negative
+        epochs, batches or sizes; a non-positive learning rate; negative weight decay ...)."""
+        def bad(name, want):
+            raise ValueError(f"option {name} (--{name.replace('_', '-')}) must be {want}, got "
+                             f"{getattr(self, name)!r}")
+
+        def is_int(v):
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        for name in ("epochs", "batch_size", "img_size"):
+            if not is_int(getattr(self, name)) or getattr(self, name) < 1:
+                bad(name, "an integer >= 1")
+        for name in ("max_batches", "subset_train", "subset_eval", "eval_max_samples"):
+            v = getattr(self, name)
+            if v is not None and (not is_int(v) or v < 1):
+                bad(name, "an integer >= 1, or unset")
+        if not is_int(self.num_workers) or self.num_workers < 0:
+            bad("num_workers", "an integer >= 0")
+        for name, lo, want in (("lr", 0.0, "a number > 0"), ("lr_gamma", 0.0, "a number > 0")):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not (math.isfinite(v)
+                                                                               and v > lo):
+                bad(name, want)
+        if not isinstance(self.weight_decay, (int, float)) or not (
+                math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            bad("weight_decay", "a number >= 0")
+        if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
+            bad("grad_clip", "a number > 0, or unset")
+        if any(not is_int(m) or m < 1 for m in self.lr_milestones):
+            bad("lr_milestones", "integers >= 1")
+        return self
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -385,7 +420,7 @@ def fit(cfg: RunConfig, data: DIRData, spec: MethodSpec, model: Optional[torch.n
     start_epoch = 0
 
     if ckpt_path is not None and Path(ckpt_path).exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ck = load_checkpoint(ckpt_path)
         if ck.get("phase") == phase:
             model.load_state_dict(ck["model"])
             st.optimizer.load_state_dict(ck["optimizer"])
@@ -493,12 +528,12 @@ def fit(cfg: RunConfig, data: DIRData, spec: MethodSpec, model: Optional[torch.n
             best = {"value": v, "epoch": epoch + 1,
                     "state": {k: t.detach().cpu().clone() for k, t in model.state_dict().items()}}
         if ckpt_path is not None:
-            tmp = Path(str(ckpt_path) + ".tmp")
-            torch.save({"phase": phase, "epoch": epoch, "model": model.state_dict(),
-                        "optimizer": st.optimizer.state_dict(), "scheduler": st.scheduler.state_dict(),
-                        "callbacks": [cb.state_dict() for cb in callbacks], "history": st.history,
-                        "step": st.step, "best": best, "rng": _rng_state()}, tmp)
-            os.replace(tmp, ckpt_path)
+            save_checkpoint({"phase": phase, "epoch": epoch, "model": model.state_dict(),
+                             "optimizer": st.optimizer.state_dict(),
+                             "scheduler": st.scheduler.state_dict(),
+                             "callbacks": [cb.state_dict() for cb in callbacks],
+                             "history": st.history, "step": st.step, "best": best,
+                             "rng": _rng_state()}, ckpt_path)
         if cfg.progress:
             tqdm.write(f"[{phase}] epoch {epoch + 1}/{cfg.epochs} loss {rec['train_loss']:.4f} "
                        f"val {metric} {v:.4f} (best {best['value']:.4f} @ {best['epoch']}) "

@@ -254,7 +254,8 @@ def test_load_base_refuses_a_foreign_checkpoint(base, data, tmp_path):
     import shutil
     forged = tmp_path / "forged"
     shutil.copytree(base, forged)
-    shutil.copyfile(other / "ckpt" / "main.pt", forged / "ckpt" / "main.pt")
+    for name in ("main.pt", "main.pt.sha256"):   # a consistent checkpoint of another run
+        shutil.copyfile(other / "ckpt" / name, forged / "ckpt" / name)
     with pytest.raises(ValueError, match="does not reproduce"):
         load_base(forged, data)
     (forged / "ckpt" / "main.pt").unlink()
@@ -281,12 +282,12 @@ def test_audit_runs_collects_and_decomposes(tmp_path, data):
     text = audit.conclusion({("synthetic", "vanilla"): t})
     assert "synthetic, base Vanilla" in text and "2 paired seeds" in text
     para = audit.dataset_answer(df, "synthetic")
-    assert "paired over seeds 0, 1" in para
+    assert "paired differences over seeds 0, 1," in para
     # every part effect is named once: as a gain, a loss, or indistinguishable from zero
     for effect in audit.PART_EFFECTS:
         assert effect in para
-    tot = t[(t["effect"] == audit.TOTAL_EFFECTS[0]) & (t["shot"] == "median")].iloc[0]
-    assert f"median {tot['mean']:+.2f} [{tot['lo']:+.2f}, {tot['hi']:+.2f}]" in para
+    sel = t[(t["effect"] == audit.SELECTION_EFFECT) & (t["shot"] == "all")].iloc[0]
+    assert f"Vanilla {sel['mean']:+.2f} [{sel['lo']:+.2f}, {sel['hi']:+.2f}]" in para
     # checkpoints stay in the work folder; results hold records only
     assert not list(res.rglob("*.pt")) and list(work.rglob("main.pt"))
     # a second call trains nothing

@@ -1,4 +1,5 @@
 import json
+import re
 import math
 
 import numpy as np
@@ -66,7 +67,7 @@ def test_resume_continues_and_matches_uninterrupted(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run_experiment(small_cfg(epochs=4), tmp_path / "cut")
     rec = json.loads((tmp_path / "cut" / "run.json").read_text())
-    assert rec["status"] == "failed" and "simulated kill" in rec["error"]
+    assert rec["status"] == "interrupted" and "simulated kill" in rec["error"]
     monkeypatch.setattr("dirlib.experiment.build_method", orig)
     resumed = run_experiment(small_cfg(epochs=4), tmp_path / "cut")
     assert resumed["phases"]["main"]["resumed_from_epoch"] == 1   # epochs 1-2 done (0-based 1)
@@ -76,8 +77,10 @@ def test_resume_continues_and_matches_uninterrupted(tmp_path, monkeypatch):
 
 def test_changed_config_refuses_stale_checkpoint(tmp_path):
     run_experiment(small_cfg(epochs=1), tmp_path / "r")
-    with pytest.raises(RuntimeError, match="different configuration"):
+    before = (tmp_path / "r" / "run.json").read_text()
+    with pytest.raises(RuntimeError, match=r"another configuration or data \(lr: 0.003 -> 0.01\)"):
         run_experiment(small_cfg(epochs=1, lr=1e-2), tmp_path / "r")
+    assert (tmp_path / "r" / "run.json").read_text() == before   # the refused rerun wrote nothing
 
 
 class NaNLoss(Callback):
@@ -111,9 +114,10 @@ def test_divergence_stops_with_clear_error_and_failed_record(tmp_path, monkeypat
                                     if v.is_floating_point())
 
 
-def test_unknown_method_lists_valid_names(tmp_path):
-    with pytest.raises(ValueError, match="valid names: .*vanilla"):
-        main(["train", "--dataset", "synthetic", "--method", "nosuch", "--out", str(tmp_path)])
+def test_unknown_method_lists_valid_names(tmp_path, capsys):
+    assert main(["train", "--dataset", "synthetic", "--method", "nosuch", "--out",
+                 str(tmp_path)]) == 2
+    assert re.search("valid names: .*vanilla", capsys.readouterr().err)
 
 
 def test_absent_cuda_is_a_clear_error():

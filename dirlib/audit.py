@@ -191,10 +191,10 @@ def collect(results="results/audit", metric: Optional[str] = None) -> pd.DataFra
     one (MSE for STS-B-DIR, MAE otherwise). Records that are not completed are skipped with a
     warning; a post-hoc record whose base hash differs from the stored base is an error."""
     import warnings
+    from .results import read_records
     root = Path(results)
     rows, skipped = [], []
-    for path in sorted(root.rglob("run.json")):
-        rec = records.read_json(path)
+    for path, rec in read_records(sorted(root.rglob("run.json"))):
         if rec.get("status") != "completed":
             skipped.append(str(path))
             continue
@@ -216,26 +216,31 @@ def collect(results="results/audit", metric: Optional[str] = None) -> pd.DataFra
             if rec["variant"].startswith("code"):
                 for rule, sel in rec["selected"].items():
                     arm = f"{arm_prefix}{rec['variant']}@{rule}"
-                    rows += _rows(ds, base, cfg["seed"], arm, sel["test"], m)
+                    rows += _rows(ds, base, cfg["seed"], arm, sel["test"], m, path)
             else:
-                rows += _rows(ds, base, cfg["seed"], arm_prefix + rec["variant"], rec["test"], m)
+                rows += _rows(ds, base, cfg["seed"], arm_prefix + rec["variant"], rec["test"], m, path)
         else:
             method = cfg["method"]
             if method.endswith("+frobenius_reg"):
                 rows += _rows(ds, method[: -len("+frobenius_reg")], cfg["seed"], "phase1",
-                              rec["test"], m)
+                              rec["test"], m, path)
             else:
-                rows += _rows(ds, method, cfg["seed"], "base", rec["test"], m)
+                rows += _rows(ds, method, cfg["seed"], "base", rec["test"], m, path)
     if skipped:
         warnings.warn(f"{len(skipped)} audit record(s) not completed, left out: "
                       + "; ".join(skipped), stacklevel=2)
     return pd.DataFrame(rows, columns=["dataset", "base", "seed", "arm", "shot", "metric", "value"])
 
 
-def _rows(ds, base, seed, arm, test, metric):
-    return [{"dataset": ds, "base": base, "seed": int(seed), "arm": arm, "shot": s, "metric": metric,
-             "value": float("nan") if test[s][metric] is None else float(test[s][metric])}
-            for s in SHOTS_ALL]
+def _rows(ds, base, seed, arm, test, metric, path=None):
+    out = []
+    for s in SHOTS_ALL:
+        v = (test.get(s) or {}).get(metric, "<missing>") if isinstance(test, dict) else "<missing>"
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise ValueError(f"audit record {path}: test[{s!r}][{metric!r}] is {v!r}, not a number")
+        out.append({"dataset": ds, "base": base, "seed": int(seed), "arm": arm, "shot": s,
+                    "metric": metric, "value": float("nan") if v is None else float(v)})
+    return out
 
 
 def _arm_name(arm: str, rule: str) -> str:

@@ -133,7 +133,11 @@ def load_params(spec: str) -> dict:
     common = validate_params(raw, str(path))
     if not isinstance(per, dict):
         raise BookError(f"{path}: \"notebooks\" must map notebook names to parameter objects")
+    known = toc_notebooks() if per else []
     for name, p in per.items():
+        if name not in known:
+            raise BookError(f"{path}: \"notebooks\" names {name!r}, which book/_toc.yml does not "
+                            f"list; the notebooks are: {', '.join(known)}")
         validate_params(p, f"{path} (notebooks.{name})")
     return {"common": common, "notebooks": per, "path": str(path)}
 
@@ -153,9 +157,18 @@ def resolve_params(pset: dict, name: str) -> dict:
 
 
 # ----------------------------------------------------------------------------------- notebooks
+def _yaml():
+    try:
+        import yaml
+    except ImportError:
+        raise BookError("the book tools need PyYAML, which comes with the book extra: "
+                        "pip install -e '.[book]'") from None
+    return yaml
+
+
 def toc_notebooks(book: Path = BOOK) -> list:
     """Names of the notebooks ``book/_toc.yml`` lists (``file: _exec/<name>``), in toc order."""
-    import yaml
+    yaml = _yaml()
     toc_path = book / "_toc.yml"
     toc = yaml.safe_load(toc_path.read_text())
     names = []
@@ -341,8 +354,7 @@ def vendored() -> bool:
 
 def _cdn_config() -> Path:
     """A copy of book/_config.yml without the vendored-JS settings (used when book/_vendor is absent)."""
-    import yaml
-    cfg = yaml.safe_load((BOOK / "_config.yml").read_text())
+    cfg = _yaml().safe_load((BOOK / "_config.yml").read_text())
     sph = cfg.get("sphinx", {}).get("config", {})
     for k in ("mathjax_path", "nb_ipywidgets_js"):
         sph.pop(k, None)

@@ -46,16 +46,65 @@ INDEX_COLUMNS = ["table", "dataset", "n_records", "n_methods", "methods", "seeds
 
 
 # ----------------------------------------------------------------------------------- reading
+class RecordError(ValueError):
+    """Run records that cannot be trusted: unreadable, or edited after they were written."""
+
+
+def record_problem(path, rec) -> Optional[str]:
+    """Why the record ``rec`` read from ``path`` cannot be trusted, or None: not a run record, or a
+    ``config_hash`` that is not the hash of its ``config`` (a post-hoc record: of its post-hoc config
+    and its base's hash), i.e. a config edited by hand."""
+    from .records import stable_hash
+    if not isinstance(rec, dict) or not isinstance(rec.get("config"), dict):
+        return "not a run record (no 'config' object)"
+    if rec.get("schema") == "dirlib.posthoc/1":
+        try:
+            want = stable_hash({"posthoc": rec["posthoc"], "base": rec["base"]["config_hash"]})
+        except (KeyError, TypeError):
+            return "a post-hoc record without its posthoc / base blocks"
+    else:
+        want = stable_hash(rec["config"])
+    if rec.get("config_hash") != want:
+        return (f"its config_hash {rec.get('config_hash')} is not the hash of its config ({want}): "
+                f"the config was edited after the run")
+    return None
+
+
+def read_records(paths, strict: bool = False) -> list:
+    """``(path, record)`` for each file that can be trusted (:func:`record_problem`). The others are
+    named, all of them, in one warning (or, ``strict``, one :class:`RecordError`) and left out."""
+    good, bad = [], []
+    for path in paths:
+        try:
+            with open(path) as f:
+                rec = json.load(f)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            bad.append(f"{path}: unreadable ({type(e).__name__}: {e})")
+            continue
+        why = record_problem(path, rec)
+        if why:
+            bad.append(f"{path}: {why}")
+            continue
+        good.append((path, rec))
+    if bad:
+        msg = f"{len(bad)} run record(s) refused:\n  " + "\n  ".join(bad)
+        if strict:
+            raise RecordError(msg)
+        warnings.warn(msg, stacklevel=3)
+    return good
+
+
 def load_records(results_dir, dataset: Optional[str] = None,
                  method: Union[None, str, Iterable[str]] = None, status: Optional[str] = None,
-                 **where) -> list:
+                 strict: bool = False, **where) -> list:
     """Every run record (``**/run.json``) under ``results_dir``, sorted by path.
 
     Filters (all optional): ``dataset`` (``config["dataset"]``), ``method`` (one name or several),
     ``status`` (``"completed"``, ``"failed"``, ``"running"``) and ``**where`` for any other config
     key (``epochs=90``, ``seed=0`` ...; a record without that key does not match). Each returned
     record gets ``"_path"`` (the file it came from). A missing folder is an error; a folder without
-    records gives ``[]``.
+    records gives ``[]``. Records that cannot be trusted (:func:`record_problem`: unreadable, or a
+    config edited after the run) are left out and named in a warning (``strict``: an error).
     """
     root = Path(results_dir)
     if not root.is_dir():
@@ -64,16 +113,9 @@ def load_records(results_dir, dataset: Optional[str] = None,
     if method is not None:
         methods = {method} if isinstance(method, str) else set(method)
     out = []
-    for path in sorted(root.rglob("run.json")):
-        if any(part in SEPARATE_FOLDERS for part in path.relative_to(root).parts[:-1]):
-            continue
-        try:
-            with open(path) as f:
-                rec = json.load(f)
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"unreadable run record {path}: {e}") from e
-        if not isinstance(rec, dict) or not isinstance(rec.get("config"), dict):
-            raise ValueError(f"{path} is not a run record (no 'config' dict)")
+    paths = [p for p in sorted(root.rglob("run.json"))
+             if not any(part in SEPARATE_FOLDERS for part in p.relative_to(root).parts[:-1])]
+    for path, rec in read_records(paths, strict=strict):
         cfg = rec["config"]
         if dataset is not None and cfg.get("dataset") != dataset:
             continue
@@ -89,8 +131,10 @@ def load_records(results_dir, dataset: Optional[str] = None,
 
 
 def comparable_config(config: dict) -> dict:
-    """``config`` without the keys that may differ between seeds of one experiment."""
-    return {k: v for k, v in config.items() if k not in RUNTIME_KEYS}
+    """``config`` without the keys that may differ between seeds of one experiment, in its JSON form
+    (a tuple and a list of the same values are the same setting)."""
+    from .records import to_jsonable
+    return {k: v for k, v in to_jsonable(config).items() if k not in RUNTIME_KEYS}
 
 
 #: config keys that define a *method* rather than the protocol it is run under
@@ -192,7 +236,12 @@ def _metric(rec: dict, split: str, shot: str, metric: str) -> float:
         raise ValueError(f"metric {metric!r} is not in {split}[{shot!r}] of {_name(rec)} "
                          f"(it has: {', '.join(sorted(block))})")
     v = block[metric]
-    return math.nan if v is None else float(v)
+    if v is None:
+        return math.nan
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"run record {_name(rec)}: {split}[{shot!r}][{metric!r}] is {v!r}, not a "
+                         f"number")
+    return float(v)
 
 
 def summary_table(records: Sequence[dict], metrics: Sequence[str] = DEFAULT_METRICS,
@@ -263,7 +312,7 @@ def regenerate_tables(results_dir, out_dir) -> list:
     completed records, and ``index.csv`` listing them (only its header when there are none).
     Returns the written paths."""
     out_dir = Path(out_dir)
-    records = load_records(results_dir)
+    records = load_records(results_dir, strict=True)
     done = completed(records)
     by_ds = {}
     for r in done:

@@ -201,6 +201,18 @@ def sha256_file(path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def utf8_lines(path):
+    """The lines of a text file (line endings kept), decoded as UTF-8 one by one: a byte that is not
+    UTF-8 raises ``ValueError("FILE:LINE: ...")`` instead of a bare ``UnicodeDecodeError``."""
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path}:{lineno}: not valid UTF-8 (byte {e.start + 1} of the line, "
+                                 f"{raw[e.start:e.start + 1]!r}); save the file as UTF-8") from None
+
+
 def check_labels(labels, name: str, lo: float = -np.inf, hi: float = np.inf) -> np.ndarray:
     """Reject NaN / infinite / out-of-range labels with a message that says where."""
     labels = np.asarray(labels, dtype=np.float64)

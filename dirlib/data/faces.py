@@ -56,7 +56,7 @@ import random
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -64,7 +64,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .base import Binning, DataNotFoundError, DIRData, ShotSpec, require_file, resolve_data_dir, sha256_file
+from .base import (Binning, DataNotFoundError, DIRData, ShotSpec, require_file, resolve_data_dir,
+                   sha256_file, utf8_lines)
+
+#: the last age bin (the benchmark's ``Binning.integer(0, 120)``; older ages are counted in it)
+AGE_MAX = 120
 
 UTKFACE_URL = "https://susanqq.github.io/UTKFace/"
 BENCHMARK_URL = "https://github.com/YyzHarry/imbalanced-regression"
@@ -313,7 +317,7 @@ def _age_data(name, paths: dict, labels: dict, img_size, cache, how, info, progr
         val=FaceAgeDataset(stores["val"], labels["val"], train=False),
         test=FaceAgeDataset(stores["test"], labels["test"], train=False),
         train_labels=labels["train"], val_labels=labels["val"], test_labels=labels["test"],
-        binning=Binning.integer(0, 120), shot_spec=ShotSpec(), target_scale=1.0, main_metric="mae",
+        binning=Binning.integer(0, AGE_MAX), shot_spec=ShotSpec(), target_scale=1.0, main_metric="mae",
         model="resnet18", model_kwargs={"img_size": int(img_size)}, info=info,
         train_eval=train.without_augmentation(),
         extra={"two_view": True, "train_two_view": train.with_views(2)},
@@ -323,41 +327,54 @@ def _age_data(name, paths: dict, labels: dict, img_size, cache, how, info, progr
 def read_age_csv(path) -> tuple:
     """Read an ``age,path,split`` file: ``(ages float64, paths list, splits array)``.
 
-    Raises ``ValueError("FILE:LINE: ...")`` on a wrong column count, an unparsable / negative /
-    non-finite age, an empty path or a split other than train/val/test. Blank lines are skipped."""
+    Raises ``ValueError("FILE:LINE: ...")`` on a byte that is not UTF-8, a wrong column count, an
+    unparsable / negative / non-finite age, an empty path, a path that is absolute or climbs out of
+    the image root (``..``), or a split other than train/val/test. Blank lines are skipped. Ages
+    above :data:`AGE_MAX` are counted into the last bin as the benchmark does, with a warning that
+    gives their number and the first line."""
     path = Path(path)
     ages, paths, splits = [], [], []
-    with open(path, "r", encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            raise ValueError(f"{path}: empty file")
-        header = [h.strip() for h in header]
-        missing = {"age", "path", "split"} - set(header)
-        if missing:
-            raise ValueError(f"{path}:1: header {header} lacks column(s) {sorted(missing)}")
-        ia, ip, isp = header.index("age"), header.index("path"), header.index("split")
-        for row in reader:
-            line = reader.line_num
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            if len(row) != len(header):
-                raise ValueError(f"{path}:{line}: expected {len(header)} columns, got {len(row)}")
-            try:
-                age = float(row[ia])
-            except ValueError:
-                raise ValueError(f"{path}:{line}: unparsable age {row[ia]!r}") from None
-            if not np.isfinite(age) or age < 0:
-                raise ValueError(f"{path}:{line}: invalid age {age}")
-            if not row[ip].strip():
-                raise ValueError(f"{path}:{line}: empty path")
-            if row[isp] not in SPLITS:
-                raise ValueError(f"{path}:{line}: split must be train/val/test, got {row[isp]!r}")
-            ages.append(age)
-            paths.append(row[ip])
-            splits.append(row[isp])
+    above = []
+    reader = csv.reader(utf8_lines(path))
+    header = next(reader, None)
+    if header is None:
+        raise ValueError(f"{path}: empty file")
+    header = [h.strip() for h in header]
+    missing = {"age", "path", "split"} - set(header)
+    if missing:
+        raise ValueError(f"{path}:1: header {header} lacks column(s) {sorted(missing)}")
+    ia, ip, isp = header.index("age"), header.index("path"), header.index("split")
+    for row in reader:
+        line = reader.line_num
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if len(row) != len(header):
+            raise ValueError(f"{path}:{line}: expected {len(header)} columns, got {len(row)}")
+        try:
+            age = float(row[ia])
+        except ValueError:
+            raise ValueError(f"{path}:{line}: unparsable age {row[ia]!r}") from None
+        if not np.isfinite(age) or age < 0:
+            raise ValueError(f"{path}:{line}: invalid age {age}")
+        if not row[ip].strip():
+            raise ValueError(f"{path}:{line}: empty path")
+        if os.path.isabs(row[ip]) or PureWindowsPath(row[ip]).is_absolute() or ".." in \
+                PurePosixPath(row[ip].replace("\\", "/")).parts:
+            raise ValueError(f"{path}:{line}: image path {row[ip]!r} must be relative to the "
+                             f"image root and stay inside it (no absolute path, no '..')")
+        if age > AGE_MAX:
+            above.append((line, age))
+        if row[isp] not in SPLITS:
+            raise ValueError(f"{path}:{line}: split must be train/val/test, got {row[isp]!r}")
+        ages.append(age)
+        paths.append(row[ip])
+        splits.append(row[isp])
     if not ages:
         raise ValueError(f"{path}: no data rows")
+    if above:
+        warnings.warn(f"{path}: {len(above)} age(s) above {AGE_MAX} are counted in the last bin "
+                      f"({AGE_MAX}), as the DIR benchmark does; the first is {above[0][1]:g} at line "
+                      f"{above[0][0]}", stacklevel=2)
     return np.asarray(ages, dtype=np.float64), paths, np.asarray(splits)
 
 

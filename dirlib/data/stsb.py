@@ -59,7 +59,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .base import (Binning, DataNotFoundError, DIRData, ShotSpec, require_file, resolve_data_dir,
-                   sha256_file, stsb_shot_lists)
+                   sha256_file, stsb_shot_lists, utf8_lines)
 
 SOURCE_URL = "https://github.com/YyzHarry/imbalanced-regression/tree/main/sts-b-dir/glue_data/STS-B"
 SPLIT_FILES = {"train": "train_new.tsv", "val": "dev_new.tsv", "test": "test_new.tsv"}
@@ -99,31 +99,30 @@ def read_stsb_tsv(path) -> tuple:
     non-finite or out-of-[0, 5] score, and on an empty sentence."""
     path = Path(path)
     s1s, s2s, scores = [], [], []
-    with open(path, "r", encoding="utf-8", newline="") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            line = line.rstrip("\r\n")
-            cols = line.split("\t")
-            if len(cols) != N_COLUMNS:
-                raise ValueError(f"{path}:{lineno}: expected {N_COLUMNS} tab-separated columns, "
-                                 f"got {len(cols)}")
-            if lineno == 1:
-                names = (cols[S1_COL], cols[S2_COL], cols[SCORE_COL])
-                if names != ("sentence1", "sentence2", "score"):
-                    raise ValueError(f"{path}:1: header columns 7, 8, 9 should be sentence1, sentence2, "
-                                     f"score; got {names}")
-                continue
-            try:
-                score = float(cols[SCORE_COL])
-            except ValueError:
-                raise ValueError(f"{path}:{lineno}: unparsable score {cols[SCORE_COL]!r}") from None
-            if not (np.isfinite(score) and 0.0 <= score <= 5.0):
-                raise ValueError(f"{path}:{lineno}: score {score} outside [0, 5]")
-            for c in (S1_COL, S2_COL):
-                if not TOKEN_RE.search(cols[c]):
-                    raise ValueError(f"{path}:{lineno}: empty sentence in column {c}")
-            s1s.append(cols[S1_COL])
-            s2s.append(cols[S2_COL])
-            scores.append(score)
+    for lineno, line in enumerate(utf8_lines(path), start=1):
+        line = line.rstrip("\r\n")
+        cols = line.split("\t")
+        if len(cols) != N_COLUMNS:
+            raise ValueError(f"{path}:{lineno}: expected {N_COLUMNS} tab-separated columns, "
+                             f"got {len(cols)}")
+        if lineno == 1:
+            names = (cols[S1_COL], cols[S2_COL], cols[SCORE_COL])
+            if names != ("sentence1", "sentence2", "score"):
+                raise ValueError(f"{path}:1: header columns 7, 8, 9 should be sentence1, sentence2, "
+                                 f"score; got {names}")
+            continue
+        try:
+            score = float(cols[SCORE_COL])
+        except ValueError:
+            raise ValueError(f"{path}:{lineno}: unparsable score {cols[SCORE_COL]!r}") from None
+        if not (np.isfinite(score) and 0.0 <= score <= 5.0):
+            raise ValueError(f"{path}:{lineno}: score {score} outside [0, 5]")
+        for c in (S1_COL, S2_COL):
+            if not TOKEN_RE.search(cols[c]):
+                raise ValueError(f"{path}:{lineno}: empty sentence in column {c}")
+        s1s.append(cols[S1_COL])
+        s2s.append(cols[S2_COL])
+        scores.append(score)
     if not scores:
         raise ValueError(f"{path}: no data rows")
     return s1s, s2s, np.asarray(scores, dtype=np.float64)

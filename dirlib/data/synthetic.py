@@ -39,6 +39,16 @@ def long_tailed_counts(n_labels: int, n_max: int, center: float, width: float, n
 def load_synthetic(n_labels: int = 50, n_max: int = 200, width: float = 8.0, dim: int = 16,
                    noise: float = 0.5, per_label_eval: int = 10, seed: int = 0) -> DIRData:
     """A long-tailed synthetic DIR task (shots by the 100/20 rule on the training counts)."""
+    for name, v, lo in (("n_labels", n_labels, 2), ("n_max", n_max, 1), ("dim", dim, 1),
+                        ("per_label_eval", per_label_eval, 1)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo:
+            why = " (the labels 0..n_labels-1 are scaled by n_labels - 1)" if name == "n_labels" else ""
+            raise ValueError(f"load_synthetic: {name} (--data-arg {name}=...) must be an integer >= "
+                             f"{lo}{why}, got {v!r}")
+    for name, v, strict in (("width", width, True), ("noise", noise, False)):
+        if not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0 or (strict and v == 0):
+            raise ValueError(f"load_synthetic: {name} (--data-arg {name}=...) must be a number "
+                             f"{'> 0' if strict else '>= 0'}, got {v!r}")
     rng = np.random.RandomState(seed)
     counts = long_tailed_counts(n_labels, n_max, center=n_labels * 0.4, width=width)
     proj = rng.randn(3, dim)

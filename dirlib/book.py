@@ -265,7 +265,20 @@ def execute(name: str, params: dict, *, out_dir: Path = EXEC, timeout: int = 900
     except Exception as e:  # timeouts, dead kernels
         raise BookError(f"notebook {name} did not finish: {type(e).__name__}: {e}\n"
                         f"  partial executed copy: {out}") from None
+    hide_parameter_cells(out)
     return {"name": name, "seconds": round(time.time() - t0, 2), "path": str(out)}
+
+
+def hide_parameter_cells(path) -> None:
+    """Tag the parameters cell and papermill's injected-parameters cell ``remove-cell``: they hold
+    the builder's local paths, which no page shows."""
+    import nbformat
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if ("parameters" in tags or "injected-parameters" in tags) and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(nb, str(path))
 
 
 def run(params: str = "quick", only: Optional[Sequence[str]] = None, overrides: Optional[dict] = None,

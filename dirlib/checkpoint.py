@@ -85,8 +85,8 @@ def save(obj, path) -> Path:
 
 
 def restart_hint(path) -> str:
-    return (f"To restart this run from scratch, delete {Path(path).parent} (or rerun with "
-            f"--overwrite, which keeps the old record beside the new one).")
+    return (f"To restart this run from scratch, rerun with --overwrite (the old record is kept "
+            f"beside the new one) or delete {Path(path).parent}.")
 
 
 def load(path, map_location="cpu"):

@@ -171,7 +171,13 @@ def _posthoc(a) -> int:
         pc = PosthocConfig(variant=a.variant, **opts)
     except TypeError as e:
         raise SystemExit(f"posthoc: unknown --option ({e}); see PosthocConfig in dirlib/posthoc.py")
-    rec = run_posthoc(a.base, a.variant, a.out, data_dir=a.data_dir, config=pc)
+    from .checkpoint import CheckpointError
+    from .records import RunLocked
+    try:
+        rec = run_posthoc(a.base, a.variant, a.out, data_dir=a.data_dir, config=pc)
+    except (RunLocked, CheckpointError, RuntimeError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     metric = "mse" if rec["config"]["dataset"] == "sts-b-dir" else "mae"
     t = rec["test"]
     print(f"test {metric} ({rec.get('final')}): " + "  ".join(

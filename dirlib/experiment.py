@@ -49,7 +49,7 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt():
+def sigterm_as_interrupt():
     """Turn SIGTERM into :class:`RunInterrupted` while the block runs (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -106,8 +106,9 @@ def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRDat
     * The run's identity is :func:`dirlib.records.resume_key` (the config without cosmetic fields,
       and the data hash). A completed record with the same key is returned as it is; an unfinished
       one is resumed from its checkpoint (verified by its sha256).
-    * A record of another run is never touched: it is refused with :class:`RunExists` unless
-      ``overwrite``, which keeps it as ``run.replaced-<time>.json`` and starts anew.
+    * A record of another run is never touched: it is refused with :class:`RunExists`.
+      ``overwrite`` keeps any existing record as ``run.replaced-<time>.json``, removes the
+      checkpoints and starts anew.
     * One process per folder (:class:`dirlib.records.RunLock`). SIGINT and SIGTERM end the run as
       ``interrupted``; the same call resumes it. Any other error ends it as ``failed``.
     """
@@ -125,6 +126,12 @@ def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRDat
     with records.RunLock(out_dir):
         old = _read_existing(rec_path)
         ckpt_dir = out_dir / "ckpt"
+        if old is not None and overwrite:
+            kept = _set_aside(rec_path)
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+            if log:
+                log(f"kept the old record as {kept}")
+            old = None
         if old is not None:
             old_key = old.get("resume_key") or (
                 records.resume_key(old["config"], old.get("data_hash"))
@@ -134,16 +141,11 @@ def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRDat
                     log(f"skip  {rec_path}: completed")
                 return old
             if old_key != key:
-                if not overwrite:
-                    raise RunExists(
-                        f"{rec_path} holds a {old.get('status', 'unknown')} run of another "
-                        f"configuration or data ({_differences(old.get('config'), cfg.to_dict())}); "
-                        f"it was left as it is. Rerun with --overwrite to keep it as a .replaced "
-                        f"copy and start anew, or choose another --out")
-                kept = _set_aside(rec_path)
-                shutil.rmtree(ckpt_dir, ignore_errors=True)
-                if log:
-                    log(f"kept the old record as {kept}")
+                raise RunExists(
+                    f"{rec_path} holds a {old.get('status', 'unknown')} run of another "
+                    f"configuration or data ({_differences(old.get('config'), cfg.to_dict())}); "
+                    f"it was left as it is. Rerun with --overwrite to keep it as a .replaced "
+                    f"copy and start anew, or choose another --out")
         stamp = ckpt_dir / "resume_key"
         if stamp.exists() and stamp.read_text().strip() != key:
             raise RunExists(f"{ckpt_dir} holds checkpoints of another run (resume key "
@@ -162,7 +164,7 @@ def _run(cfg, data, spec, runner, out_dir, rec_path, ckpt_dir, stamp, key, dhash
               "data_hash": dhash, "method_info": spec.info}
     records.write_json(rec_path, record)
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             ckpt_dir.mkdir(exist_ok=True)
             stamp.write_text(key)
             if runner is None:

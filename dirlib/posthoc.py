@@ -59,6 +59,7 @@ import torch.nn.functional as F
 
 from . import records
 from .checkpoint import load as load_checkpoint
+from .experiment import sigterm_as_interrupt
 from .data.base import SHOTS, DIRData, SubsetItems
 from .metrics import shot_metrics
 from .train import RunConfig, fit, make_loader, predict, resolve_device, seed_everything
@@ -424,39 +425,42 @@ def run_posthoc(base_dir, variant: str, out_dir, *, data: Optional[DIRData] = No
                  "config_hash": base_rec["config_hash"], "data_hash": base_rec.get("data_hash"),
                  "method": cfg.method, "seed": cfg.seed}
     config_hash = records.stable_hash({"posthoc": pc.to_dict(), "base": base_rec["config_hash"]})
-    old = records.read_json(rec_path) if rec_path.exists() else None
-    if old is not None and old.get("config_hash") != config_hash:
-        raise RuntimeError(f"{rec_path} holds a post-hoc run of another configuration "
-                           f"({old.get('config_hash')} != {config_hash}); use another --out")
-    if old is not None and old.get("status") == "completed":
-        log(f"skip  {rec_path}: completed")
-        return old
-    record = {"schema": "dirlib.posthoc/1", "status": "running", "started": records.now(),
-              "variant": variant, "posthoc": pc.to_dict(), "base": base_link,
-              "config": {**cfg.to_dict(), "method": f"{cfg.method}>{variant}"},
-              "config_hash": config_hash, "data_hash": base_rec.get("data_hash"),
-              "git": records.git_commit(), "versions": records.versions(), "device": str(device),
-              "base_test": base_rec["test"]}
-    if old is not None and old.get("grid"):
-        record["grid"] = old["grid"]   # finished fine-tunes of an interrupted run
-    records.write_json(rec_path, record)
-    t0 = time.time()
-    try:
-        if variant.startswith("text"):
-            record.update(_run_text(cfg, data, model, pc, out_dir, device))
-        else:
-            _run_code(cfg, data, model, pc, device, record, rec_path, log)
-        record["status"] = "completed"
-    except BaseException as e:
-        record["status"] = "failed" if not isinstance(e, KeyboardInterrupt) else "interrupted"
-        record["error"] = f"{type(e).__name__}: {e}"
-        record["traceback"] = traceback.format_exc(limit=8)
-        raise
-    finally:
-        record["wall_time_s"] = time.time() - t0
-        record["finished"] = records.now()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with records.RunLock(out_dir):
+        old = records.read_json(rec_path) if rec_path.exists() else None
+        if old is not None and old.get("config_hash") != config_hash:
+            raise RuntimeError(f"{rec_path} holds a post-hoc run of another configuration "
+                               f"({old.get('config_hash')} != {config_hash}); use another --out")
+        if old is not None and old.get("status") == "completed":
+            log(f"skip  {rec_path}: completed")
+            return old
+        record = {"schema": "dirlib.posthoc/1", "status": "running", "started": records.now(),
+                  "variant": variant, "posthoc": pc.to_dict(), "base": base_link,
+                  "config": {**cfg.to_dict(), "method": f"{cfg.method}>{variant}"},
+                  "config_hash": config_hash, "data_hash": base_rec.get("data_hash"),
+                  "git": records.git_commit(), "versions": records.versions(), "device": str(device),
+                  "base_test": base_rec["test"]}
+        if old is not None and old.get("grid"):
+            record["grid"] = old["grid"]   # finished fine-tunes of an interrupted run
         records.write_json(rec_path, record)
-    return record
+        t0 = time.time()
+        try:
+            with sigterm_as_interrupt():
+                if variant.startswith("text"):
+                    record.update(_run_text(cfg, data, model, pc, out_dir, device))
+                else:
+                    _run_code(cfg, data, model, pc, device, record, rec_path, log)
+            record["status"] = "completed"
+        except BaseException as e:
+            record["status"] = "failed" if not isinstance(e, KeyboardInterrupt) else "interrupted"
+            record["error"] = f"{type(e).__name__}: {e}"
+            record["traceback"] = traceback.format_exc(limit=8)
+            raise
+        finally:
+            record["wall_time_s"] = time.time() - t0
+            record["finished"] = records.now()
+            records.write_json(rec_path, record)
+        return record
 
 
 def _run_text(cfg, data, model, pc: PosthocConfig, out_dir: Path, device) -> dict:

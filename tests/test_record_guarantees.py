@@ -124,8 +124,11 @@ def test_3_zeroed_checkpoint_is_refused_naming_the_file(tmp_path):
     raw = bytearray(ck.read_bytes())
     raw[len(raw) // 2: len(raw) // 2 + 4096] = bytes(min(4096, len(raw) - len(raw) // 2))
     ck.write_bytes(bytes(raw))
-    with pytest.raises(CheckpointError, match=rf"checkpoint {ck} is corrupted: .*delete"):
+    with pytest.raises(CheckpointError, match=rf"checkpoint {ck} is corrupted: .*--overwrite"):
         run_experiment(cfg, out)
+    # the way out the message names: start anew, the old record kept beside
+    assert run_experiment(cfg, out, overwrite=True)["status"] == "completed"
+    assert len(list(out.glob("run.replaced-*.json"))) == 1
 
 
 def test_3_truncated_checkpoint_never_touches_a_completed_record(tmp_path):

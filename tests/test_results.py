@@ -135,8 +135,11 @@ def test_load_records_filters(tmp_path):
         R.load_records(tmp_path / "nope")
     (tmp_path / "records" / "bad").mkdir()
     (tmp_path / "records" / "bad" / "run.json").write_text("{trunc")
-    with pytest.raises(ValueError, match="unreadable run record"):
-        R.load_records(tmp_path)
+    bad = tmp_path / "records" / "bad" / "run.json"
+    with pytest.warns(UserWarning, match=rf"1 run record\(s\) refused:\n  {bad}: unreadable"):
+        assert len(R.load_records(tmp_path)) == 5          # the others are still read
+    with pytest.raises(R.RecordError, match=rf"{bad}: unreadable"):
+        R.load_records(tmp_path, strict=True)
 
 
 def test_summary_table_mean_std(tmp_path):

@@ -104,7 +104,7 @@ def load(path, map_location="cpu"):
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"checkpoint {path} cannot be loaded safely "
-                              f"({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
-                              f"{restart_hint(path)}") from None
+        raise CheckpointError(f"checkpoint {path} cannot be loaded safely: it is not a readable "
+                              f"checkpoint of tensors and plain containers ({type(e).__name__}), "
+                              f"and dirlib unpickles nothing else. {restart_hint(path)}") from None
     return _decode(obj)

@@ -214,6 +214,22 @@ def test_built_pages_have_their_figures_and_no_error_output(built):
             assert f"docs/{d} is not written yet" in text
 
 
+def test_pages_show_no_local_path_and_the_audit_answer(built):
+    local = (str(ROOT), str(ROOT.parent / "shared"), "/tmp/")
+    for p in [HTML / "intro.html"] + [page(n) for n in B.toc_notebooks()]:
+        html = p.read_text(encoding="utf-8")
+        found = [s for s in local if s in html]
+        assert not found, f"{p.name} shows the local path(s) {found}"
+    # the generated answer opens the audit chapter and the introduction's findings
+    from dirlib import audit
+    first = audit.answer(audit.collect(ROOT / "results" / "audit")).split(". ")[0]
+    for p in (page("where_gains_come_from"), HTML / "intro.html"):
+        assert first in _soup(p).get_text(" ", strip=True).replace("\n", " "), p.name
+    chapter = _soup(page("where_gains_come_from"))
+    assert chapter.find("img") is not None, "the paired-difference plot is missing"
+    assert "selection optimism" in chapter.get_text()
+
+
 def test_pages_need_no_cdn(built):
     if not B.vendored():
         pytest.skip("book/_vendor missing (npm unavailable): pages fall back to CDNs")

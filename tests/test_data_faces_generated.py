@@ -2,7 +2,7 @@
 
 AgeDB / IMDB-WIKI images cannot be had here, so the AgeDB layout is rebuilt in ``tmp_path`` from
 ~30 REAL rows of ``agedb.csv`` (all three splits) with small generated JPEGs at the exact relative
-paths. The real CSV is read from ``$DIRLIB_DATA`` or, failing that, ``/work/shared/data``; when
+paths. The real CSV is read from ``$DIRLIB_DATA`` or, failing that, ``../shared/data``; when
 neither has it, those tests fall back to synthetic rows in the same format (marked in the test
 id). Everything else uses only generated files. Runs in a few seconds.
 """
@@ -22,7 +22,7 @@ from dirlib.data.base import DataNotFoundError
 from dirlib.data import faces
 from helpers import first_rows_per_split
 
-SHARED = Path("/work/shared/data")
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 # the 30-row CSVs written here are not the benchmark's file: the loader warns, as it should
 pytestmark = pytest.mark.filterwarnings("ignore:.*differs from the DIR benchmark:UserWarning")
 

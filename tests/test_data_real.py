@@ -2,8 +2,8 @@
 
 Needs ``DIRLIB_DATA`` pointing at the shared data folder (``../shared/data`` from the project
 root). Without it the tests are skipped, except on CI (env ``CI`` set), where they fail: CI must
-not silently skip real-data tests. Expected numbers come from ``/work/shared/data/README.md`` and
-``/work/shared/notes/peer-methods.md`` sections 1.1-1.3, computed independently of dirlib.
+not silently skip real-data tests. Expected numbers come from ``../shared/data/README.md`` and
+``../shared/notes/peer-methods.md`` sections 1.1-1.3, computed independently of dirlib.
 """
 from __future__ import annotations
 

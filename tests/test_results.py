@@ -15,7 +15,7 @@ from dirlib.records import stable_hash, write_json
 from dirlib.train import RunConfig
 
 ROOT = Path(__file__).resolve().parent.parent
-PAPER = Path("/work/shared/paper/frobenius-norm-dir.md")
+PAPER = Path(__file__).resolve().parent.parent.parent / "shared" / "paper" / "frobenius-norm-dir.md"
 SHOTS = ("all", "many", "median", "few")
 
 

@@ -1,7 +1,7 @@
 """The Frobenius-norm method: the pieces used by its three training phases, as plain functions and small modules.
 
 Paper: *Enhancing Deep Imbalanced Regression via Frobenius Norm Regularization*, sections 3.3-3.5
-(``/work/shared/paper/frobenius-norm-dir.md``). The trainer composes them; nothing here loops over
+(``../shared/paper/frobenius-norm-dir.md``). The trainer composes them; nothing here loops over
 epochs.
 
 Phase 1 (eqs. 2-6): :func:`ordinal_kl` (eqs. 2-3) + ``alpha`` * :func:`prototype_ordinal_entropy` (eq. 4),

@@ -504,7 +504,7 @@ def plot_decomposition(tables: dict, metric: str, title: str = ""):
     colors = {"all": "#7f7f7f", "many": "#1f77b4", "median": "#ff7f0e", "few": "#d62728"}
     bases = [b for b, t in tables.items() if not t.empty]
     effects = [e for e, _, _ in EFFECTS]
-    fig, axes = plt.subplots(1, max(len(bases), 1), figsize=(5.2 * max(len(bases), 1), 5.2),
+    fig, axes = plt.subplots(1, max(len(bases), 1), figsize=(3.6 * max(len(bases), 1) + 3.4, 6.2),
                              sharey=True, squeeze=False)
     for ax, b in zip(axes[0], bases):
         t = tables[b]

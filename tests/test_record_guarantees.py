@@ -187,8 +187,8 @@ def test_5_a_run_that_trains_nothing_is_refused_before_anything_is_written(tmp_p
 def test_6_sigterm_records_interrupted_and_the_same_command_resumes(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     out = tmp_path / "r"
-    cmd = [sys.executable, "-m", "dirlib", "train", "--dataset", "synthetic", "--epochs", "40",
-           "--no-progress", "--no-diagnostics", "--data-arg", "n_max=1500", "dim=32",
+    cmd = [sys.executable, "-m", "dirlib", "train", "--dataset", "synthetic", "--epochs", "6",
+           "--no-progress", "--no-diagnostics", "--data-arg", "n_max=3000", "dim=32",
            "--out", str(out)]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)

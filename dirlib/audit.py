@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import pandas as pd
 
 from . import records

@@ -367,7 +367,8 @@ def vendored() -> bool:
 
 def _cdn_config() -> Path:
     """A copy of book/_config.yml without the vendored-JS settings (used when book/_vendor is absent)."""
-    cfg = _yaml().safe_load((BOOK / "_config.yml").read_text())
+    yaml = _yaml()
+    cfg = yaml.safe_load((BOOK / "_config.yml").read_text())
     sph = cfg.get("sphinx", {}).get("config", {})
     for k in ("mathjax_path", "nb_ipywidgets_js"):
         sph.pop(k, None)

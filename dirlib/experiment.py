@@ -64,6 +64,27 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, old)
 
 
+@contextlib.contextmanager
+def recorded(record: dict, rec_path: Path):
+    """Run the block as the run that ``record`` describes, and write the record however it ends:
+    ``completed`` when the block returns, ``interrupted`` on SIGINT or SIGTERM (turned into
+    :class:`RunInterrupted`), ``failed`` with the error and traceback otherwise."""
+    t0 = time.time()
+    try:
+        with sigterm_as_interrupt():
+            yield
+        record["status"] = "completed"
+    except BaseException as e:  # keep the record, mark it, re-raise
+        record["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        record["error"] = f"{type(e).__name__}: {e}"
+        record["traceback"] = traceback.format_exc(limit=8)
+        raise
+    finally:
+        record["wall_time_s"] = time.time() - t0
+        record["finished"] = records.now()
+        records.write_json(rec_path, record)
+
+
 def _read_existing(rec_path: Path) -> Optional[dict]:
     if not rec_path.exists():
         return None
@@ -155,7 +176,6 @@ def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRDat
 
 
 def _run(cfg, data, spec, runner, out_dir, rec_path, ckpt_dir, stamp, key, dhash) -> dict:
-    t0 = time.time()
     record = {"schema": "dirlib.run/1", "status": "running", "started": records.now(),
               "config": cfg.to_dict(), "config_hash": records.stable_hash(cfg.to_dict()),
               "resume_key": key, "git": records.git_commit(), "versions": records.versions(),
@@ -163,27 +183,16 @@ def _run(cfg, data, spec, runner, out_dir, rec_path, ckpt_dir, stamp, key, dhash
               "data": data.summary(), "data_checksums": data.info.get("checksums", {}),
               "data_hash": dhash, "method_info": spec.info}
     records.write_json(rec_path, record)
-    try:
-        with sigterm_as_interrupt():
-            ckpt_dir.mkdir(exist_ok=True)
-            stamp.write_text(key)
-            if runner is None:
-                res = fit(cfg, data, spec, ckpt_path=ckpt_dir / "main.pt")
-                result = {"phases": {"main": strip_result(res)}, "final": "main"}
-            else:
-                result = runner(cfg, data, spec, ckpt_dir, record=record, rec_path=rec_path)
+    with recorded(record, rec_path):
+        ckpt_dir.mkdir(exist_ok=True)
+        stamp.write_text(key)
+        if runner is None:
+            res = fit(cfg, data, spec, ckpt_path=ckpt_dir / "main.pt")
+            result = {"phases": {"main": strip_result(res)}, "final": "main"}
+        else:
+            result = runner(cfg, data, spec, ckpt_dir, record=record, rec_path=rec_path)
         final = result["phases"][result["final"]]
         record.update(result)
         record["test"] = final["test"]
         record["val"] = final["val"]
-        record["status"] = "completed"
-    except BaseException as e:  # keep the record, mark it, re-raise
-        record["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-        record["error"] = f"{type(e).__name__}: {e}"
-        record["traceback"] = traceback.format_exc(limit=8)
-        raise
-    finally:
-        record["wall_time_s"] = time.time() - t0
-        record["finished"] = records.now()
-        records.write_json(rec_path, record)
     return record

@@ -47,7 +47,6 @@ import dataclasses
 import math
 import os
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -59,7 +58,7 @@ import torch.nn.functional as F
 
 from . import records
 from .checkpoint import load as load_checkpoint
-from .experiment import sigterm_as_interrupt
+from .experiment import recorded
 from .data.base import SHOTS, DIRData, SubsetItems
 from .metrics import shot_metrics
 from .train import RunConfig, fit, make_loader, predict, resolve_device, seed_everything
@@ -443,23 +442,11 @@ def run_posthoc(base_dir, variant: str, out_dir, *, data: Optional[DIRData] = No
         if old is not None and old.get("grid"):
             record["grid"] = old["grid"]   # finished fine-tunes of an interrupted run
         records.write_json(rec_path, record)
-        t0 = time.time()
-        try:
-            with sigterm_as_interrupt():
-                if variant.startswith("text"):
-                    record.update(_run_text(cfg, data, model, pc, out_dir, device))
-                else:
-                    _run_code(cfg, data, model, pc, device, record, rec_path, log)
-            record["status"] = "completed"
-        except BaseException as e:
-            record["status"] = "failed" if not isinstance(e, KeyboardInterrupt) else "interrupted"
-            record["error"] = f"{type(e).__name__}: {e}"
-            record["traceback"] = traceback.format_exc(limit=8)
-            raise
-        finally:
-            record["wall_time_s"] = time.time() - t0
-            record["finished"] = records.now()
-            records.write_json(rec_path, record)
+        with recorded(record, rec_path):
+            if variant.startswith("text"):
+                record.update(_run_text(cfg, data, model, pc, out_dir, device))
+            else:
+                _run_code(cfg, data, model, pc, device, record, rec_path, log)
         return record
 
 

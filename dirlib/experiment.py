@@ -40,6 +40,20 @@ def strip_result(res: dict) -> dict:
     return {k: v for k, v in res.items() if k != "model"}
 
 
+def _device_key(name) -> str:
+    d = resolve_device(str(name or "auto"))
+    return f"{d.type}:{d.index or 0}" if d.type == "cuda" else d.type
+
+
+def resume_key(config: dict, data_hash_: str) -> str:
+    """What decides whether two runs are the same run: the config without its cosmetic fields
+    (:data:`dirlib.records.COSMETIC_KEYS`; ``device`` as the device it resolves to here) and the
+    data hash."""
+    c = {k: v for k, v in records.to_jsonable(config).items() if k not in records.COSMETIC_KEYS}
+    c["device"] = _device_key(c.get("device"))
+    return records.stable_hash({"config": c, "data_hash": data_hash_})
+
+
 class RunExists(RuntimeError):
     """The output folder holds a record of another run; nothing was written."""
 
@@ -124,7 +138,7 @@ def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRDat
 
     * The config is validated, the data loaded and the method built **before** anything is written:
       a run that would train nothing, or cannot start, leaves the folder untouched.
-    * The run's identity is :func:`dirlib.records.resume_key` (the config without cosmetic fields,
+    * The run's identity is :func:`resume_key` (the config without cosmetic fields,
       and the data hash). A completed record with the same key is returned as it is; an unfinished
       one is resumed from its checkpoint (verified by its sha256).
     * A record of another run is never touched: it is refused with :class:`RunExists`.
@@ -142,7 +156,7 @@ def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRDat
         data = apply_subset(cfg, data)
     spec, runner = build_method(cfg, data)
     dhash = records.data_hash(data)
-    key = records.resume_key(cfg.to_dict(), dhash)
+    key = resume_key(cfg.to_dict(), dhash)
     out_dir.mkdir(parents=True, exist_ok=True)
     with records.RunLock(out_dir):
         old = _read_existing(rec_path)
@@ -155,7 +169,7 @@ def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRDat
             old = None
         if old is not None:
             old_key = old.get("resume_key") or (
-                records.resume_key(old["config"], old.get("data_hash"))
+                resume_key(old["config"], old.get("data_hash"))
                 if isinstance(old.get("config"), dict) else None)
             if old_key == key and old.get("status") == "completed":
                 if log:

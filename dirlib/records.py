@@ -136,7 +136,7 @@ def now() -> str:
 
 # ----------------------------------------------------------------------------------- run identity
 #: config keys that never change what a run computes: a rerun that differs only in them is the same
-#: run (``device`` counts by the device it resolves to, see :func:`resume_key`)
+#: run (``device`` counts by the device it resolves to, see :func:`dirlib.experiment.resume_key`)
 COSMETIC_KEYS = ("progress",)
 
 
@@ -169,20 +169,6 @@ def data_hash(data) -> str:
         x = np.ascontiguousarray(np.asarray(x))
         h.update(f"{name}:{x.dtype.str}:{x.shape}".encode() + x.tobytes())
     return h.hexdigest()[:16]
-
-
-def _device_key(name) -> str:
-    from .train import resolve_device
-    d = resolve_device(str(name or "auto"))
-    return f"{d.type}:{d.index or 0}" if d.type == "cuda" else d.type
-
-
-def resume_key(config: dict, data_hash_: str) -> str:
-    """What decides whether two runs are the same run: the config without its cosmetic fields
-    (:data:`COSMETIC_KEYS`; ``device`` as the device it resolves to here) and the data hash."""
-    c = {k: v for k, v in to_jsonable(config).items() if k not in COSMETIC_KEYS}
-    c["device"] = _device_key(c.get("device"))
-    return stable_hash({"config": c, "data_hash": data_hash_})
 
 
 class RunLocked(RuntimeError):

@@ -307,7 +307,16 @@ def run(params: str = "quick", only: Optional[Sequence[str]] = None, overrides: 
         log(f"{len(timings)} notebook(s), {sum(t['seconds'] for t in timings):.1f} s in all; slowest: "
             f"{slow['name']} ({slow['seconds']:.1f} s)")
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "timings.json").write_text(json.dumps(timings, indent=1))
+        path = out_dir / "timings.json"
+        merged = timings
+        if only and path.is_file():   # --only: merge into the last full run's timings
+            try:
+                old = {t["name"]: t for t in json.loads(path.read_text())}
+            except (ValueError, KeyError, TypeError):
+                old = {}
+            old.update({t["name"]: t for t in timings})
+            merged = [old[n] for n in names_all if n in old]
+        path.write_text(json.dumps(merged, indent=1))
     return timings
 
 

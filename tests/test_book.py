@@ -309,3 +309,13 @@ def test_chromium_screenshot_of_fig4(built, tmp_path):
     assert shot.is_file(), "no screenshot written"
     img = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
     assert img.shape == (2400, 1280) and img.std() > 20, "screenshot is blank"
+
+
+def test_only_runs_merge_into_the_timings(tmp_path):
+    (tmp_path / "timings.json").write_text(json.dumps(
+        [{"name": "fig1_shot_errors", "seconds": 1.0, "path": "x"},
+         {"name": "where_gains_come_from", "seconds": 99.0, "path": "y"}]))
+    B.run("quick", only=["where_gains_come_from"], out_dir=tmp_path, log=lambda m: None)
+    got = json.loads((tmp_path / "timings.json").read_text())
+    assert [t["name"] for t in got] == ["where_gains_come_from", "fig1_shot_errors"]   # toc order
+    assert got[1]["seconds"] == 1.0 and got[0]["seconds"] != 99.0

@@ -1,7 +1,9 @@
 """Run an experiment end to end and write its run record (``OUT/run.json``).
 
-The record is written with status ``running`` before training, updated after every phase, and
-finished as ``completed`` or ``failed`` (with the error message): a crash never loses the record.
+Nothing is written until the config is valid, the data loaded and the method built. The record is
+then written with status ``running``, updated after every phase, and finished as ``completed``,
+``interrupted`` (SIGINT, SIGTERM) or ``failed`` (with the error): a crash never loses the record,
+and a refused rerun never touches it (:func:`run_experiment`).
 """
 from __future__ import annotations
 

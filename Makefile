@@ -10,7 +10,7 @@ export DIRLIB_DATA
 # the book's parameter set: quick | full | FILE.json
 BOOK_PARAMS ?= quick
 
-.PHONY: setup test book quick clean browser
+.PHONY: setup test book quick clean browser lab
 
 # one environment for the library, the tests and the book (pinned torch/torchvision)
 $(VENV)/.installed-all: pyproject.toml
@@ -24,7 +24,7 @@ setup: $(VENV)/.installed-all
 # headless Chromium for the page checks: installed in CI (root, Debian) when missing;
 # elsewhere the browser tests skip and the HTML-parse checks still run
 browser:
-	@if [ -n "$$CI" ] && ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+	@if [ -n "$$CI" ] && { ! command -v chromium || ! command -v chromedriver; } >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
 	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) \
 	  || echo "WARNING: could not install chromium: browser checks will skip"; fi
 
@@ -36,6 +36,12 @@ test: $(VENV)/.installed-all browser
 book: $(VENV)/.installed-all
 	scripts/vendor_js.sh || echo "WARNING: scripts/vendor_js.sh failed: the pages will load MathJax and the widget manager from CDNs"
 	$(PY) -m dirlib.book build --params $(BOOK_PARAMS)
+
+# JupyterLab on the MyST notebooks (paired through jupytext: a .md opens as a notebook), for the
+# pages that need a live kernel (the Explore page's "train your own")
+lab: $(VENV)/.installed-all
+	$(VENV)/bin/jupytext-config set-default-viewer md >/dev/null 2>&1 || true
+	cd notebooks && ../$(VENV)/bin/jupyter lab
 
 # a quick CPU training run that writes its run record under runs/quick
 quick: $(VENV)/.installed-all

@@ -50,6 +50,8 @@ BOOK = ROOT / "book"
 NOTEBOOKS = ROOT / "notebooks"
 EXEC = BOOK / "_exec"
 VENDOR = BOOK / "_vendor"
+#: arguments of every notebook's kernel: its log is silenced (see :func:`execute`)
+KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
 DOCS = ROOT / "docs"
 EXEC_PREFIX = "_exec/"
 #: docs the "choices and deviations" page includes; a missing one gets a placeholder (build goes on)
@@ -256,9 +258,13 @@ def execute(name: str, params: dict, *, out_dir: Path = EXEC, timeout: int = 900
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     t0 = time.time()
     try:
+        # jupyter_client interrupts (SIGINT) every kernel before its shutdown request; ipykernel
+        # then logs "ERROR | KeyboardInterrupt caught in kernel" when the signal lands while it
+        # waits, for a notebook that finished fine. Its own log is silenced: a failing cell is
+        # reported from the notebook's outputs (PapermillExecutionError below), not from that log.
         papermill.execute_notebook(nb, str(out), parameters=params, kernel_name="python3",
                                    execution_timeout=timeout, cwd=str(NOTEBOOKS), progress_bar=False,
-                                   log_output=False)
+                                   log_output=False, extra_arguments=KERNEL_ARGS)
     except papermill.PapermillExecutionError as e:
         raise BookError(f"notebook {name} failed in cell {e.exec_count or e.cell_index}: {e.ename}: "
                         f"{e.evalue}\n  executed copy with the traceback: {out}") from None
@@ -371,7 +377,8 @@ def stage_docs(dest: Path = EXEC / "docs") -> dict:
 
 # ----------------------------------------------------------------------------------- build
 def vendored() -> bool:
-    return (VENDOR / ".vendored").is_file()
+    """Whether scripts/vendor_js.sh has filled book/_vendor in the layout _config.yml names."""
+    return (VENDOR / ".vendored").is_file() and (VENDOR / "static").is_dir()
 
 
 def _cdn_config() -> Path:
@@ -381,7 +388,8 @@ def _cdn_config() -> Path:
     sph = cfg.get("sphinx", {}).get("config", {})
     for k in ("mathjax_path", "nb_ipywidgets_js"):
         sph.pop(k, None)
-    sph["html_static_path"] = [p for p in sph.get("html_static_path", []) if p != "_vendor"]
+    sph["html_static_path"] = [p for p in sph.get("html_static_path", []) if not p.startswith("_vendor")]
+    sph["html_extra_path"] = [p for p in sph.get("html_extra_path", []) if not p.startswith("_vendor")]
     EXEC.mkdir(parents=True, exist_ok=True)
     path = EXEC / "_config.cdn.yml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))

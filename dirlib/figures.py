@@ -403,7 +403,8 @@ class Runs:
             commits = sorted({(r.get("git") or {}).get("commit") or "?" for rs in self.records.values()
                               for r in rs})
             lines.append(f"**Source: stored run records** under `{folder}`: dataset "
-                         f"`{self.dataset}`, runs {names}; seeds {seeds}; epochs {epochs}; "
+                         f"`{self.dataset}`, runs {names}; seeds {seeds} (every stored seed: the `SEEDS` "
+                         f"parameter only chooses the seeds a page trains); epochs {epochs}; "
                          f"git commit(s) {', '.join(c[:10] for c in commits)}.")
         else:
             what = ("**synthetic data** (`dirlib.data.synthetic`: 50 integer labels, long-tailed "
@@ -425,8 +426,10 @@ class Runs:
                              "paper's numbers.")
         if self.missing and self.source != "none":
             lines.append(f"No records for: {', '.join(self.missing)} (left out).")
-        for n in self.notes:
-            lines.append(f"Note: {n}.")
+        if self.notes:   # one dropdown: a page can have a dozen of them
+            items = "\n".join(f"- {n}." for n in self.notes)
+            lines.append(f'<details class="record-notes"><summary>{len(self.notes)} note(s) on the '
+                         f"records chosen and left out</summary>\n\n{items}\n\n</details>")
         return "\n\n".join(lines)
 
 
@@ -668,6 +671,21 @@ def shot_table(runs: Runs, metrics: Optional[Sequence[str]] = None, split: str =
     return pd.concat(frames, ignore_index=True)
 
 
+def plain_table(df: pd.DataFrame, digits: int = 3):
+    """``df`` as a page shows a table: the index folded into columns and hidden, floats rounded."""
+    named = [n for n in (df.index.names or []) if n is not None]
+    if named:
+        df = df.reset_index()
+    return df.style.hide(axis="index").format(precision=digits, na_rep="–")
+
+
+def caption(text: str) -> str:
+    """A figure caption as a page shows it under a figure drawn in a cell (HTML, class ``caption``),
+    so that it can be generated from the panels it describes."""
+    import html
+    return f'<p class="caption figure-caption"><span class="caption-text">{html.escape(text)}</span></p>'
+
+
 def format_mean_std(mean: float, std: float, digits: int = 2) -> str:
     """``"7.77 ± 0.12"``; just the mean when ``std`` is NaN (one seed); ``"–"`` for a NaN mean."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
@@ -850,7 +868,8 @@ def plot_norm_mae(ax, df: pd.DataFrame, *, title: str = "", score: Optional[dict
     ax.set_xlabel("training label", fontsize=8.5)
     head = title
     if score is not None:
-        head += ("\n" if head else "") + format_ordinality(score)
+        # two short lines: one long line runs into the neighbouring panels' titles
+        head += ("\n" if head else "") + format_ordinality(score).replace("; ", "\n")
     ax.set_title(head, fontsize=9)
     return ax2
 
@@ -978,6 +997,22 @@ def convergence_epoch(values: Sequence[float], tol: float = 0.1) -> Optional[int
     return k + 1
 
 
+def log_ticks(ax, nbins: int = 7) -> None:
+    """A logarithmic y axis labelled in plain numbers. Over less than ~1.5 decades the labels are
+    evenly spaced round numbers (matplotlib's default would label one or two decade marks only);
+    call it after the data are drawn."""
+    from matplotlib import ticker
+    ax.set_yscale("log")
+    lo, hi = ax.get_ylim()
+    if lo > 0 and hi / lo < 30:
+        ticks = [t for t in ticker.MaxNLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+                 if lo <= t <= hi and t > 0]
+        ax.yaxis.set_major_locator(ticker.FixedLocator(ticks))
+        ax.set_ylim(lo, hi)
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+
+
 def plot_training_curves(curves: pd.DataFrame, *, title: Optional[str] = None, tol: float = 0.1,
                          log: bool = True):
     """Fig. 3: per-shot training MAE over epochs (left) and validation MAE (right); a marker at
@@ -1002,7 +1037,7 @@ def plot_training_curves(curves: pd.DataFrame, *, title: Optional[str] = None, t
         ax.set_ylabel("MAE")
         ax.grid(alpha=0.3, which="both")
         if log:
-            ax.set_yscale("log")
+            log_ticks(ax)
         else:
             ax.set_ylim(bottom=0)
     axes[0].legend(fontsize=9, frameon=False)
@@ -1142,40 +1177,46 @@ BASE_PAIRS = (("frobenius", "vanilla"), ("lds+frobenius", "lds"), ("ranksim+frob
 
 def base_comparison(runs: "Runs", metric: Optional[str] = None, pairs=BASE_PAIRS,
                     shots=("all", "many", "median", "few")) -> pd.DataFrame:
-    """For each (method, base) in ``pairs`` with records in ``runs``: :func:`dirlib.results.compare_to_base`
-    on the dataset's main metric, as one display table (rows method vs base x shot)."""
-    from .results import compare_to_base
+    """For each (method, base) in ``pairs`` with records in ``runs``: the paired difference (method -
+    base) over the seeds both have, with its 95% t interval (:func:`dirlib.results.paired_effects`),
+    per shot, as one display table with plain columns."""
+    from .results import HIGHER_IS_BETTER, paired_effects, summary_table
     metric = metric or main_metric(runs.dataset)
     by_method = {s.method: runs.records[s.label] for s in runs.present() if s.loss is None}
     digits = METRIC_DIGITS.get(metric, 3)
-    rows, index = [], []
+    rows = []
     for m, b in pairs:
         if m not in by_method or b not in by_method:
             continue
-        df = compare_to_base(by_method[m], by_method[b], metric, shots=shots)
-        for r in df.itertuples():
-            rows.append({"base": format_mean_std(r.base_mean, r.base_std, digits),
-                         "with the method": format_mean_std(r.method_mean, r.method_std, digits),
-                         "difference": f"{r.diff:+.{digits}f}",
-                         "paired diff. std": format_mean_std(r.paired_diff_std, math.nan, digits),
-                         "Welch p": "–" if math.isnan(r.p_welch) else f"{r.p_welch:.2f}",
-                         "verdict": r.verdict, "seeds": f"{r.n_method} / {r.n_base}"})
-            index.append((f"{display_name(m)} vs {display_name(b)}", SHOT_NAMES[r.shot]))
-    if not rows:
-        return pd.DataFrame()
-    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["comparison", "shot"]))
+        eff = paired_effects(by_method[m], by_method[b], metric, shots=shots)
+        mean = {}
+        for who, recs in (("base", by_method[b]), ("method", by_method[m])):
+            t = summary_table(recs, metrics=(metric,))
+            mean[who] = dict(zip(t["shot"], zip(t[f"{metric}_mean"], t[f"{metric}_std"])))
+        for s, d in eff.items():
+            lower = d.direction < 0 if metric not in HIGHER_IS_BETTER else d.direction > 0
+            verdict = "no detectable effect" if not d.detectable else ("better" if lower else "worse")
+            rows.append({"comparison": f"{display_name(m)} vs {display_name(b)}", "shot": SHOT_NAMES[s],
+                         "base": format_mean_std(*mean["base"][s], digits),
+                         "with the method": format_mean_std(*mean["method"][s], digits),
+                         "paired difference [95% CI]": f"{d.mean:+.{digits}f} [{d.lo:+.{digits}f}, {d.hi:+.{digits}f}]",
+                         "verdict": verdict, "seeds": d.n})
+    return pd.DataFrame(rows)
 
 
 def style_table(df: pd.DataFrame):
-    """A pandas Styler that shades the ``dirlib`` rows of a :func:`table_frame` table."""
-    mixed = isinstance(df.index, pd.MultiIndex) and len(set(df.index.get_level_values(-1))) > 1
+    """A pandas Styler of a :func:`table_frame` table: the method and source as plain columns (no
+    index column), the ``dirlib`` rows shaded when the table mixes sources."""
+    if any(n is not None for n in (df.index.names or [])):
+        df = df.reset_index()
+    src = next((c for c in df.columns if (c[0] if isinstance(c, tuple) else c) == "source"), None)
+    mixed = src is not None and df[src].nunique() > 1
 
     def shade(row):
-        src = row.name[1] if isinstance(row.name, tuple) else ""
-        on = mixed and src == "dirlib"
+        on = mixed and row[src] == "dirlib"
         return ["background-color: #eaf2fb; font-weight: 600" if on else ""] * len(row)
-    cells = [("padding", "0.25em 0.7em"), ("text-align", "right"), ("white-space", "nowrap")]
-    return (df.style.apply(shade, axis=1)
+    cells = [("padding", "0.25em 0.6em"), ("text-align", "right"), ("white-space", "nowrap")]
+    return (df.style.apply(shade, axis=1).hide(axis="index")
             .set_table_attributes('class="dataframe table"')
             .set_table_styles([{"selector": "td", "props": cells},
                                {"selector": "th", "props": cells + [("font-weight", "600")]},

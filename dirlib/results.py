@@ -387,6 +387,46 @@ def compare_to_base(method_records: Sequence[dict], base_records: Sequence[dict]
     return pd.DataFrame(rows)
 
 
+def paired_effects(method_records: Sequence[dict], base_records: Sequence[dict], metric: str,
+                   shots: Sequence[str] = ("all", "many", "median", "few"), split: str = "test") -> dict:
+    """Per shot, the paired difference (method - base) of ``metric`` over the seeds both arms have,
+    with its 95% t interval (:func:`dirlib.stats.paired_difference`); a shot without finite values
+    on both sides is left out."""
+    from .stats import paired_difference
+    m_recs, b_recs = completed(method_records, warn=False), completed(base_records, warn=False)
+    base = {r["config"].get("seed"): r for r in b_recs}
+    pairs = [(r, base[r["config"].get("seed")]) for r in m_recs if r["config"].get("seed") in base]
+    out = {}
+    for s in shots:
+        a = np.array([_metric(m, split, s, metric) for m, _ in pairs], dtype=np.float64)
+        b = np.array([_metric(bb, split, s, metric) for _, bb in pairs], dtype=np.float64)
+        if len(a) and np.isfinite(a).all() and np.isfinite(b).all():
+            out[s] = paired_difference(a, b)
+    return out
+
+
+def stored_recipes(records: Sequence[dict]) -> pd.DataFrame:
+    """How the completed ``records`` were trained, one row per dataset and distinct recipe: the
+    device (the GPU's name where the record has it), model arguments, input size (images), epochs,
+    learning-rate drops, batch size, learning rate and the number of runs. Read from each record's
+    ``config``, ``device`` and ``versions``, so a page that states the setup cannot contradict it."""
+    rows = {}
+    for r in completed(records, warn=False):
+        c, v = r["config"], r.get("versions") or {}
+        dev = v.get("cuda_device") if r.get("device") == "cuda" else (r.get("device") or "?")
+        images = c.get("dataset") not in ("sts-b-dir", "synthetic")
+        drops = c.get("lr_milestones") or c.get("milestones") or []
+        key = (c.get("dataset"), str(dev), json.dumps(c.get("model_kwargs") or c.get("model_args") or {}, sort_keys=True),
+               c.get("img_size") if images else None, c.get("epochs"), tuple(drops), c.get("batch_size"), c.get("lr"))
+        row = rows.setdefault(key, {"dataset": key[0], "device": key[1], "model arguments": key[2],
+                                    "image size": key[3], "epochs": key[4],
+                                    "lr drops at": ", ".join(map(str, drops)) or "none",
+                                    "batch size": key[6], "lr": key[7], "runs": 0})
+        row["runs"] += 1
+    cols = ["dataset", "device", "model arguments", "image size", "epochs", "lr drops at", "batch size", "lr", "runs"]
+    return pd.DataFrame(list(rows.values()), columns=cols)
+
+
 def compute_used(records: Sequence[dict]) -> pd.DataFrame:
     """Run time behind ``records`` (completed ones): per dataset and device, the number of runs,
     the torch threads per run and the summed ``wall_time_s`` in hours. On a CPU run with ``t``

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Vendor the JavaScript the book's pages load, so they work with no CDN reachable:
-#   widgets/require.js       requirejs@2.3.8            (require.js)
-#   widgets/embed-amd.js     @jupyter-widgets/html-manager@1.0.15 (dist/embed-amd.js + its font files)
-#   mathjax/                 mathjax@3.2.2              (es5/tex-mml-chtml.js + input output adaptors a11y ui sre)
-# into book/_vendor/ (gitignored; book/_config.yml points html_static_path, nb_ipywidgets_js and
-# mathjax_path there). Fetched with `npm pack` from the npm registry into a temporary folder.
+#   static/widgets/require.js    requirejs@2.3.8            (require.js)
+#   static/widgets/embed-amd.js  @jupyter-widgets/html-manager@1.0.15 (dist/embed-amd.js)
+#   static/mathjax/              mathjax@3.2.2              (es5/tex-mml-chtml.js + input output adaptors a11y ui sre)
+#   extra/_exec/@jupyter-widgets/  the widget CSS's Font Awesome files: embed-amd.js asks for them
+#                                relative to the page, and every page with widgets is under _exec/
+# into book/_vendor/ (gitignored; book/_config.yml points html_static_path (static/),
+# html_extra_path (extra/), nb_ipywidgets_js and mathjax_path there). Fetched with `npm pack` from the npm registry into a temporary folder.
 # Idempotent: does nothing when book/_vendor/.vendored already names these versions.
 # Usage: scripts/vendor_js.sh [DEST]   (default DEST: book/_vendor)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEST="${1:-book/_vendor}"
 PKGS="@jupyter-widgets/html-manager@1.0.15 requirejs@2.3.8 mathjax@3.2.2"
-if [ -f "$DEST/.vendored" ] && [ "$(cat "$DEST/.vendored")" = "$PKGS" ]; then
+MARK="$PKGS layout=static+extra"
+if [ -f "$DEST/.vendored" ] && [ "$(cat "$DEST/.vendored")" = "$MARK" ]; then
   echo "vendor_js: $DEST is up to date ($PKGS)"
   exit 0
 fi
@@ -32,16 +35,17 @@ hm="$tmp/x/jupyter-widgets-html-manager-1.0.15/package/dist"
 rq="$tmp/x/requirejs-2.3.8/package"
 mj="$tmp/x/mathjax-3.2.2/package/es5"
 out="$tmp/out"
-mkdir -p "$out/widgets" "$out/mathjax"
-cp "$rq/require.js" "$out/widgets/require.js"
-cp "$hm/embed-amd.js" "$out/widgets/embed-amd.js"
-# the widget CSS refers to Font Awesome files next to embed-amd.js by their hashed names
+fonts="$out/extra/_exec/@jupyter-widgets"
+mkdir -p "$out/static/widgets" "$out/static/mathjax" "$fonts"
+cp "$rq/require.js" "$out/static/widgets/require.js"
+cp "$hm/embed-amd.js" "$out/static/widgets/embed-amd.js"
+# the widget CSS refers to Font Awesome files by their hashed names, relative to the page
 find "$hm" -maxdepth 1 -type f \( -name '*.woff' -o -name '*.woff2' -o -name '*.ttf' -o -name '*.eot' \
-  -o -name '*.svg' \) -exec cp {} "$out/widgets/" \;
-cp "$mj/tex-mml-chtml.js" "$out/mathjax/"
-for sub in input output adaptors a11y ui sre; do cp -r "$mj/$sub" "$out/mathjax/"; done
-cp "$tmp/x/mathjax-3.2.2/package/LICENSE" "$out/mathjax/LICENSE"
-echo "$PKGS" > "$out/.vendored"
+  -o -name '*.svg' \) -exec cp {} "$fonts/" \;
+cp "$mj/tex-mml-chtml.js" "$out/static/mathjax/"
+for sub in input output adaptors a11y ui sre; do cp -r "$mj/$sub" "$out/static/mathjax/"; done
+cp "$tmp/x/mathjax-3.2.2/package/LICENSE" "$out/static/mathjax/LICENSE"
+echo "$MARK" > "$out/.vendored"
 rm -rf "$DEST.tmp"
 mkdir -p "$(dirname "$DEST")"
 mv "$out" "$DEST.tmp"

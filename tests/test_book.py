@@ -319,3 +319,96 @@ def test_only_runs_merge_into_the_timings(tmp_path):
     got = json.loads((tmp_path / "timings.json").read_text())
     assert [t["name"] for t in got] == ["where_gains_come_from", "fig1_shot_errors"]   # toc order
     assert got[1]["seconds"] == 1.0 and got[0]["seconds"] != 99.0
+
+
+# ----------------------------------------------------------------------------------- reader's view
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+READER_JS = """
+const out = {};
+const h1 = [...document.querySelectorAll('article h1')].find(h => h.offsetParent !== null);   // not the print-only copy
+out.h1 = h1 ? h1.innerText : null;
+// the first block after the title (sections wrap the page body)
+let first = null;
+if (h1) {
+  const walker = [...h1.parentElement.children];
+  first = walker.slice(walker.indexOf(h1) + 1).find(e => e.offsetParent !== null && e.innerText.trim().length > 0) || null;
+}
+const box = first && (first.matches('.admonition.finding') ? first : first.querySelector('.admonition.finding'));
+out.finding = box ? box.innerText.replace(/^Finding\\s*/, '') : null;
+out.page_width = [document.documentElement.scrollWidth, window.innerWidth];
+const main = document.querySelector('main.bd-main') || document.body;
+const mr = main.getBoundingClientRect();
+out.main = [Math.round(mr.left), Math.round(mr.right)];
+out.overflow = [];
+for (const el of main.querySelectorAll('table, img, figure, .cell_output, .output, pre, .pst-scrollable-table-container, .jupyter-widgets')) {
+  if (!el.offsetParent) continue;
+  if (el.tagName === 'PRE' && el.closest('.cell_input')) continue;   // collapsed source code
+  const r = el.getBoundingClientRect();
+  const code = el.tagName === 'PRE' && !el.closest('.cell_output');   // a code example may scroll
+  const hidden = !code && el.scrollWidth > el.clientWidth + 2 && ['auto', 'scroll'].includes(getComputedStyle(el).overflowX);
+  if (hidden || r.right > mr.right + 1)
+    out.overflow.push(`${el.tagName}.${String(el.className).slice(0, 40)}: ${Math.round(el.scrollWidth)} px in ${Math.round(el.clientWidth)} px`
+                      + ` (right edge ${Math.round(r.right)} of ${Math.round(mr.right)}): ${(el.innerText || el.getAttribute('src') || '').slice(0, 60).replace(/\\s+/g, ' ')}`);
+}
+out.html = document.documentElement.outerHTML;
+return out;
+"""
+
+
+@pytest.fixture(scope="module")
+def reader(built):
+    """Headless Chromium at 1280 x 800 through chromedriver, with the built book served over HTTP on
+    127.0.0.1 (as a reader opens it) and every other host unreachable."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip("no /usr/bin/chromium and /usr/bin/chromedriver (apt-get install -y chromium chromium-driver)")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (test extra) missing")
+    from selenium.webdriver.chrome.service import Service
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(HTML)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = str(CHROMIUM)
+    for a in ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,800",
+              "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]:
+        opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
+    driver.set_window_size(1280, 800)
+
+    def visit(rel):
+        driver.get(f"http://127.0.0.1:{srv.server_port}/{rel}")
+        time.sleep(1.5)   # widgets and MathJax render after load
+        res = driver.execute_script(READER_JS)
+        res["console"] = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")
+                          and "allowUnionTypes" not in e["message"]]   # ajv's schema notice in embed-amd.js
+        return res
+    yield visit
+    driver.quit()
+    srv.shutdown()
+
+
+def test_every_page_reads_well_at_1280(reader):
+    """What a reader sees, per page: no console error or warning, no absolute local path in the
+    HTML, nothing wider than the main column or hidden behind a horizontal scrollbar, and a finding
+    sentence in a box right under the title."""
+    local = (str(ROOT), str(ROOT.parent), "/tmp/", "/home/", "/root/")
+    problems = []
+    for rel in ["intro.html"] + [f"_exec/{n}.html" for n in B.toc_notebooks()]:
+        r = reader(rel)
+        for e in r["console"]:
+            problems.append(f"{rel}: console {e['level']}: {e['message'][:200]}")
+        problems += [f"{rel}: shows the local path {p!r}" for p in local if p in r["html"]]
+        if r["page_width"][0] > r["page_width"][1]:
+            problems.append(f"{rel}: the page scrolls sideways ({r['page_width'][0]} px in {r['page_width'][1]} px)")
+        problems += [f"{rel}: overflow: {o}" for o in r["overflow"]]
+        if rel != "intro.html":
+            f = r["finding"] or ""
+            if not (len(f) > 40 and f.rstrip().endswith(".") and any(c.isdigit() for c in f)):
+                problems.append(f"{rel}: no finding sentence under the title (got {f[:80]!r})")
+    assert not problems, "\n".join(problems)

@@ -1,0 +1,379 @@
+"""The one-sentence findings that open the book's pages, generated from the numbers they state.
+
+Each function takes the data a page draws (a shot table, run records, training curves) and returns
+plain text built from those numbers, so a finding cannot go stale: rerun the page and the sentence
+follows the runs. :func:`intro_block` gathers the findings of the stored records for the book's
+introduction and the README (``python -m dirlib.findings [--check]``).
+
+>>> import pandas as pd
+>>> t = pd.DataFrame({"label": ["A"] * 3 + ["B"] * 3, "shot": ["many", "median", "few"] * 2,
+...                   "mae_mean": [5.0, 7.5, 10.0, 6.0, 6.0, 9.0]})
+>>> shot_gap_finding(t, "mae", "toy")
+'On toy, the few-shot test MAE is above the many-shot test MAE for every method (2 of 2), by a factor of 1.50 to 2.00; the median-shot test MAE is above it for 1 of 2 methods (not for B), by a factor of up to 1.50.'
+"""
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+
+#: |Spearman| at or above which a label range's prototype norms are called ordinal
+ORDINAL_RHO = 0.8
+METRIC_NAMES = {"mae": "MAE", "gm": "GM", "mse": "MSE", "pearson": "Pearson"}
+SHOT_WORDS = {"many": "many-shot", "median": "median-shot", "few": "few-shot", "all": "all-label"}
+#: the paper's Fig. 3 statement (section 3.4), transcribed: many-shot training MAE settles by
+#: epoch 40 of 90
+PAPER_SETTLE = (40, 90)
+
+
+def _names(items: Sequence[str]) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _num(v: float, digits: int = 2) -> str:
+    return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def box(text, title: str = "Finding", markdown: bool = False):
+    """The finding as the page shows it: an admonition (class ``finding``) at the top of the page,
+    one paragraph per entry when ``text`` is a list (one per dataset). ``markdown``: ``text`` is
+    Markdown (paragraphs, bold), rendered inside the box."""
+    from IPython.display import HTML, Markdown
+    paras = [text] if isinstance(text, str) else list(text)
+    head = f'<div class="admonition finding">\n<p class="admonition-title">{html.escape(title)}</p>'
+    if markdown:
+        return Markdown(head + "\n\n" + "\n\n".join(paras) + "\n\n</div>")
+    return HTML(head + "".join(f"<p>{html.escape(p)}</p>" for p in paras) + "</div>")
+
+
+# ----------------------------------------------------------------------------------- Fig. 1
+def shot_gap_finding(table: pd.DataFrame, metric: str, dataset: str) -> str:
+    """Fig. 1: do the median- and few-shot errors exceed the many-shot error for every method, and by
+    how much (the ratio of the mean test errors)? ``table`` has ``label, shot, <metric>_mean``
+    (:func:`dirlib.figures.shot_table`)."""
+    name = f"test {METRIC_NAMES.get(metric, metric)}"
+    ratios: Dict[str, Dict[str, float]] = {}
+    for label, g in table.groupby("label", sort=False):
+        m = g.set_index("shot")[f"{metric}_mean"].astype(float)
+        many = m.get("many", math.nan)
+        ratios[label] = {s: m.get(s, math.nan) / many if many else math.nan for s in ("few", "median")}
+    if not ratios:
+        return f"On {dataset}, there are no runs to compare."
+    parts = []
+    for s in ("few", "median"):
+        r = {k: v[s] for k, v in ratios.items() if not math.isnan(v[s])}
+        above = [k for k, v in r.items() if v > 1]
+        n = len(r)
+        if not n:
+            parts.append(f"no method has {SHOT_WORDS[s]} test samples")
+            continue
+        if len(above) == n:
+            who = f"for every method ({n} of {n})"
+        else:
+            who = f"for {len(above)} of {n} methods (not for {_names([k for k in r if k not in above])})"
+        vals = [r[k] for k in above]
+        if not vals:
+            size = ""
+        elif len(vals) == 1 or min(vals) == max(vals):
+            size = f", by a factor of {'up to ' if len(vals) < n else ''}{max(vals):.2f}"
+        else:
+            size = f", by a factor of {min(vals):.2f} to {max(vals):.2f}"
+        parts.append((s, who, size))
+    (s1, who1, size1), rest = parts[0], parts[1:]
+    out = f"On {dataset}, the {SHOT_WORDS[s1]} {name} is above the many-shot {name} {who1}{size1}"
+    for s2, who2, size2 in rest:
+        out += f"; the {SHOT_WORDS[s2]} {name} is above it {who2}{size2}"
+    return out + "."
+
+
+# ----------------------------------------------------------------------------------- Figs. 2 and 5
+def _ordinal(v) -> Optional[bool]:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else abs(v) >= ORDINAL_RHO
+
+
+def premise_finding(label: str, score: dict, dataset: str) -> str:
+    """Figs. 2/5: does the paper's premise hold for one run, that the prototype norms are ordinal over
+    the many-shot labels and not over the others? ``score`` is the run's ordinality score
+    (:func:`dirlib.figures.ordinality`); ordinal means ``|Spearman| >= ORDINAL_RHO``."""
+    rho = {s: score.get(f"spearman_{s}") for s in ("many", "median", "few")}
+    shown = ", ".join(f"{s} {_num(v)}" for s, v in rho.items() if v is not None)
+    head = (f"On {dataset}, {label}'s prototype norms have a Spearman correlation with the label of "
+            f"{_num(score.get('spearman'))} over all labels ({shown})")
+    flags = {s: _ordinal(v) for s, v in rho.items() if _ordinal(v) is not None}
+    if "many" not in flags or len(flags) < 2:
+        return head + "; too few labels per shot to test the paper's premise."
+    yes = [SHOT_WORDS[s] for s, f in flags.items() if f]
+    no = [SHOT_WORDS[s] for s, f in flags.items() if not f]
+    if flags["many"] and not any(f for s, f in flags.items() if s != "many"):
+        verdict = "the paper's premise holds here: ordinal over the many-shot labels only"
+    else:
+        where = (f"ordinal over the {_names(yes)} labels" if yes else "ordinal over no shot")
+        verdict = f"the paper's premise does not hold here: {where}" + (f", not over the {_names(no)} labels" if no else "")
+    return f"{head}; with ordinal meaning |Spearman| ≥ {ORDINAL_RHO}, {verdict}."
+
+
+def method_change_finding(pairs: Sequence[Tuple[str, dict, str, dict]]) -> str:
+    """Fig. 5: how the method changes the overall Spearman of the prototype norms, per
+    ``(base label, base score, method label, method score)``."""
+    if not pairs:
+        return "No run with the method has its base run stored beside it."
+    bits = [f"{bl} {_num(b.get('spearman'))} → {_num(a.get('spearman'))}" for bl, b, al, a in pairs]
+    moves = [round(abs(a.get("spearman") or 0), 2) - round(abs(b.get("spearman") or 0), 2) for _, b, _, a in pairs]
+    up, down = sum(m > 0 for m in moves), sum(m < 0 for m in moves)
+    same = len(moves) - up - down
+    tally = [f"{k} {w}" for k, w in ((up, "more ordinal"), (down, "less ordinal"),
+                                     (same, "unchanged at two decimals")) if k]
+    return (f"With the method, the overall Spearman of the norms goes {'; '.join(bits)}: "
+            f"{', '.join(tally)} (of {len(pairs)}).")
+
+
+# ----------------------------------------------------------------------------------- Fig. 3
+def settle_finding(curves: pd.DataFrame, dataset: str, label: str, tol: float = 0.1) -> str:
+    """Fig. 3: the epoch from which each shot's training MAE stays within ``tol`` of its final value,
+    next to the paper's "the majority converges by epoch 40 of 90". ``curves`` is
+    :func:`dirlib.figures.training_curves`."""
+    from .figures import convergence_epoch
+    epochs = int(curves["epoch"].max())
+    settle = {}
+    for s in ("many", "median", "few"):
+        c = curves[curves["shot"] == s].sort_values("epoch")["train_mae"].to_numpy()
+        if len(c) and not np.isnan(c).all():
+            settle[s] = convergence_epoch(c, tol)
+    if "many" not in settle:
+        return f"On {dataset}, {label} has no many-shot training curve."
+    pe, pn = PAPER_SETTLE
+    txt = ", ".join(f"{SHOT_WORDS[s]} by epoch {e}" for s, e in settle.items())
+    many = settle["many"]
+    rest = [s for s in ("median", "few") if s in settle]
+    later = [s for s in rest if settle[s] > many]
+    if later and len(later) == len(rest):
+        order = f"before the {_names([SHOT_WORDS[s] for s in rest])} labels"
+    elif later:
+        order = (f"before the {_names([SHOT_WORDS[s] for s in later])} labels but not before the "
+                 f"{_names([SHOT_WORDS[s] for s in rest if s not in later])} labels")
+    else:
+        order = "no earlier than the other shots"
+    return (f"On {dataset}, {label}'s training MAE settles (stays within {int(tol * 100)}% of its final "
+            f"value) {txt} of {epochs}: the many shot at {100 * many / epochs:.0f}% of training, {order}; "
+            f"the paper reports epoch {pe} of {pn} ({100 * pe / pn:.0f}%) for the many shot.")
+
+
+# ----------------------------------------------------------------------------------- tables
+def base_finding(comparisons: Sequence[Tuple[str, Dict[str, object]]], metric: str, dataset: str,
+                 digits: int = 2) -> str:
+    """Tables: does the method beat its base per shot? ``comparisons`` holds ``(name, effects)``
+    pairs, ``effects`` from :func:`dirlib.results.paired_effects`. Lower is better unless the metric is Pearson."""
+    if not comparisons:
+        return f"On {dataset}, no run of the method has its base stored beside it."
+    higher_better = metric == "pearson"
+    better, worse, none = [], [], []
+    for name, eff in comparisons:
+        for s, d in eff.items():
+            item = f"{name} {s} {d.mean:+.{digits}f} [{d.lo:+.{digits}f}, {d.hi:+.{digits}f}]"
+            if not d.detectable:
+                none.append(f"{name} {s}")
+            elif (d.mean < 0) != higher_better:
+                better.append(item)
+            else:
+                worse.append(item)
+    seeds = sorted({d.n for _, eff in comparisons for d in eff.values()})
+    head = (f"On {dataset} (test {METRIC_NAMES.get(metric, metric)}, method minus base, paired over "
+            f"{'/'.join(map(str, seeds))} seeds, 95% t intervals)")
+    parts = []
+    parts.append(f"the method lowers the error beyond its interval for {_names(better)}" if better
+                 else "the method lowers no median- or few-shot error beyond its interval")
+    if worse:
+        parts.append(f"it raises it for {_names(worse)}")
+    if none:
+        parts.append(f"no detectable effect for {_names(none)}")
+    return f"{head}, {'; '.join(parts)}."
+
+
+# ----------------------------------------------------------------------------------- Fig. 4
+def norm_fit_finding(labels, observed, predicted, shots, counts, dataset: str) -> str:
+    """The Fig. 4 page: how far phase 2's prediction for the labels it did not see (median and few
+    shot) lies from their observed prototype norms."""
+    labels, observed, predicted = (np.asarray(v, dtype=np.float64) for v in (labels, observed, predicted))
+    shots, counts = np.asarray(shots), np.asarray(counts)
+    have = counts > 0
+    maj = have & (shots == "many")
+    rest = have & (shots != "many")
+    if not rest.any():
+        return f"On {dataset}, every label with samples is a majority label: phase 2 predicts no unseen norm."
+    gap = np.abs(predicted[rest] - observed[rest])
+    return (f"On {dataset}, f_F, fitted on {int(maj.sum())} majority labels, predicts norms of "
+            f"{predicted[rest].min():.3g} to {predicted[rest].max():.3g} for the {int(rest.sum())} median- "
+            f"and few-shot labels with samples, whose observed prototype norms are "
+            f"{observed[rest].min():.3g} to {observed[rest].max():.3g}: a mean absolute gap of "
+            f"{gap.mean():.3g} ({100 * gap.mean() / observed[rest].mean():.0f}% of their mean norm), "
+            f"which phase 3 would close by moving their features.")
+
+
+# ----------------------------------------------------------------------------------- section 3.2
+def ridge_finding(lam: float, slopes: Sequence[float], labels=None) -> str:
+    """The explore page: the error of one shared ridge regressor for norm profiles of each slope
+    (:func:`dirlib.figures.shared_ridge_fit` over :func:`dirlib.figures.label_norms`)."""
+    from . import figures as figs
+    labels = np.arange(1, 11, dtype=float) if labels is None else np.asarray(labels, dtype=float)
+    rmse = {sl: float(figs.shared_ridge_fit(labels, figs.label_norms(labels, sl), lam)["rmse"]) for sl in slopes}
+    best = min(rmse, key=rmse.get)
+    bits = ", ".join(f"{v:.2f} at slope {k:g}" for k, v in rmse.items())
+    return (f"With one shared ridge regressor (λ = {lam:g}) over the labels {labels[0]:g}-{labels[-1]:g}, "
+            f"the RMSE of its predictions is {bits}: equal norms (slope 0) give every label the same "
+            f"prediction, and the lowest error here is at slope {best:g}, where the norm "
+            f"{'equals' if best == 1 else 'grows with'} the label.")
+
+
+# ----------------------------------------------------------------------------------- setup
+def recipe_finding(recipes: pd.DataFrame) -> str:
+    """The choices page: how the stored records were trained, one clause per recipe of
+    :func:`dirlib.results.stored_recipes`."""
+    if not len(recipes):
+        return "No completed run records are stored."
+    parts = []
+    for r in recipes.itertuples(index=False):
+        dev = "the CPU" if r.device == "cpu" else f"an {r.device} GPU" if r.device[0] in "AEIOUN" else f"a {r.device} GPU"
+        size = "" if pd.isna(r._3) else f", {int(r._3)} px"
+        model = "" if r._2 == "{}" else f", model arguments {r._2}"
+        drops = "no learning-rate drop" if r._5 == "none" else f"the learning rate dropped x0.1 at epochs {r._5}"
+        parts.append(f"{r.dataset}: {r.runs} runs on {dev}{model}{size}, {r.epochs} epochs with {drops}, "
+                     f"batch {r._6}, lr {r.lr:g}")
+    return "The stored run records behind the tables were trained as follows (read from their configs): " + "; ".join(parts) + "."
+
+
+def bench_finding(rows: Sequence[dict]) -> str:
+    """The performance page: the costliest method per benchmark case, as a ratio to a Vanilla step."""
+    df = pd.DataFrame(rows)
+    if not len(df) or "ratio" not in df:
+        return "No benchmark rows are stored."
+    parts = []
+    steps = df[(df["method"] != "vanilla") & (df.get("kind", "step") == "step")]
+    for case, g in steps.groupby("case", sort=False):
+        top = g.loc[g["ratio"].idxmax()]
+        cheap = g[g["ratio"] <= 1.1]
+        parts.append(f"on {case}, {top['method']} costs the most ({top['ratio']:.2f}x a Vanilla step) and "
+                     f"{len(cheap)} of {len(g)} methods stay within 10% of Vanilla")
+    return "Per training step, " + "; ".join(parts) + "."
+
+
+# ----------------------------------------------------------------------------------- the intro
+BEGIN = "<!-- page-findings:begin (generated by python -m dirlib.findings; do not edit) -->"
+END = "<!-- page-findings:end -->"
+
+
+def fig1_finding(runs) -> str:
+    """:func:`shot_gap_finding` for a page's :class:`dirlib.figures.Runs`."""
+    from . import figures as figs
+    metric = figs.main_metric(runs.dataset)
+    return shot_gap_finding(figs.shot_table(runs, metrics=(metric,)), metric, runs.dataset)
+
+
+def fig25_finding(runs, fig2_specs, fig5_specs, fig5_base: Dict[str, str]) -> str:
+    """The premise for the first Fig. 2 panel with a run, then how the method changes each base's
+    ordinality (:func:`premise_finding`, :func:`method_change_finding`)."""
+    from . import figures as figs
+    first = next((s for s in fig2_specs if s.label in runs.records), None)
+    if first is None:
+        return f"On {runs.dataset}, no Fig. 2 panel has a run."
+    pairs = [(fig5_base[s.label], figs.ordinality(runs.first(fig5_base[s.label])), s.label,
+              figs.ordinality(runs.first(s.label)))
+             for s in fig5_specs if s.label in runs.records and fig5_base.get(s.label) in runs.records]
+    return (premise_finding(first.label, figs.ordinality(runs.first(first.label)), runs.dataset)
+            + " " + method_change_finding(pairs))
+
+
+def fig3_finding(runs, label: str) -> str:
+    """:func:`settle_finding` for the run ``label`` of a page's runs."""
+    from . import figures as figs
+    return settle_finding(figs.training_curves(runs.first(label)), runs.dataset, label)
+
+
+def tables_finding(runs) -> str:
+    """:func:`base_finding` for the (method, base) pairs with records in ``runs``."""
+    from . import figures as figs
+    metric = figs.main_metric(runs.dataset)
+    return base_finding(table_comparisons(runs, metric), metric, runs.dataset,
+                        digits=figs.METRIC_DIGITS.get(metric, 2))
+
+
+def dataset_findings(results_dir, dataset: str) -> Dict[str, str]:
+    """The findings of the Fig. 1, Figs. 2/5, Fig. 3 and tables pages for ``dataset``, from the
+    stored records under ``results_dir``, selected as those pages select them."""
+    from . import figures as figs
+    _, specs = figs.stored_specs(results_dir, dataset=dataset)
+    runs = figs.cached_runs(specs, dataset=dataset, results_dir=results_dir)
+    out = {"fig1": fig1_finding(runs)}
+    f2, f5, base = figs.fig25_specs(results_dir, dataset)
+    if f2:
+        out["fig2"] = fig25_finding(figs.cached_runs(f2 + f5, dataset=dataset, results_dir=results_dir),
+                                    f2, f5, base)
+    van = next((s for s in runs.present() if s.method == "vanilla"), None)
+    if van is not None:
+        out["fig3"] = fig3_finding(runs, van.label)
+    out["tables"] = tables_finding(runs)
+    return out
+
+
+def table_comparisons(runs, metric: str) -> List[Tuple[str, Dict[str, object]]]:
+    """``(name, effects)`` for each (method, base) pair of :data:`dirlib.figures.BASE_PAIRS` with
+    records in ``runs``."""
+    from . import figures as figs
+    from .results import paired_effects
+    by_method = {s.method: runs.records[s.label] for s in runs.present() if s.loss is None}
+    return [(f"{figs.display_name(b)}", paired_effects(by_method[m], by_method[b], metric, shots=("median", "few")))
+            for m, b in figs.BASE_PAIRS if m in by_method and b in by_method]
+
+
+PAGES = {"fig1": ("Fig. 1", "_exec/fig1_shot_errors"), "fig2": ("Figs. 2 and 5", "_exec/fig2_norms_and_mae"),
+         "fig3": ("Fig. 3", "_exec/fig3_training_mae"), "tables": ("Tables", "_exec/tables")}
+QUESTIONS = {"fig1": "Are the median and few shots worse than the many shot for every method?",
+             "fig2": "Are the norms ordinal for the majority and not for the rest, and does the method change that?",
+             "fig3": "When does each shot's training error settle?",
+             "tables": "Does the method beat its base, per shot?"}
+
+
+def intro_block(results_dir, link: str = "doc") -> str:
+    """The generated "findings per page" block: per page a question, then each dataset's finding."""
+    from . import figures as figs
+    per = {d: dataset_findings(results_dir, d) for d in figs.record_datasets(results_dir)}
+    lines = []
+    for key, (title, doc) in PAGES.items():
+        ref = f"{{doc}}`{title} <{doc}>`" if link == "doc" else f"{title} (`notebooks/{doc.split('/')[-1]}.md`)"
+        lines.append(f"**{QUESTIONS[key]}** ({ref})")
+        lines.append("")
+        for d, f in per.items():
+            if key in f:
+                lines.append(f"- {f[key]}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv=None) -> int:
+    import argparse
+    root = Path(__file__).resolve().parent.parent
+    p = argparse.ArgumentParser(prog="python -m dirlib.findings",
+                                description="regenerate the findings block of book/intro.md from results/")
+    p.add_argument("--results", default=str(root / "results"))
+    p.add_argument("--check", action="store_true", help="fail when the committed block is stale")
+    a = p.parse_args(argv)
+    from .results import replace_block
+    block = "\n" + intro_block(Path(a.results))
+    target = root / "book" / "intro.md"
+    if a.check:
+        if not replace_block(target, BEGIN, END, block, check=True):
+            print(f"{target.name}: the findings block is stale: run python -m dirlib.findings")
+            return 1
+        return 0
+    replace_block(target, BEGIN, END, block)
+    print(f"wrote the findings block of {target.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -5,7 +5,7 @@ JPEGs are 70 MB. dirlib's loader opens each image, converts it to RGB and resize
 ``img_size`` with PIL bilinear; on an S x S image that resize is a copy. So a folder of S x S
 lossless images under the same names gives, at ``img_size=S``, the very arrays the loader
 computes from the originals (this script checks every image), the same split (it depends on the
-sorted names only) and the same ``data_hash``. Used by ``scripts/gpu_utkface.py``.
+sorted names only) and the same ``data_hash``. Used to send the images to a GPU machine with a small upload limit.
 
     python scripts/pack_utkface_resized.py --data-dir ../shared/data --size 64 --out .gpudata
 """

@@ -8,7 +8,7 @@
 #                grad clip 5, 10 epochs                                  (DATASETS=sts-b-dir, default)
 #   UTKFace-DIR: ResNet-18 (ImageNet stem), 32 px, batch 64, Adam 1e-3, 20 epochs, lr x0.1 at 14, 18
 #                (DATASETS="sts-b-dir utkface-dir"; the committed UTKFace-DIR table is the 64 px
-#                GPU run of scripts/gpu_utkface.py instead)
+#                GPU run of python -m dirlib.sweep --backend ray instead, docs/reproduction.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DIRLIB_DATA="${DIRLIB_DATA:-$(cd .. && pwd)/shared/data}"

@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", help="auto (cuda when present), cpu, cuda, cuda:N")
     t.add_argument("--num-workers", type=int, default=0)
+    t.add_argument("--data-cache", choices=("off", "cpu", "gpu"), default="off",
+                   help="face images: decode each split once (cached on disk) and draw augmented "
+                        "batches from host (cpu) or GPU memory (gpu); off: PIL per item (reference)")
     t.add_argument("--img-size", type=int, help="image side for face datasets (64 CPU, 224 GPU)")
     t.add_argument("--model", default=None, help="encoder: resnet18, resnet50, bilstm, mlp")
     t.add_argument("--model-arg", nargs="*", metavar="KEY=VALUE", help="encoder kwargs, e.g. hidden=128")
@@ -112,7 +115,7 @@ def config_from_args(a) -> "RunConfig":
     if a.base_loss:
         method = f"{a.base_loss}+{method}"
     return RunConfig(dataset=a.dataset, method=method, loss=a.loss, seed=a.seed, device=a.device,
-                     num_workers=a.num_workers, model=a.model, model_kwargs=_kv(a.model_arg),
+                     num_workers=a.num_workers, data_cache=a.data_cache, model=a.model, model_kwargs=_kv(a.model_arg),
                      data_kwargs=_kv(a.data_arg), method_kwargs=_kv(a.method_arg),
                      max_batches=a.max_batches, subset_train=a.subset_train,
                      subset_eval=a.subset_eval, progress=not a.no_progress,

@@ -1442,16 +1442,16 @@ def linked_explorer(images: Dict[tuple, bytes], axes: Sequence[Tuple[str, Sequen
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
             c = W.SelectionSlider(options=[(f"{v:g}", v) for v in vals], value=vals[0],
                                   description=d, style=style, continuous_update=True,
-                                  layout=W.Layout(width=width))
+                                  layout=W.Layout(width="100%", max_width=width))
         else:
             c = W.Dropdown(options=[(str(v), v) for v in vals], value=vals[0], description=d,
-                           style=style, layout=W.Layout(width=width))
+                           style=style, layout=W.Layout(width="100%", max_width=width))
         controls.append(c)
     levels: List[list] = [[] for _ in axes]
 
     def build(depth, prefix):
         if depth == len(axes):
-            return W.Image(value=images[prefix], format="png", layout=W.Layout(width=width))
+            return W.Image(value=images[prefix], format="png", layout=W.Layout(width="100%", max_width=width))
         kids = [build(depth + 1, prefix + (v,)) for v in axes[depth][1]]
         st = W.Stack(children=kids, selected_index=0)
         levels[depth].append(st)
@@ -1462,7 +1462,7 @@ def linked_explorer(images: Dict[tuple, bytes], axes: Sequence[Tuple[str, Sequen
     for c, stacks in zip(controls, levels):
         for st in stacks:
             links.append(W.jslink((c, "index"), (st, "selected_index")))
-    box = W.VBox(controls + [root])
+    box = W.VBox(controls + [root], layout=W.Layout(width="100%", max_width=width))
     box._dirlib_links = links   # keep the link widgets referenced (their models are in the state)
     return box
 
@@ -1506,7 +1506,7 @@ def live_explorer(load_data: Callable[[str], object], datasets: Sequence[str], m
     return the :func:`explore_run` result (the button calls it)."""
     import ipywidgets as W
     style = {"description_width": "150px"}
-    lay = W.Layout(width=width)
+    lay = W.Layout(width="100%", max_width=width)   # shrinks with a narrow column
     ds = W.Dropdown(options=list(datasets), value=datasets[0], description="dataset", style=style, layout=lay)
     me = W.Dropdown(options=list(methods), value=methods[0], description="method", style=style, layout=lay)
     ep = W.IntSlider(value=epochs, min=1, max=max(50, epochs), description="epochs", style=style, layout=lay)
@@ -1515,7 +1515,7 @@ def live_explorer(load_data: Callable[[str], object], datasets: Sequence[str], m
     btn = W.Button(description="train", button_style="primary", icon="play")
     status = W.HTML(value="<i>needs a live kernel: press train</i>")
     out = W.Output()
-    box = W.VBox([ds, me, ep, be, W.HBox([btn, status]), out])
+    box = W.VBox([ds, me, ep, be, W.HBox([btn, status]), out], layout=W.Layout(width="100%", max_width=width))
 
     def run(*_):
         import matplotlib.pyplot as plt

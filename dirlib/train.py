@@ -41,6 +41,10 @@ class DivergenceError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------------- config
+#: RunConfig fields that were added after run records were stored, with their default
+LATE_FIELDS = {"data_cache": "off"}
+
+
 @dataclass
 class RunConfig:
     """Everything that defines a run (its hash goes into the run record)."""
@@ -73,9 +77,16 @@ class RunConfig:
     amp: bool = False                    # CUDA only: autocast the encoder (bf16; fp16 + GradScaler
                                          # where bf16 is missing); the head and losses stay float32
     channels_last: bool = False          # NHWC memory format for the model and 4-d inputs (images)
+    data_cache: str = "off"              # face images: off (PIL per item) | cpu | gpu (DeviceBatches)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The config as a record stores it. Fields added after records were stored
+        (:data:`LATE_FIELDS`) are left out at their default, so those records keep their hash."""
+        d = dataclasses.asdict(self)
+        for k, default in LATE_FIELDS.items():
+            if d.get(k) == default:
+                d.pop(k)
+        return d
 
     def validate(self) -> "RunConfig":
         """Refuse by name a config that would train nothing or has no meaning (zero or negative
@@ -94,6 +105,8 @@ class RunConfig:
             v = getattr(self, name)
             if v is not None and (not is_int(v) or v < 1):
                 bad(name, "an integer >= 1, or unset")
+        if self.data_cache not in ("off", "cpu", "gpu"):
+            bad("data_cache", "off, cpu or gpu")
         if not is_int(self.num_workers) or self.num_workers < 0:
             bad("num_workers", "an integer >= 0")
         for name, lo, want in (("lr", 0.0, "a number > 0"), ("lr_gamma", 0.0, "a number > 0")):
@@ -204,6 +217,11 @@ class MethodSpec:
 
 # ----------------------------------------------------------------------------------- eval
 def make_loader(ds, batch_size, shuffle, cfg: RunConfig, seed_offset=0, drop_last=False):
+    """A ``DataLoader`` over ``ds``; with ``cfg.data_cache`` on and a dataset that can draw its own
+    batches on the device (face images), its :class:`~dirlib.data.image_cache.DeviceBatches`."""
+    if cfg.data_cache != "off" and hasattr(ds, "device_batches"):
+        return ds.device_batches(batch_size, shuffle, resolve_device(cfg.device), cfg.data_cache,
+                                 seed=cfg.seed * 1000 + seed_offset, drop_last=drop_last)
     g = torch.Generator()
     g.manual_seed(cfg.seed * 1000 + seed_offset)
     pin = torch.cuda.is_available() and cfg.device != "cpu"

@@ -9,10 +9,15 @@
 """
 
 MATHJAX2_SHIM = (
-    "window.MathJax = window.MathJax || {};"
-    "window.MathJax.Hub = window.MathJax.Hub || {Queue: function (job) {"
-    " var m = window.MathJax; if (m.typesetPromise && job && job[2]) {"
-    " m.typesetPromise([job[2]]).catch(function () {}); } }};"
+    "(function () {"
+    " var hub = {Queue: function (job) { var m = window.MathJax;"
+    " if (m && m.typesetPromise && job && job[2]) { m.typesetPromise([job[2]]).catch(function () {}); } }};"
+    " var cfg = window.MathJax = window.MathJax || {}; cfg.Hub = cfg.Hub || hub;"
+    # MathJax 3 replaces window.MathJax when it loads: put the shim back once it is ready
+    " var startup = cfg.startup = cfg.startup || {}; var ready = startup.ready;"
+    " startup.ready = function () { if (ready) { ready(); } else { window.MathJax.startup.defaultReady(); }"
+    " window.MathJax.Hub = window.MathJax.Hub || hub; };"
+    "})();"
 )
 
 
@@ -27,7 +32,8 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
         if key not in seen:
             seen.add(key)
             kept.append(s)
-    context["script_files"] = kept
+    # in place: later handlers (MathJax on pages with math) append to this same list
+    scripts[:] = kept
 
 
 def setup(app):

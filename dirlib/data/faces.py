@@ -271,6 +271,13 @@ class FaceAgeDataset(Dataset):
         """Same split and image cache, ``n_views`` augmentations per item."""
         return FaceAgeDataset(self.store, self.labels, self.train, n_views)
 
+    def device_batches(self, batch_size: int, shuffle: bool, device, placement: str = "cpu", *,
+                       seed: int = 0, drop_last: bool = False):
+        """Batches drawn from this split's decoded tensor on ``device``
+        (:class:`dirlib.data.image_cache.DeviceBatches`; ``RunConfig.data_cache``)."""
+        from .image_cache import DeviceBatches
+        return DeviceBatches(self, batch_size, shuffle, device, placement, seed=seed, drop_last=drop_last)
+
     def without_augmentation(self) -> "FaceAgeDataset":
         return FaceAgeDataset(self.store, self.labels, False, self.n_views)
 

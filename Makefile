@@ -40,7 +40,7 @@ book: $(VENV)/.installed-all
 # JupyterLab on the MyST notebooks (paired through jupytext: a .md opens as a notebook), for the
 # pages that need a live kernel (the Explore page's "train your own")
 lab: $(VENV)/.installed-all
-	$(VENV)/bin/jupytext-config set-default-viewer md >/dev/null 2>&1 || true
+	$(VENV)/bin/jupytext-config set-default-viewer markdown myst >/dev/null 2>&1 || true
 	cd notebooks && ../$(VENV)/bin/jupyter lab
 
 # a quick CPU training run that writes its run record under runs/quick

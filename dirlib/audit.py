@@ -32,6 +32,7 @@ from typing import Optional
 import pandas as pd
 
 from . import records
+from .data import main_metric
 from .posthoc import RULES, PosthocConfig, run_posthoc
 from .stats import paired_difference
 
@@ -203,7 +204,7 @@ def collect(results="results/audit", metric: Optional[str] = None) -> pd.DataFra
             continue
         cfg = rec["config"]
         ds = cfg["dataset"]
-        m = metric or ("mse" if ds == "sts-b-dir" else "mae")
+        m = metric or main_metric(ds)
         if rec.get("schema") == "dirlib.posthoc/1":
             base_method = rec["base"]["method"]
             base_rec_path = (path.parent / rec["base"]["path"] / "run.json").resolve()
@@ -291,10 +292,6 @@ PART_EFFECTS = tuple(e for e, _, _ in EFFECTS if e not in TOTAL_EFFECTS + (SELEC
 DATASET_ORDER = ("sts-b-dir", "utkface-dir")
 BASE_ORDER = ("vanilla", "lds", "ranksim")
 DATASET_NAMES = {"sts-b-dir": "STS-B-DIR", "utkface-dir": "UTKFace-DIR"}
-
-
-def main_metric(dataset: str) -> str:
-    return "mse" if dataset == "sts-b-dir" else "mae"
 
 
 def ordered(values, order):

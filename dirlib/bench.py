@@ -800,6 +800,13 @@ def add_arguments(b: argparse.ArgumentParser):
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--out", default=None, help="write bench.json/.csv/.png and table.md here "
                                                "(the committed CPU results: results/bench)")
+    b.add_argument("--throughput", action="store_true",
+                   help="instead: images/s of training per data path against its ceiling "
+                        "(dirlib/throughput.py; writes throughput.json/.md to --out)")
+    b.add_argument("--quick", action="store_true", help="--throughput: one small configuration (smoke run)")
+    b.add_argument("--steps", type=int, default=2, help="--throughput: timed steps per round")
+    b.add_argument("--rounds", type=int, default=3, help="--throughput: interleaved rounds (median kept)")
+    b.add_argument("--workers", type=int, default=None, help="--throughput: JPEG DataLoader workers")
 
 
 def run_bench(a) -> int:
@@ -807,6 +814,16 @@ def run_bench(a) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     try:
+        if a.throughput:
+            from . import throughput
+            res = throughput.run(a.device,
+                                 quick=a.quick, steps=a.steps, repeats=a.rounds, workers=a.workers,
+                                 log=lambda m: print(m, flush=True))
+            print(throughput.markdown(res))
+            if a.out:
+                throughput.write(a.out, res)
+                print(f"# wrote {a.out}/throughput.json, throughput.md")
+            return 0
         return _run_bench(a)
     finally:
         torch.set_num_threads(threads_before)

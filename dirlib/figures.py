@@ -48,6 +48,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
+from .data import main_metric  # noqa: F401  (pages call figs.main_metric)
 from .train import Callback
 
 SHOTS = ("many", "median", "few")
@@ -91,11 +92,6 @@ METRIC_DIGITS = {"mae": 2, "gm": 2, "mse": 3, "pearson": 1}
 
 
 # ----------------------------------------------------------------------------------- basics
-def main_metric(dataset: str) -> str:
-    """The error the paper plots for a dataset: MSE on STS-B-DIR, MAE otherwise."""
-    return "mse" if dataset == "sts-b-dir" else "mae"
-
-
 def default_loss(dataset: str) -> str:
     """The base loss a run gets when its config says ``loss=None`` (:func:`dirlib.methods.default_loss`:
     MSE on STS-B-DIR, L1 on the age datasets and synthetic data)."""

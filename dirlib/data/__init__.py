@@ -8,6 +8,16 @@ from .synthetic import load_synthetic  # noqa: F401
 DATASETS = ("sts-b-dir", "utkface-dir", "agedb-dir", "imdb-wiki-dir", "synthetic")
 
 
+def main_metric(dataset: str) -> str:
+    """The error a dataset is judged by (its loader's ``DIRData.main_metric``), from its name:
+    MSE on STS-B-DIR, MAE otherwise.
+
+    >>> main_metric("sts-b-dir"), main_metric("utkface-dir")
+    ('mse', 'mae')
+    """
+    return "mse" if dataset == "sts-b-dir" else "mae"
+
+
 def load_dataset(name: str, data_dir=None, **kwargs) -> DIRData:
     """Load a dataset by name. ``data_dir`` (else ``$DIRLIB_DATA``) is the data root; unused for
     ``synthetic``. Extra kwargs go to the loader (``img_size``, ``seed`` ...)."""

@@ -166,7 +166,7 @@ def settle_finding(curves: pd.DataFrame, dataset: str, label: str, tol: float = 
 
 # ----------------------------------------------------------------------------------- tables
 def base_finding(comparisons: Sequence[Tuple[str, Dict[str, object]]], metric: str, dataset: str,
-                 digits: int = 2) -> str:
+                 digits: int = 2, subject: str = "the method", contrast: str = "method minus base") -> str:
     """Tables: does the method beat its base per shot? ``comparisons`` holds ``(name, effects)``
     pairs, ``effects`` from :func:`dirlib.results.paired_effects`. Lower is better unless the metric is Pearson."""
     if not comparisons:
@@ -183,11 +183,11 @@ def base_finding(comparisons: Sequence[Tuple[str, Dict[str, object]]], metric: s
             else:
                 worse.append(item)
     seeds = sorted({d.n for _, eff in comparisons for d in eff.values()})
-    head = (f"On {dataset} (test {METRIC_NAMES.get(metric, metric)}, method minus base, paired over "
+    head = (f"On {dataset} (test {METRIC_NAMES.get(metric, metric)}, {contrast}, paired over "
             f"{'/'.join(map(str, seeds))} seeds, 95% t intervals)")
     parts = []
-    parts.append(f"the method lowers the error beyond its interval for {_names(better)}" if better
-                 else "the method lowers no median- or few-shot error beyond its interval")
+    parts.append(f"{subject} lowers the error beyond its interval for {_names(better)}" if better
+                 else f"{subject} lowers no median- or few-shot error beyond its interval")
     if worse:
         parts.append(f"it raises it for {_names(worse)}")
     if none:

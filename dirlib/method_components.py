@@ -22,6 +22,12 @@ from .train import Batch, Callback, MethodSpec, RunConfig, fit
 
 
 def family(data) -> str:
+    """Which published defaults a method uses on ``data``: ``"sts"`` (STS-B) or ``"age"``
+    (AgeDB/IMDB-WIKI). Custom data states it (``from_arrays(task_family=...)``, in
+    ``data.info["task_family"]``); unstated, it is the age family, and the record says so."""
+    stated = (data.info or {}).get("task_family")
+    if stated:
+        return "sts" if str(stated).startswith("sts") else "age"
     return "sts" if data.name == "sts-b-dir" else "age"
 
 
@@ -383,7 +389,8 @@ class OrdinalCallback(Callback):
         self.reg, self.beta = reg, beta
 
     def extra_loss(self, st, b):
-        val, logs = self.reg(b.z, b.y, b.bins)
+        val = self.reg(b.z, b.y, bins=b.bins)
+        logs = self.reg.parts
         return self.beta * val, {"kl": float(logs["kl"]), "oe": float(logs["oe"])}
 
 

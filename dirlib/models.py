@@ -110,13 +110,31 @@ class MLPEncoder(nn.Module):
 
 
 MODELS = ("resnet18", "resnet50", "bilstm", "mlp")
+#: user encoders by name (:func:`register_encoder`): name -> (factory, feature dimension)
+ENCODERS: dict = {}
+
+
+def register_encoder(name: str, factory: Callable[[], nn.Module], feat_dim: int) -> str:
+    """Make ``name`` a model :func:`build_model` knows: each build calls ``factory()`` for a fresh
+    encoder (the same initial weights each time when the factory copies one module) that maps a
+    batch to ``(B, feat_dim)`` features; dirlib adds the linear head. Returns ``name``."""
+    if name in MODELS:
+        raise ValueError(f"register_encoder: {name!r} is a built-in model")
+    if not (isinstance(feat_dim, int) and feat_dim > 0):
+        raise ValueError(f"register_encoder: feat_dim must be a positive int, got {feat_dim!r}")
+    ENCODERS[name] = (factory, feat_dim)
+    return name
 
 
 def build_model(name: str, **kwargs) -> Regressor:
-    """Build a :class:`Regressor`. ``name`` in :data:`MODELS`; kwargs go to the encoder
-    (``img_size`` is accepted and ignored by ResNets, which pool globally)."""
+    """Build a :class:`Regressor`. ``name`` in :data:`MODELS` or registered with
+    :func:`register_encoder`; kwargs go to a built-in encoder (``img_size`` is accepted and ignored
+    by ResNets, which pool globally)."""
     kwargs = dict(kwargs)
     kwargs.pop("img_size", None)
+    if name in ENCODERS:
+        factory, feat_dim = ENCODERS[name]
+        return Regressor(factory(), feat_dim)
     if name in ("resnet18", "resnet34", "resnet50"):
         enc = ResNetEncoder(name, stem=kwargs.pop("stem", "imagenet"))
     elif name == "bilstm":
@@ -124,5 +142,7 @@ def build_model(name: str, **kwargs) -> Regressor:
     elif name == "mlp":
         enc = MLPEncoder(**kwargs)
     else:
-        raise ValueError(f"unknown model {name!r}; valid: {', '.join(MODELS)}")
+        raise ValueError(f"unknown model {name!r}; valid: {', '.join(MODELS + tuple(ENCODERS))}"
+                         + (" (custom data without a default encoder: pass encoder= to dirlib.run)"
+                            if name == "none" else ""))
     return Regressor(enc, enc.feat_dim)

@@ -33,12 +33,12 @@ def test_stsb_vanilla_cli(tmp_path, data_dir):
 
 def test_utkface_vanilla_and_frobenius_cli(tmp_path, data_dir):
     common = ["--dataset", "utkface-dir", "--data-dir", str(data_dir), "--img-size", "32"]
-    rec = run(tmp_path, "utk", common)
+    rec = run(tmp_path, "utk", common + ["--no-diagnostics"])   # the STS-B test checks the diagnostics
     t = rec["test"]
     assert t["all"]["n"] == 847 and t["many"]["n"] + t["median"]["n"] + t["few"]["n"] == 847
     assert rec["phases"]["main"]["select_on"] == "mae"
-    rec = run(tmp_path, "utk-frob", common + ["--method", "frobenius",
-                                              "--method-arg", "frobenius.sft_epochs=1"])
+    rec = run(tmp_path, "utk-frob", common + ["--method", "frobenius", "--subset-train", "2500",
+                                              "--subset-eval", "200", "--method-arg", "frobenius.sft_epochs=1"])
     ph = rec["phases"]
     assert set(ph) == {"main", "norm", "sft"}
     per = ph["norm"]["per_label"]

@@ -19,7 +19,7 @@ from dirlib.train import RunConfig
 ROOT = Path(__file__).resolve().parent.parent
 CMD = [sys.executable, "-m", "dirlib", "train", "--dataset", "synthetic", "--method", "lds+frobenius",
        "--epochs", "12", "--seed", "3", "--no-progress", "--no-diagnostics",
-       "--data-arg", "n_max=1500", "dim=32", "--method-arg", "frobenius.sft_epochs=3"]
+       "--data-arg", "n_max=700", "dim=32", "--method-arg", "frobenius.sft_epochs=3"]
 
 
 def _ckpt_epoch(path):

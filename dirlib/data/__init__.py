@@ -4,6 +4,7 @@ from __future__ import annotations
 from .base import (SHOTS, Binning, DataNotFoundError, DIRData, ShotSpec, assign_shots,  # noqa: F401
                    label_shots, resolve_data_dir, stsb_shot_lists)
 from .synthetic import load_synthetic  # noqa: F401
+from .arrays import from_arrays, from_datasets  # noqa: F401
 
 DATASETS = ("sts-b-dir", "utkface-dir", "agedb-dir", "imdb-wiki-dir", "synthetic")
 

@@ -156,6 +156,7 @@ class BalancedMSE(nn.Module):
     def __init__(self, imp: str = "bmc", init_noise_sigma: float = 1.0, fix_sigma: bool = False,
                  gmm: Optional[dict] = None, bucket_centers=None, bucket_weights=None):
         super().__init__()
+        self.parts = {}
         if imp not in IMPS:
             raise ValueError(f"unknown Balanced MSE implementation {imp!r}; valid: {', '.join(IMPS)}")
         if not init_noise_sigma > 0:
@@ -189,7 +190,16 @@ class BalancedMSE(nn.Module):
         return self.noise_sigma ** 2
 
     def forward(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The scalar loss; ``parts`` holds the detached noise variance.
+
+        >>> import torch
+        >>> m = BalancedMSE(init_noise_sigma=1.0)
+        >>> loss = m(torch.tensor([1.0, 2.0]), torch.tensor([1.5, 2.5]))
+        >>> loss.shape, float(m.parts["noise_var"])
+        (torch.Size([]), 1.0)
+        """
         nv = self.noise_var
+        self.parts = {"noise_var": nv.detach()}
         if self.imp == "bmc":
             return bmc_loss(pred, y, nv)
         if self.imp == "gai":

@@ -87,3 +87,30 @@ def conr_loss(z: torch.Tensor, y: torch.Tensor, pred: torch.Tensor, w: float = 1
     per_anchor = terms.sum(1) / n_pos.clamp(min=1).to(z.dtype)
     per_anchor = torch.where(valid, per_anchor, torch.zeros_like(per_anchor))
     return (wts * per_anchor).mean()
+
+
+class ConR(torch.nn.Module):
+    """ConR as a module: ``ConR(w=1.0, e=0.01, tau=0.07)(features, labels, pred=predictions)`` ->
+    scalar. ``features`` ``(N, d)`` are the rows of both views (``N = 2B``), ``labels`` and ``pred``
+    ``(N,)`` (``pred`` is detached inside). ``parts`` holds the detached value.
+
+    >>> import torch
+    >>> z, y = torch.randn(8, 4), torch.tensor([1., 1., 2., 3., 1., 1., 2., 3.])
+    >>> float(ConR()(z, y, pred=y + 0.5)) >= 0
+    True
+    """
+
+    def __init__(self, w: float = 1.0, e: float = 0.01, tau: float = 0.07, keep_quirk: bool = True):
+        super().__init__()
+        self.w, self.e, self.tau, self.keep_quirk = float(w), float(e), float(tau), bool(keep_quirk)
+        self.parts = {}
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor, *, pred: torch.Tensor,
+                weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+        loss = conr_loss(features, labels, pred, w=self.w, e=self.e, tau=self.tau, weights=weights,
+                         keep_quirk=self.keep_quirk)
+        self.parts = {"conr": loss.detach()}
+        return loss
+
+    def extra_repr(self) -> str:
+        return f"w={self.w}, e={self.e}, tau={self.tau}, keep_quirk={self.keep_quirk}"

@@ -224,3 +224,46 @@ class PseudoLabels:
         if n not in self._cache:
             self._cache[n] = pseudo_labels(self.density, self.grid, n, self.region_adjustment)
         return self._cache[n]
+
+
+class DistLoss(torch.nn.Module):
+    """Dist Loss as a module: ``DistLoss(train_labels, step=1.0)(pred, target)`` -> scalar
+    ``mean l(p, y) + weight * mean l(softsort(p), t)``, with pseudo-labels ``t`` drawn for each batch
+    size from the training labels' KDE on the grid ``min_label .. max_label`` (default: the training
+    labels' range) in steps of ``step``. ``base``: ``"l1"`` or ``"mse"``. ``parts`` holds the detached
+    ``plain`` and ``dist`` terms.
+
+    >>> import torch
+    >>> loss = DistLoss([20., 25., 25., 30., 60.], step=5.0)(torch.tensor([21., 24., 40.]), torch.tensor([20., 25., 60.]))
+    >>> loss.shape
+    torch.Size([])
+    """
+
+    def __init__(self, train_labels, *, step: float = 1.0, min_label: Optional[float] = None,
+                 max_label: Optional[float] = None, base: str = "l1", weight: float = 1.0,
+                 regularization_strength: float = 0.1, bw_method: float = 0.5):
+        super().__init__()
+        labels = np.asarray(train_labels, dtype=np.float64).reshape(-1)
+        if labels.size < 2 or not np.isfinite(labels).all():
+            raise ValueError("DistLoss: train_labels must hold at least 2 finite labels")
+        if base not in ("l1", "mse"):
+            raise ValueError(f"DistLoss: base must be 'l1' or 'mse', got {base!r}")
+        lo = float(labels.min()) if min_label is None else float(min_label)
+        hi = float(labels.max()) if max_label is None else float(max_label)
+        grid = label_grid(lo, hi, step)
+        self.pseudo = PseudoLabels(label_density(labels, grid, bw_method), grid, batch_size=0,
+                                   incomplete="resize")
+        self.base, self.weight, self.strength = base, float(weight), float(regularization_strength)
+        self.parts = {}
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        def elementwise(a, b):
+            return (a - b).abs() if self.base == "l1" else (a - b) ** 2
+        pseudo = self.pseudo.get(pred.numel())
+        total, plain, dist = dist_loss(pred, target, pseudo, elementwise, weight=self.weight,
+                                       regularization_strength=self.strength)
+        self.parts = {"plain": plain.detach(), "dist": dist.detach()}
+        return total
+
+    def extra_repr(self) -> str:
+        return f"base={self.base!r}, weight={self.weight}, regularization_strength={self.strength}"

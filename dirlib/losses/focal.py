@@ -76,3 +76,32 @@ def focal_mse(pred: torch.Tensor, y: torch.Tensor, beta: float = 0.2, gamma: flo
     check_pred_target(pred, y, "focal_mse")
     e = (pred - y).abs()
     return _reduce(e ** 2 * _focal_factor(e, beta, gamma, activate), weights, reduction)
+
+
+class FocalR(torch.nn.Module):
+    """Focal-R as a module: ``FocalR(base="l1", beta=0.2, gamma=1.0)(pred, target)`` -> scalar
+    (``base="mse"`` for STS-B, where the benchmark uses ``beta=20``). ``weights=`` per-sample weights.
+
+    >>> import torch
+    >>> float(FocalR()(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 4.0]))) > 0
+    True
+    """
+
+    def __init__(self, base: str = "l1", beta: float = 0.2, gamma: float = 1.0, activate: str = "sigmoid"):
+        super().__init__()
+        if base not in ("l1", "mse"):
+            raise ValueError(f"FocalR: base must be 'l1' or 'mse', got {base!r}")
+        if activate not in ACTIVATIONS:
+            raise ValueError(f"FocalR: activate must be one of {ACTIVATIONS}, got {activate!r}")
+        self.base, self.beta, self.gamma, self.activate = base, float(beta), float(gamma), activate
+        self.parts = {}
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor,
+                weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+        fn = focal_l1 if self.base == "l1" else focal_mse
+        loss = fn(pred, target, self.beta, self.gamma, self.activate, weights=weights)
+        self.parts = {"focal": loss.detach()}
+        return loss
+
+    def extra_repr(self) -> str:
+        return f"base={self.base!r}, beta={self.beta}, gamma={self.gamma}, activate={self.activate!r}"

@@ -335,22 +335,57 @@ class OrdinalConfig:
 
 
 class FrobeniusRegularizer(nn.Module):
-    """Phase-1 regulariser: ``forward(z, y, bins) -> (L_KL + alpha * L_OE, logs)`` (eq. 5).
+    """Phase-1 regulariser (eq. 5): ``FrobeniusRegularizer(bin_width=1.0)(z, y)`` -> the scalar
+    ``L_KL + alpha * L_OE`` on any ``(B, d)`` features and ``(B,)`` float labels.
 
-    Prototypes are computed once per batch and shared by both terms (batch prototypes, differentiable,
-    as in OE; dataset-level prototypes are used only in phase 2 and the diagnostics). ``logs`` holds
-    detached 0-d tensors ``kl``, ``oe`` and the int ``n_labels`` (distinct bins in the batch). With fewer
-    than 2 bins both terms are a graph-connected 0. The module has no parameters.
+    The labels' bins come from the module, never from the caller: ``bin_width`` (bin
+    ``floor(y / bin_width)``) or a :class:`dirlib.data.Binning` (``binning=``); without either, every
+    distinct label value is its own bin. (The trainer passes its own bin ids with ``bins=``.)
+    Prototypes are computed once per batch and shared by both terms (batch prototypes,
+    differentiable, as in OE). ``parts`` holds detached 0-d tensors ``kl``, ``oe`` and the int
+    ``n_labels`` (distinct bins in the batch). With fewer than 2 bins both terms are a
+    graph-connected 0. The module has no parameters.
+
+    >>> import torch
+    >>> z, y = torch.randn(8, 16), torch.tensor([21., 21., 34., 34., 35., 50., 50., 70.])
+    >>> reg = FrobeniusRegularizer(bin_width=1.0)
+    >>> loss = reg(z, y)
+    >>> loss.shape, reg.parts["n_labels"]
+    (torch.Size([]), 5)
     """
 
-    def __init__(self, config: Optional[OrdinalConfig] = None, **kwargs):
+    def __init__(self, config: Optional[OrdinalConfig] = None, *, bin_width: Optional[float] = None,
+                 binning=None, **kwargs):
         super().__init__()
         if config is not None and kwargs:
             raise ValueError("pass either an OrdinalConfig or keyword arguments, not both")
+        if bin_width is not None and binning is not None:
+            raise ValueError("FrobeniusRegularizer: pass bin_width or binning, not both")
+        if bin_width is not None and not bin_width > 0:
+            raise ValueError(f"FrobeniusRegularizer: bin_width must be > 0, got {bin_width!r}")
         self.config = config if config is not None else OrdinalConfig(**kwargs)
+        self.bin_width, self.binning = bin_width, binning
+        self.parts = {}
 
-    def forward(self, z: torch.Tensor, y: torch.Tensor, bins: torch.Tensor):
+    def bins_of(self, y: torch.Tensor) -> torch.Tensor:
+        """Integer bin ids of float labels ``y``: by ``bin_width``, by ``binning`` or by value."""
+        y = y.reshape(-1)
+        if self.binning is not None:
+            return torch.as_tensor(self.binning.index(y.detach().cpu().numpy()), dtype=torch.long,
+                                   device=y.device)
+        if self.bin_width is not None:
+            b = torch.floor(y.detach() / self.bin_width).long()
+            return b - b.min() if b.numel() else b
+        return torch.unique(y.detach(), return_inverse=True)[1]
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor, bins: Optional[torch.Tensor] = None) -> torch.Tensor:
         c = self.config
+        if isinstance(y, torch.Tensor) and y.dim() == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if bins is None:
+            if not isinstance(y, torch.Tensor):
+                raise TypeError(f"FrobeniusRegularizer: y must be a tensor, got {type(y).__name__}")
+            bins = self.bins_of(y)
         y = _check_batch(z, y, bins, "FrobeniusRegularizer")
         if z.shape[0] == 0:
             raise ValueError("FrobeniusRegularizer: empty batch")
@@ -358,7 +393,8 @@ class FrobeniusRegularizer(nn.Module):
         m = int(protos.shape[0])
         if m < 2:
             zero = _graph_zero(z)
-            return zero, {"kl": zero.detach(), "oe": zero.detach(), "n_labels": m}
+            self.parts = {"kl": zero.detach(), "oe": zero.detach(), "n_labels": m}
+            return zero
         kl = _ordinal_kl_core(protos, proto_y, label_tau=c.label_tau, norm_tau=c.norm_tau,
                               label_range=c.label_range, norm_scale=c.norm_scale, softmax=c.softmax,
                               self_pairs=c.self_pairs, distance=c.distance)
@@ -369,7 +405,8 @@ class FrobeniusRegularizer(nn.Module):
         else:
             oe = torch.zeros((), dtype=kl.dtype, device=kl.device)
             loss = kl
-        return loss, {"kl": kl.detach(), "oe": oe.detach(), "n_labels": m}
+        self.parts = {"kl": kl.detach(), "oe": oe.detach(), "n_labels": m}
+        return loss
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.config.to_dict().items())
@@ -568,3 +605,37 @@ def label_norm_lookup(norm_per_bin: torch.Tensor, bins: torch.Tensor) -> torch.T
     if out.dtype.is_floating_point and torch.isnan(out).any():
         raise ValueError("label_norm_lookup: some samples fall in bins whose target norm is NaN")
     return out
+
+
+class NormAlignment(nn.Module):
+    """Phase 3 (eq. 7) as a module: ``NormAlignment(norm_net)(z, y)`` -> the scalar
+    ``mean_i (l_hat(y_i) - ||z_i||_2)^2``, where ``norm_net`` maps float labels to target norms (a
+    fitted :class:`NormNet`, from :func:`fit_norm_net`, or any callable). The targets are constants
+    (the norm network is frozen in phase 3). ``relative=True``: the scale-free variant (not in the
+    paper). ``parts`` holds the detached value and the mean target norm.
+
+    >>> import torch
+    >>> align = NormAlignment(lambda y: 1.0 + 0.1 * y)
+    >>> z = torch.tensor([[3.0, 4.0], [0.0, 2.0]])          # norms 5 and 2
+    >>> float(align(z, torch.tensor([40.0, 10.0])))          # targets 5 and 2
+    0.0
+    """
+
+    def __init__(self, norm_net, relative: bool = False):
+        super().__init__()
+        if not callable(norm_net):
+            raise TypeError("NormAlignment: norm_net must map labels to target norms (a NormNet or a callable)")
+        self.norm_net, self.relative = norm_net, bool(relative)
+        self.parts = {}
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        y = torch.as_tensor(y).reshape(-1)
+        with torch.no_grad():
+            predict = getattr(self.norm_net, "predict", self.norm_net)
+            target = torch.as_tensor(predict(y.detach().float())).reshape(-1).to(z.device)
+        loss = norm_alignment_loss(z, target, relative=self.relative)
+        self.parts = {"align": loss.detach(), "target_norm": target.detach().float().mean()}
+        return loss
+
+    def extra_repr(self) -> str:
+        return f"relative={self.relative}"

@@ -27,7 +27,7 @@ Edge cases the code leaves undefined (it would crash or return NaN), defined her
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -65,3 +65,37 @@ def ordinal_entropy(z: torch.Tensor, y: torch.Tensor, lambda_d: float = 1.0,
     """OE regulariser ``lambda_t * tightness - lambda_d * diversity`` on features ``z`` (B, d)."""
     diversity, tightness = ordinal_entropy_terms(z, y)
     return lambda_t * tightness - lambda_d * diversity
+
+
+class OrdinalEntropy(torch.nn.Module):
+    """Ordinal Entropy as a module: ``OrdinalEntropy(lambda_d=1, lambda_t=1)(features, labels)`` ->
+    scalar ``lambda_t * tightness - lambda_d * diversity``, grouping the batch by label value (float
+    labels) or, with ``bin_width``, by ``floor(label / bin_width)``. ``parts`` holds the detached
+    ``diversity`` and ``tightness``. The tightness is the baseline's squared form (see the module
+    docstring).
+
+    >>> import torch
+    >>> z, y = torch.randn(6, 3), torch.tensor([20., 20., 31., 31., 45., 45.])
+    >>> oe = OrdinalEntropy()
+    >>> loss = oe(z, y)
+    >>> sorted(oe.parts), loss.shape
+    (['diversity', 'tightness'], torch.Size([]))
+    """
+
+    def __init__(self, lambda_d: float = 1.0, lambda_t: float = 1.0, bin_width: Optional[float] = None):
+        super().__init__()
+        if bin_width is not None and not bin_width > 0:
+            raise ValueError(f"OrdinalEntropy: bin_width must be > 0, got {bin_width!r}")
+        self.lambda_d, self.lambda_t, self.bin_width = float(lambda_d), float(lambda_t), bin_width
+        self.parts = {}
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        y = labels.reshape(-1)
+        if self.bin_width is not None:
+            y = torch.floor(y / self.bin_width)
+        diversity, tightness = ordinal_entropy_terms(features, y)
+        self.parts = {"diversity": diversity.detach(), "tightness": tightness.detach()}
+        return self.lambda_t * tightness - self.lambda_d * diversity
+
+    def extra_repr(self) -> str:
+        return f"lambda_d={self.lambda_d}, lambda_t={self.lambda_t}, bin_width={self.bin_width}"

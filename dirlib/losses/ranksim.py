@@ -108,3 +108,31 @@ def ranksim_loss(z: torch.Tensor, y: torch.Tensor, lam: float = 2.0,
     label_ranks = (rank(d) + 1).to(sim.dtype) / d.shape[-1]
     feature_ranks = TrueRanker.apply(sim, lam)
     return ((feature_ranks - label_ranks) ** 2).mean(dim=1).sum()
+
+
+class RankSim(torch.nn.Module):
+    """RankSim as a module: ``RankSim(lam=2.0)(features, labels)`` -> scalar (the sum over anchors of
+    the squared rank differences; the trainer multiplies by ``gamma``). Labels are float; only their
+    order matters. ``parts`` holds the detached value.
+
+    >>> import torch
+    >>> z, y = torch.randn(8, 4), torch.tensor([1., 1., 2., 3., 5., 8., 13., 21.])
+    >>> loss = RankSim()(z, y)
+    >>> loss.shape, bool(loss >= 0)
+    (torch.Size([]), True)
+    """
+
+    def __init__(self, lam: float = 2.0):
+        super().__init__()
+        if not lam > 0:
+            raise ValueError(f"RankSim: interpolation lambda must be > 0, got {lam!r}")
+        self.lam = float(lam)
+        self.parts = {}
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        loss = ranksim_loss(features, labels, self.lam)
+        self.parts = {"ranksim": loss.detach()}
+        return loss
+
+    def extra_repr(self) -> str:
+        return f"lam={self.lam}"

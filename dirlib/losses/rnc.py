@@ -74,3 +74,29 @@ def rnc_loss(z: torch.Tensor, y: torch.Tensor, temperature: float = 2.0) -> torc
     last = torch.searchsorted(asc, asc, right=True) - 1   # end of each tie group
     log_den = cum.gather(1, last)
     return (log_den - s_sorted).sum() / (n * (n - 1))
+
+
+class RnCLoss(torch.nn.Module):
+    """Rank-N-Contrast as a module: ``RnCLoss(temperature=2.0)(features, labels)`` -> scalar, on the
+    rows of both views (``(2B, d)`` features, ``(2B,)`` float labels).
+
+    >>> import torch
+    >>> z, y = torch.randn(8, 4), torch.tensor([1., 2., 3., 4., 1., 2., 3., 4.])
+    >>> RnCLoss()(z, y).shape
+    torch.Size([])
+    """
+
+    def __init__(self, temperature: float = 2.0):
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"RnCLoss: temperature must be > 0, got {temperature!r}")
+        self.temperature = float(temperature)
+        self.parts = {}
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        loss = rnc_loss(features, labels, self.temperature)
+        self.parts = {"rnc": loss.detach()}
+        return loss
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}"

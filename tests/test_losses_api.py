@@ -1,0 +1,97 @@
+"""The public loss API (``dirlib.losses``): one module per method, called on any ``(B, d)``
+features and ``(B,)`` float labels, equal to its functional form, with its parts exposed; and
+every docstring example of the package runs."""
+import doctest
+import importlib
+
+import pytest
+import torch
+
+import dirlib.losses as L
+from dirlib.losses import functional as LF
+
+MODULES = ["dirlib.losses", "dirlib.losses.functional", "dirlib.losses.ranksim", "dirlib.losses.conr",
+           "dirlib.losses.oe", "dirlib.losses.focal", "dirlib.losses.rnc", "dirlib.losses.distloss",
+           "dirlib.losses.bmse", "dirlib.losses.frobenius"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_run(name):
+    res = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert res.failed == 0
+
+
+def _batch(b=12, d=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(b, d, generator=g, requires_grad=True)
+    y = torch.tensor([20.5, 20.5, 31.0, 31.0, 44.2, 44.2, 58.0, 58.0, 63.3, 70.1, 70.1, 85.0][:b])
+    return z, y
+
+
+def test_the_contract_names_import():
+    from dirlib.losses import (BalancedMSE, ConR, DistLoss, FocalR, FrobeniusRegularizer,  # noqa: F401
+                               NormAlignment, OrdinalEntropy, RankSim, RnCLoss)
+
+
+@pytest.mark.parametrize("make,call,functional", [
+    (lambda: L.RankSim(lam=2.0), lambda m, z, y: m(z, y),
+     lambda z, y: LF.ranksim_loss(z, y, 2.0)),
+    (lambda: L.ConR(), lambda m, z, y: m(z, y, pred=y + 1.0),
+     lambda z, y: LF.conr_loss(z, y, y + 1.0)),
+    (lambda: L.OrdinalEntropy(), lambda m, z, y: m(z, y),
+     lambda z, y: LF.ordinal_entropy(z, y)),
+    (lambda: L.RnCLoss(temperature=2.0), lambda m, z, y: m(z, y),
+     lambda z, y: LF.rnc_loss(z, y, 2.0)),
+])
+def test_feature_regularisers_match_their_functional_form(make, call, functional):
+    torch.manual_seed(0)   # RankSim samples one anchor per label
+    z, y = _batch()
+    m = make()
+    got = call(m, z, y)
+    torch.manual_seed(0)
+    want = functional(z, y)
+    assert got.shape == () and torch.allclose(got, want)
+    got.backward()
+    assert z.grad is not None and torch.isfinite(z.grad).all()
+    assert m.parts and all(not v.requires_grad for v in m.parts.values() if torch.is_tensor(v))
+
+
+def test_frobenius_regularizer_bins_from_the_module_not_the_caller():
+    from dirlib.data import Binning
+    z, y = _batch()
+    by_width = L.FrobeniusRegularizer(bin_width=1.0)
+    loss = by_width(z, y)
+    assert loss.shape == () and by_width.parts["n_labels"] == 7      # 7 distinct labels, width 1
+    coarse = L.FrobeniusRegularizer(bin_width=30.0)
+    coarse(z, y)
+    assert coarse.parts["n_labels"] == 3                               # [0,30) [30,60) [60,90)
+    binning = Binning.integer(0, 120)
+    by_binning = L.FrobeniusRegularizer(binning=binning)
+    bins = torch.as_tensor(binning.index(y.numpy()))
+    assert torch.allclose(by_binning(z, y), L.FrobeniusRegularizer()(z, y, bins=bins))
+    with pytest.raises(ValueError, match="bin_width or binning"):
+        L.FrobeniusRegularizer(bin_width=1.0, binning=binning)
+    with pytest.raises(ValueError, match="bin_width must be > 0"):
+        L.FrobeniusRegularizer(bin_width=0)
+
+
+def test_prediction_losses_and_norm_alignment():
+    pred, target = torch.tensor([20.0, 30.0, 52.0], requires_grad=True), torch.tensor([21.0, 35.0, 50.0])
+    assert torch.allclose(L.FocalR(beta=0.2)(pred, target), LF.focal_l1(pred, target, 0.2))
+    assert torch.allclose(L.FocalR(base="mse", beta=20.0)(pred, target), LF.focal_mse(pred, target, 20.0))
+    bmse = L.BalancedMSE(init_noise_sigma=2.0)
+    assert torch.allclose(bmse(pred, target), LF.bmc_loss(pred, target, torch.tensor(4.0)))
+    dl = L.DistLoss([20, 22, 25, 25, 30, 35, 50, 60], step=1.0)
+    total = dl(pred, target)
+    assert torch.allclose(total, dl.parts["plain"] + dl.parts["dist"])
+    total.backward()
+    assert torch.isfinite(pred.grad).all()
+    from dirlib.losses.frobenius import fit_norm_net
+    import numpy as np
+    labels = np.arange(0, 50, dtype=float)
+    net, _ = fit_norm_net(labels, 1.0 + 0.05 * labels, np.ones(50, dtype=bool), epochs=300)
+    z = torch.randn(4, 3, requires_grad=True)
+    y = torch.tensor([5.0, 10.0, 20.0, 40.0])
+    got = L.NormAlignment(net)(z, y)
+    want = LF.norm_alignment_loss(z, net.predict(y))
+    assert torch.allclose(got, want) and got.shape == ()

@@ -5,7 +5,6 @@
   line of Figs. 2 and 5), mean per-sample norm, training MAE (the bars), shot.
 * :func:`ordinality_score`: how ordinal the prototype norms are (Spearman, adjacent violations,
   discordant pairs), overall and within each shot.
-* :func:`per_shot_mae`: MAE overall and per shot (Fig. 3, once per epoch).
 
 All functions take numpy arrays (or anything ``np.asarray`` accepts) and work in float64.
 """
@@ -21,7 +20,7 @@ from scipy import stats
 
 from .data.base import SHOTS, Binning, ShotSpec, label_shots
 
-__all__ = ["collect_features", "per_label_stats", "ordinality_score", "per_shot_mae"]
+__all__ = ["collect_features", "per_label_stats", "ordinality_score"]
 
 
 def _to_device(x, device):
@@ -214,36 +213,4 @@ def ordinality_score(labels, norms, shots=None, counts=None, *, direction: Optio
             out[f"adjacent_violations_{s}"] = _adjacent_violations(labels[m], norms[m], direction)
             nd, npairs = _discordant(labels[m], norms[m], direction)
             out[f"discordant_fraction_{s}"] = nd / npairs if npairs else float("nan")
-    return out
-
-
-def per_shot_mae(pred, labels, shots) -> dict:
-    """MAE over all samples and within each shot (per-sample mean, as the DIR benchmark).
-
-    ``pred`` and ``labels`` in label space, ``shots`` one of ``many|median|few`` per sample (e.g.
-    ``DIRData.shots(labels)``). Returns ``{"all", "many", "median", "few"}`` MAEs and ``n_<shot>``
-    counts; an empty shot gives NaN with a warning.
-    """
-    pred = np.asarray(pred, dtype=np.float64).reshape(-1)
-    labels = np.asarray(labels, dtype=np.float64).reshape(-1)
-    shots = np.asarray(shots).astype(str).reshape(-1)
-    if not (pred.shape == labels.shape == shots.shape):
-        raise ValueError(f"pred, labels and shots differ in length: {pred.shape}, {labels.shape}, "
-                         f"{shots.shape}")
-    if not np.all(np.isfinite(pred)):
-        raise ValueError("per_shot_mae: non-finite predictions")
-    unknown = set(np.unique(shots)) - set(SHOTS)
-    if unknown:
-        raise ValueError(f"per_shot_mae: unknown shot names {sorted(unknown)}; valid: {SHOTS}")
-    err = np.abs(pred - labels)
-    out = {"all": float(err.mean()) if len(err) else float("nan"), "n_all": int(len(err))}
-    for s in SHOTS:
-        m = shots == s
-        out[f"n_{s}"] = int(m.sum())
-        if not m.any():
-            warnings.warn(f"per_shot_mae: shot '{s}' is empty: its MAE is NaN", RuntimeWarning,
-                          stacklevel=2)
-            out[s] = float("nan")
-        else:
-            out[s] = float(err[m].mean())
     return out

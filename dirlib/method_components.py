@@ -236,14 +236,18 @@ def _ranksim(spec, cfg, data):
 @register("oe", "Ordinal Entropy: diversity of normalised batch prototypes weighted by label "
                 "distance, plus tightness (weight 1).")
 def _oe(spec, cfg, data):
-    from .losses.oe import ordinal_entropy
+    from .losses.oe import TIGHTNESS_FORMS, ordinal_entropy
     weight = kw(cfg, "oe", "weight", 1.0)
     ld, lt = kw(cfg, "oe", "lambda_d", 1.0), kw(cfg, "oe", "lambda_t", 1.0)
+    form = kw(cfg, "oe", "tightness_form", "75fc9d5")
+    if form not in TIGHTNESS_FORMS:
+        raise ValueError(f"option oe.tightness_form (--method-arg oe.tightness_form=...) must be one of "
+                         f"{', '.join(TIGHTNESS_FORMS)} (commits of needylove/OrdinalEntropy), got {form!r}")
 
     def fn(st, b):
-        return ordinal_entropy(b.z, b.y, lambda_d=ld, lambda_t=lt)
+        return ordinal_entropy(b.z, b.y, lambda_d=ld, lambda_t=lt, tightness_form=form)
     spec.callbacks.append(RegularizerCallback("oe", weight, fn))
-    spec.info["oe"] = {"weight": weight, "lambda_d": ld, "lambda_t": lt}
+    spec.info["oe"] = {"weight": weight, "lambda_d": ld, "lambda_t": lt, "tightness_form": form}
 
 
 class TwoViews(Callback):

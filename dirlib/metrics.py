@@ -97,21 +97,3 @@ def per_label_errors(pred, target, binning: Binning) -> list:
         rows.append({"bin": int(k), "label": float(binning.centers[k]), "n": int(m.sum()),
                      "mae": float(np.mean(np.abs(e))), "mse": float(np.mean(e ** 2))})
     return rows
-
-
-def balanced_metrics(pred, target) -> dict:
-    """bMAE / bMSE: mean over unique test labels of the per-label mean error (BMSE / Dist-Loss
-    repos' ``balanced_metrics``). Reported separately; never mixed with the DIR numbers."""
-    pred = np.asarray(pred, dtype=np.float64).reshape(-1)
-    target = np.asarray(target, dtype=np.float64).reshape(-1)
-    maes, mses = [], []
-    for v in np.unique(target):
-        e = pred[target == v] - v
-        maes.append(np.mean(np.abs(e)))
-        mses.append(np.mean(e ** 2))
-    return {"bmae": float(np.mean(maes)), "bmse": float(np.mean(mses))}
-
-
-def flatten(metrics: dict, prefix: str = "") -> dict:
-    """``{"all": {"mae": 1}}`` -> ``{"all/mae": 1}`` (for tables)."""
-    return {f"{prefix}{shot}/{k}": v for shot, d in metrics.items() for k, v in d.items()}

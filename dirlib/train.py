@@ -194,10 +194,9 @@ def elementwise_loss(name: str, pred: torch.Tensor, y: torch.Tensor, **kw) -> to
     if name == "huber":
         return F.smooth_l1_loss(pred, y, reduction="none", beta=kw.get("huber_beta", 1.0))
     if name in ("focal_l1", "focal_mse"):
-        beta, gamma = kw.get("focal_beta", 0.2), kw.get("focal_gamma", 1.0)
-        e = (pred - y).abs()
-        base = e if name == "focal_l1" else e ** 2
-        return base * (2 * torch.sigmoid(beta * e) - 1) ** gamma
+        from .losses.focal import focal_l1, focal_mse
+        fn = focal_l1 if name == "focal_l1" else focal_mse
+        return fn(pred, y, kw.get("focal_beta", 0.2), kw.get("focal_gamma", 1.0), reduction="none")
     raise ValueError(f"unknown loss {name!r}; valid: mse, l1, huber, focal_l1, focal_mse")
 
 

@@ -1,6 +1,5 @@
 """Tests of dirlib/diagnostics.py on hand-built arrays and a tiny model."""
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -8,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from dirlib.data.base import Binning, ShotSpec
-from dirlib.diagnostics import collect_features, ordinality_score, per_label_stats, per_shot_mae
+from dirlib.diagnostics import collect_features, ordinality_score, per_label_stats
 from dirlib.models import build_model
 
 
@@ -131,22 +130,3 @@ def test_ordinality_too_few_points_warns():
     with pytest.warns(RuntimeWarning):
         s = ordinality_score([1.0, 2.0], [3.0, 4.0])
     assert math.isnan(s["spearman"]) and s["adjacent_violations"] == 0
-
-
-def test_per_shot_mae():
-    pred = np.array([1.0, 2.0, 3.0, 10.0, 0.0])
-    labels = np.array([1.5, 2.0, 1.0, 4.0, 1.0])
-    shots = np.array(["many", "many", "median", "few", "few"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        m = per_shot_mae(pred, labels, shots)
-    assert m["all"] == pytest.approx((0.5 + 0 + 2 + 6 + 1) / 5)
-    assert m["many"] == pytest.approx(0.25) and m["median"] == pytest.approx(2.0)
-    assert m["few"] == pytest.approx(3.5) and m["n_few"] == 2
-    with pytest.warns(RuntimeWarning):
-        m2 = per_shot_mae(pred[:2], labels[:2], shots[:2])
-    assert math.isnan(m2["few"]) and math.isnan(m2["median"])
-    with pytest.raises(ValueError):
-        per_shot_mae(pred, labels, np.array(["many"] * 4 + ["rare"]))
-    with pytest.raises(ValueError):
-        per_shot_mae(np.array([np.nan]), np.array([1.0]), np.array(["many"]))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dirlib.data.base import Binning, ShotSpec
-from dirlib.metrics import balanced_metrics, per_label_errors, regression_metrics, shot_metrics
+from dirlib.metrics import per_label_errors, regression_metrics, shot_metrics
 
 
 def test_regression_metrics_by_hand():
@@ -72,8 +72,3 @@ def test_explicit_shot_lists_and_per_label_errors():
     rows = per_label_errors([0.0, 1.5, 1.0], [0.0, 1.0, 1.0], b)
     assert [r["bin"] for r in rows] == [0, 10]
     assert rows[1]["mae"] == pytest.approx(0.25) and rows[1]["n"] == 2
-
-
-def test_balanced_metrics_average_over_labels():
-    bm = balanced_metrics([1, 1, 1, 5], [1, 1, 1, 3])
-    assert bm["bmae"] == pytest.approx((0 + 2) / 2)

@@ -397,7 +397,9 @@ def _load_csv_faces(name, csv_path: Path, img_root, img_size, cache, csv_how, im
         raise DataNotFoundError(f"{name}: image {first} (first row of {csv_path}) does not exist under "
                                 f"the image root {root}. {img_how}")
     digest = sha256_file(csv_path)
-    info = {"csv": str(csv_path), "img_root": str(root), "checksums": {csv_path.name: digest},
+    # file names, not local paths, go into the records
+    info = {"csv": f"{csv_path.parent.name}/{csv_path.name}", "img_root": root.name,
+            "checksums": {csv_path.name: digest},
             "notes": ["Official DIR-benchmark split file; images read from img_root."]}
     if known_sha is not None:
         info["checksum_matches_benchmark"] = digest == known_sha
@@ -462,7 +464,7 @@ def load_utkface(data_dir=None, img_size: int = 64, max_size: int = 10, seed: in
     labels = {s: ages[split == s].astype(np.float64) for s in SPLITS}
     name_digest = hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()
     info = {
-        "folder": str(folder),
+        "folder": f"$DIRLIB_DATA/{subdir}",   # relative to the data root: no local path in a record
         "checksums": {"sorted_file_names": name_digest},
         "split_protocol": f"DIR benchmark make_balanced_testset, seed {seed}, max_size {max_size}, "
                           "sorted file names",

@@ -270,26 +270,12 @@ def prototype_ordinal_entropy(z: torch.Tensor, y: torch.Tensor, bins: torch.Tens
 
 
 def _oe_core(zf, inv, protos, proto_y, *, normalize, tightness, squared, weights):
-    m = protos.shape[0]
-    p = F.normalize(protos, dim=1) if normalize else protos
-    iu = torch.triu_indices(m, m, offset=1, device=p.device)
-    diff = p[iu[0]] - p[iu[1]]
-    sq = (diff * diff).sum(1)
-    dist = sq if squared else sq.clamp_min(_EPS).sqrt()
-    w = (proto_y[iu[0]] - proto_y[iu[1]]).abs()
-    if weights == "minmax":
-        w = (w - w.min()) / w.max().clamp_min(_EPS)
-    diversity = (w * dist).mean()
-    if not tightness:
-        return -diversity
-    f = F.normalize(zf, dim=1) if normalize else zf
-    t = ((f - p[inv]) ** 2).sum(1)
-    mask = t > 0
-    n = mask.sum()
-    # sqrt only where t > 0 (the gradient of sqrt at 0 is infinite); masked entries contribute 0
-    t_sqrt = torch.where(mask, t.clamp_min(_EPS).sqrt(), torch.zeros_like(t))
-    tight = t_sqrt.sum() / n.clamp_min(1).to(t.dtype)
-    return tight - diversity
+    """The paper's OE term: the one OE core (:func:`dirlib.losses.oe.oe_core`) in its upstream-HEAD
+    form (75fc9d5, the distance in the tightness), as ``tightness - diversity``."""
+    from .oe import oe_core
+    diversity, tight = oe_core(zf, inv, protos, proto_y, normalize=normalize, tightness=tightness,
+                               tightness_form="75fc9d5", squared=squared, weights=weights)
+    return tight - diversity if tightness else -diversity
 
 
 # ----------------------------------------------------------------------------------- phase 1: module

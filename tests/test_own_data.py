@@ -84,3 +84,15 @@ def test_readme_example_runs_as_written():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         exec(compile(code, "README.md", "exec"), {})
+
+
+def test_readme_layout_lists_every_module():
+    text = (ROOT / "README.md").read_text().split("## Layout", 1)[1]
+    pkg = ROOT / "dirlib"
+    missing = []
+    for f in sorted(pkg.rglob("*.py")):
+        rel = f.relative_to(pkg).as_posix()
+        stem = f.stem
+        if f"`{rel}`" not in text and not (f.parent.name == "losses" and f"`{stem}`" in text):
+            missing.append(rel)
+    assert not missing, f"README Layout does not list: {missing}"

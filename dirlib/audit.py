@@ -308,7 +308,7 @@ def _ci(r) -> str:
 
 
 def base_name(base: str) -> str:
-    from .figures import display_name
+    from .naming import display_name
     return display_name(base)
 
 

@@ -55,11 +55,9 @@ import argparse
 import copy
 import csv
 import dataclasses
-import datetime as _dt
 import json
 import math
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
@@ -71,6 +69,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .data.base import Binning, DIRData, ShotSpec
+from .machine import cpu_model, git_commit, provenance  # noqa: F401  (bench.provenance is used by scripts)
 from .train import (Batch, Callback, DivergenceError, MethodSpec, RunConfig,
                     amp_setup, init_state, model_forward, resolve_device, step_loss,
                     step_update)
@@ -650,58 +649,6 @@ def format_row(d: dict) -> str:
 
 
 # ----------------------------------------------------------------------------------- provenance
-def git_commit(root: Optional[Path] = None) -> Optional[str]:
-    """The commit ``HEAD`` points to, read from ``.git`` (no git process)."""
-    root = Path(root or Path(__file__).resolve().parent.parent)
-    g = root / ".git"
-    try:
-        if g.is_file():
-            g = (root / g.read_text().split(":", 1)[1].strip()).resolve()
-        head = (g / "HEAD").read_text().strip()
-        if not head.startswith("ref: "):
-            return head
-        ref = head[5:]
-        common = g
-        if (g / "commondir").exists():
-            common = (g / (g / "commondir").read_text().strip()).resolve()
-        for base in (g, common):
-            if (base / ref).exists():
-                return (base / ref).read_text().strip()
-        for base in (g, common):
-            packed = base / "packed-refs"
-            if packed.exists():
-                for line in packed.read_text().splitlines():
-                    if line.endswith(" " + ref):
-                        return line.split()[0]
-    except OSError:
-        return None
-    return None
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def provenance(device) -> dict:
-    device = torch.device(device)
-    p = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-         "host_platform": platform.platform(), "python": platform.python_version(),
-         "cpu_model": cpu_model(), "logical_cpus": os.cpu_count(),
-         "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-         "numpy": np.__version__, "git_commit": git_commit(), "device": str(device),
-         "loadavg_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
-    if device.type == "cuda":
-        p["gpu"] = torch.cuda.get_device_name(device)
-        p["cuda"] = torch.version.cuda
-    return p
-
-
 # ----------------------------------------------------------------------------------- output
 CSV_FIELDS = ("case", "method", "kind", "ratio", "ratio_q1", "ratio_q3", "ms", "ms_q1", "ms_q3", "n",
               "reg_ms", "reg_pct", "act_mib", "state_mib", "peak_extra_mib", "vs_phase1", "phase1_epochs", "seconds",

@@ -49,27 +49,18 @@ import numpy as np
 import pandas as pd
 
 from .data import main_metric  # noqa: F401  (pages call figs.main_metric)
+from .naming import (DISPLAY, LOSS_NAMES, METRIC_DIGITS, METRIC_NAMES, SHOT_NAMES,  # noqa: F401
+                     display_name, format_mean_std)
 from .train import Callback
 
 SHOTS = ("many", "median", "few")
 SHOTS_ALL = ("all",) + SHOTS
 SHOT_COLORS = {"all": "#555555", "many": "#2b6ca3", "median": "#e08a00", "few": "#c0392b"}
-SHOT_NAMES = {"all": "All", "many": "Many", "median": "Med.", "few": "Few"}
 #: the datasets the age figures (the paper's Figs. 1-3, 5 are on AgeDB-DIR) look for, in order
 AGE_PREFER = ("agedb-dir", "utkface-dir", "imdb-wiki-dir", "sts-b-dir")
 #: quick runs on real data: a random training subset and balanced evaluation subsets
 QUICK_SUBSET = {"subset_train": 1500, "subset_eval": 300}
 
-#: display names of methods and components (figure labels); unknown names are shown as given
-DISPLAY = {
-    "vanilla": "Vanilla", "inv": "INV", "sqinv": "SQINV", "lds": "LDS", "fds": "FDS",
-    "focal": "Focal-R", "rrt": "RRT", "bmc": "BMSE", "bmse": "BMSE", "gai": "GAI", "bni": "BNI",
-    "ranksim": "RankSim", "oe": "OE", "conr": "ConR", "frobenius": "Ours",
-    "frobenius_reg": "Ours (phase 1)", "der": "DER", "vae": "VAE", "vir": "VIR", "srl": "SRL",
-    "supcr": "SupCR", "rnc": "RnC", "distloss": "Distloss", "smoter": "SMOTER", "smogn": "SMOGN",
-}
-LOSS_NAMES = {"mse": "MSE", "l1": "MAE", "huber": "Huber", "focal_l1": "focal L1",
-              "focal_mse": "focal MSE"}
 
 #: the paper's table rows (as printed in results/paper_tables.csv) -> dirlib method names.
 #: "SQINV + LDS" (Table 1) and "LDS" (Table 3) are both dirlib's ``lds``: its weighting defaults to
@@ -86,9 +77,6 @@ PAPER_METHODS = {
 #: the dataset of each paper table (dirlib name) and the metrics it prints
 PAPER_TABLE_DATASETS = {1: "agedb-dir", 2: "imdb-wiki-dir", 3: "sts-b-dir"}
 TABLE_METRICS = {1: ("mae", "gm"), 2: ("mae", "gm"), 3: ("mse", "pearson")}
-METRIC_NAMES = {"mae": "MAE", "gm": "GM", "mse": "MSE", "pearson": "Pearson"}
-#: decimals as the paper prints them
-METRIC_DIGITS = {"mae": 2, "gm": 2, "mse": 3, "pearson": 1}
 
 
 # ----------------------------------------------------------------------------------- basics
@@ -98,13 +86,6 @@ def default_loss(dataset: str) -> str:
     return "mse" if dataset == "sts-b-dir" else "l1"
 
 
-def display_name(method: str, loss: Optional[str] = None) -> str:
-    """``"ranksim+frobenius"`` -> ``"RankSim + Ours"``; a non-default loss is appended."""
-    parts = [DISPLAY.get(p, p) for p in method.split("+")]
-    name = " + ".join(parts)
-    if loss:
-        name += f" ({LOSS_NAMES.get(loss, loss)})"
-    return name
 
 
 def scratch_dir() -> Path:
@@ -682,13 +663,6 @@ def caption(text: str) -> str:
     return f'<p class="caption figure-caption"><span class="caption-text">{html.escape(text)}</span></p>'
 
 
-def format_mean_std(mean: float, std: float, digits: int = 2) -> str:
-    """``"7.77 ± 0.12"``; just the mean when ``std`` is NaN (one seed); ``"–"`` for a NaN mean."""
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "–"
-    if std is None or (isinstance(std, float) and math.isnan(std)):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def shot_table_display(table: pd.DataFrame, metric: str, digits: Optional[int] = None) -> pd.DataFrame:

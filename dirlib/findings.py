@@ -21,10 +21,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
+from .naming import METRIC_NAMES
+
 
 #: |Spearman| at or above which a label range's prototype norms are called ordinal
 ORDINAL_RHO = 0.8
-METRIC_NAMES = {"mae": "MAE", "gm": "GM", "mse": "MSE", "pearson": "Pearson"}
 SHOT_WORDS = {"many": "many-shot", "median": "median-shot", "few": "few-shot", "all": "all-label"}
 #: the paper's Fig. 3 statement (section 3.4), transcribed: many-shot training MAE settles by
 #: epoch 40 of 90

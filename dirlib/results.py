@@ -487,7 +487,7 @@ def readme_results(results_dir) -> str:
     """The README's results block: per dataset in :data:`README_DATASETS`, the protocol with the most
     completed records, mean ± sample std over seeds of the table's first metric per shot, rows in
     the paper's order, and the paper's own Vanilla row (transcribed, another dataset) for scale."""
-    from .figures import METRIC_DIGITS, display_name, format_mean_std
+    from .naming import METRIC_DIGITS, display_name, format_mean_std
     groups = _protocol_groups(load_records(results_dir))
     paper = paper_table()
     lines = [README_BEGIN]

@@ -183,7 +183,7 @@ def data_epoch(paths: Sequence[str], img_size: int, batch: int, *, device, worke
 def run(device="auto", *, quick: bool = False, files: int = 512, workers: Optional[int] = None,
         warmup: int = 2, steps: int = 2, repeats: int = 3, log=print) -> dict:
     """The whole measurement: every config x settings x route, and the data-alone epochs."""
-    from .bench import provenance
+    from .machine import provenance
     from .train import resolve_device
     device = resolve_device(device)
     workers = min(4, os.cpu_count() or 1) if workers is None else int(workers)

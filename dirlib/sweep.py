@@ -137,7 +137,7 @@ def run_local(jobs: Sequence[Job], *, progress: bool = True, log=print) -> List[
     out, data = [], {}
     with _progress(len(jobs), progress) as bar:
         for j in jobs:
-            key = (j.dataset, j.data_dir)
+            key = (j.dataset, j.data_dir, repr(j.overrides))   # overrides may change the data (img_size)
             if key not in data:
                 try:
                     data[key] = load_for_config(make_cfg(j.dataset, j.method, j.seed, dict(j.overrides)),

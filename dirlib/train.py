@@ -408,6 +408,109 @@ def _set_rng_state(s):
     torch.set_rng_state(s["torch"])
 
 
+class StepLog:
+    """The losses of the steps not checked yet: one host sync per ``every`` steps (every step on the
+    CPU, before the update, so a NaN loss never reaches the weights). :meth:`check` converts the
+    callbacks' tensor logs to floats, keeps the running loss and each sample's prediction of the
+    epoch, and raises :class:`DivergenceError` on a non-finite loss."""
+
+    def __init__(self, phase: str, epoch: int, every: int, n_train: int):
+        self.phase, self.epoch, self.every = phase, epoch, every
+        self.pending, self.total, self.count = [], 0.0, 0
+        self.pred = np.full(n_train, np.nan)
+
+    def add(self, loss, b: "Batch", batch_index: int, step: int, logs: dict) -> None:
+        self.pending.append((loss.detach(), len(b.y), batch_index, step, logs, b.idx, b.pred.detach()))
+        if len(self.pending) >= self.every:
+            self.check(step)
+
+    def check(self, step: int) -> None:
+        if not self.pending:
+            return
+        vals = torch.stack([p[0].double() for p in self.pending]).cpu().tolist()
+        for v, (_, n, bj, gstep, lg, pidx, ppred) in zip(vals, self.pending):
+            if not math.isfinite(v):
+                self.pending.clear()
+                late = "" if gstep == step else \
+                    f" (detected {step - gstep} steps later: on CUDA the loss is checked " \
+                    f"every {self.every} steps)"
+                terms = {k: _scalar(t) for k, t in lg.items()}
+                raise DivergenceError(
+                    f"{self.phase} phase: loss became {v} at epoch {self.epoch + 1}, batch {bj + 1} "
+                    f"(global step {gstep}){late}; terms: {terms}. Lower the learning rate or "
+                    f"the regulariser weights; the last good checkpoint is kept.")
+            lg.update({k: _scalar(t) for k, t in lg.items()})
+            self.pred[pidx.cpu().numpy()] = ppred.float().cpu().numpy()
+            self.total += v * n
+            self.count += n
+        self.pending.clear()
+
+    @property
+    def mean(self) -> float:
+        return self.total / max(self.count, 1)
+
+
+def _resume(ckpt_path, phase: str, model, st: "TrainState", callbacks) -> tuple:
+    """``(start_epoch, best)`` from the phase's checkpoint at ``ckpt_path``, restoring the model,
+    optimiser, scheduler, callbacks, history and RNG; ``(0, fresh best)`` without one."""
+    best = {"value": math.inf, "epoch": -1, "state": None}
+    if ckpt_path is None or not Path(ckpt_path).exists():
+        return 0, best
+    ck = load_checkpoint(ckpt_path)
+    if ck.get("phase") != phase:
+        return 0, best
+    model.load_state_dict(ck["model"])
+    st.optimizer.load_state_dict(ck["optimizer"])
+    st.scheduler.load_state_dict(ck["scheduler"])
+    for cb, s in zip(callbacks, ck["callbacks"]):
+        cb.load_state_dict(s)
+    st.history, st.step = ck["history"], ck["step"]
+    _set_rng_state(ck["rng"])
+    st.extra["resumed_from_epoch"] = ck["epoch"]
+    return ck["epoch"] + 1, ck["best"]
+
+
+def _train_epoch(st: "TrainState", spec: MethodSpec, cfg: RunConfig, data: DIRData, loader, device,
+                 phase: str, bins_dev, weights_dev, amp_dtype, scaler, check_every: int) -> StepLog:
+    """One epoch of steps over ``loader``; returns its :class:`StepLog` (all steps checked)."""
+    epoch = st.epoch
+    n_batches = len(loader) if cfg.max_batches is None else min(len(loader), cfg.max_batches)
+    bar = tqdm(loader, total=n_batches, desc=f"{phase} epoch {epoch + 1}/{cfg.epochs}",
+               leave=False, disable=not cfg.progress)
+    log = StepLog(phase, epoch, check_every, len(data.train_labels))
+    for bi, (x, y, idx) in enumerate(bar):
+        if bi >= n_batches:
+            break
+        x = x.to(device, non_blocking=True)
+        if cfg.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = y.to(device, non_blocking=True).float()
+        idx_dev = idx.to(device, non_blocking=True)
+        b = Batch(x=x, y=y, idx=idx, bins=bins_dev[idx_dev],
+                  weights=None if weights_dev is None else weights_dev[idx_dev])
+        b, loss, logs = step_loss(st, spec, b, amp_dtype)
+        log.add(loss, b, bi, st.step + 1, logs)
+        step_update(st, spec, loss, logs, scaler)
+        if not log.pending and (check_every > 1 or bi % 10 == 0):
+            bar.set_postfix(loss=f"{log.mean:.4f}")
+    log.check(st.step + 1)
+    return log
+
+
+def _epoch_record(st: "TrainState", data: DIRData, log: StepLog, val: dict, train_time: float) -> dict:
+    """The history entry of an epoch: loss, time, lr, the running training MAE per shot (from the
+    predictions made during the epoch) and the validation metrics."""
+    seen = ~np.isnan(log.pred)
+    tr_err = np.abs(log.pred[seen] * data.target_scale - data.train_labels[seen])
+    tr_shots = data.shots(data.train_labels[seen])
+    return {"epoch": st.epoch + 1, "train_loss": log.mean, "train_time_s": train_time,
+            "lr": st.optimizer.param_groups[0]["lr"],
+            "train_mae_running": {s: float(tr_err[tr_shots == s].mean()) if (tr_shots == s).any()
+                                  else None for s in SHOTS},
+            "val": {s: {k: v for k, v in val[s].items()} for s in ("all",) + SHOTS},
+            **{f"log/{k}": v for k, v in st.logs.items()}}
+
+
 def fit(cfg: RunConfig, data: DIRData, spec: MethodSpec, model: Optional[torch.nn.Module] = None,
         *, ckpt_path: Optional[Path] = None, phase: str = "main",
         select_on: Optional[str] = None, track_test: bool = False) -> dict:
@@ -425,35 +528,17 @@ def fit(cfg: RunConfig, data: DIRData, spec: MethodSpec, model: Optional[torch.n
     seed_everything(cfg.seed)
     if model is None:
         from .models import build_model
-        kwargs = {**data.model_kwargs, **cfg.model_kwargs}
-        model = build_model(cfg.model or data.model, **kwargs)
+        model = build_model(cfg.model or data.model, **{**data.model_kwargs, **cfg.model_kwargs})
     callbacks = spec.callbacks
     st = init_state(cfg, data, spec, model, device)
     st.scheduler = torch.optim.lr_scheduler.MultiStepLR(st.optimizer, list(cfg.lr_milestones),
                                                         gamma=cfg.lr_gamma)
     metric = select_on or data.main_metric
-    best = {"value": math.inf, "epoch": -1, "state": None}
-    start_epoch = 0
+    start_epoch, best = _resume(ckpt_path, phase, model, st, callbacks)
 
-    if ckpt_path is not None and Path(ckpt_path).exists():
-        ck = load_checkpoint(ckpt_path)
-        if ck.get("phase") == phase:
-            model.load_state_dict(ck["model"])
-            st.optimizer.load_state_dict(ck["optimizer"])
-            st.scheduler.load_state_dict(ck["scheduler"])
-            for cb, s in zip(callbacks, ck["callbacks"]):
-                cb.load_state_dict(s)
-            st.history, st.step = ck["history"], ck["step"]
-            best = ck["best"]
-            start_epoch = ck["epoch"] + 1
-            _set_rng_state(ck["rng"])
-            st.extra["resumed_from_epoch"] = ck["epoch"]
-
-    train_ds = data.train
-    if spec.train_views == 2 and "train_two_view" in data.extra:
-        train_ds = data.extra["train_two_view"]
-    train_loader = make_loader(train_ds, cfg.batch_size, True, cfg, seed_offset=1)
-    st.train_loader = train_loader
+    train_ds = data.extra["train_two_view"] if spec.train_views == 2 and "train_two_view" in data.extra \
+        else data.train
+    train_loader = st.train_loader = make_loader(train_ds, cfg.batch_size, True, cfg, seed_offset=1)
     val_loader = make_loader(data.val, max(cfg.batch_size, 128), False, cfg)
     for cb in callbacks:
         cb.on_fit_start(st)
@@ -472,70 +557,15 @@ def fit(cfg: RunConfig, data: DIRData, spec: MethodSpec, model: Optional[torch.n
             cb.on_epoch_start(st)
         model.train()
         t0 = time.time()
-        tot, cnt = 0.0, 0
-        ep_pred = np.full(len(data.train_labels), np.nan)
-        n_batches = len(train_loader) if cfg.max_batches is None else min(len(train_loader), cfg.max_batches)
-        bar = tqdm(train_loader, total=n_batches, desc=f"{phase} epoch {epoch + 1}/{cfg.epochs}",
-                   leave=False, disable=not cfg.progress)
-        pending = []   # steps whose loss is not checked / logged yet (one on the CPU)
-
-        def flush():
-            """Check and log the pending steps (one host sync); raise on a non-finite loss."""
-            nonlocal tot, cnt
-            if not pending:
-                return
-            vals = torch.stack([p[0].double() for p in pending]).cpu().tolist()
-            for v, (_, n, bj, gstep, lg, pidx, ppred) in zip(vals, pending):
-                if not math.isfinite(v):
-                    pending.clear()
-                    late = "" if gstep == st.step + 1 else \
-                        f" (detected {st.step + 1 - gstep} steps later: on CUDA the loss is checked " \
-                        f"every {check_every} steps)"
-                    terms = {k: _scalar(t) for k, t in lg.items()}
-                    raise DivergenceError(
-                        f"{phase} phase: loss became {v} at epoch {epoch + 1}, batch {bj + 1} "
-                        f"(global step {gstep}){late}; terms: {terms}. Lower the learning rate or "
-                        f"the regulariser weights; the last good checkpoint is kept.")
-                lg.update({k: _scalar(t) for k, t in lg.items()})
-                ep_pred[pidx.cpu().numpy()] = ppred.float().cpu().numpy()
-                tot += v * n
-                cnt += n
-            pending.clear()
-
-        for bi, (x, y, idx) in enumerate(bar):
-            if bi >= n_batches:
-                break
-            x = x.to(device, non_blocking=True)
-            if cfg.channels_last and x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            y = y.to(device, non_blocking=True).float()
-            idx_dev = idx.to(device, non_blocking=True)
-            b = Batch(x=x, y=y, idx=idx, bins=bins_dev[idx_dev],
-                      weights=None if weights_dev is None else weights_dev[idx_dev])
-            b, loss, logs = step_loss(st, spec, b, amp_dtype)
-            pending.append((loss.detach(), len(b.y), bi, st.step + 1, logs, b.idx, b.pred.detach()))
-            if len(pending) >= check_every:
-                flush()   # CPU: every step, before the update (a NaN loss never reaches the weights)
-            step_update(st, spec, loss, logs, scaler)
-            if not pending and (check_every > 1 or bi % 10 == 0):
-                bar.set_postfix(loss=f"{tot / max(cnt, 1):.4f}")
-        flush()
+        log = _train_epoch(st, spec, cfg, data, train_loader, device, phase, bins_dev, weights_dev,
+                           amp_dtype, scaler, check_every)
         st.logs = {k: _scalar(v) for k, v in st.logs.items()}
         st.scheduler.step()
         train_time = time.time() - t0
         for cb in callbacks:
             cb.on_epoch_end(st)
-        res = evaluate(model, data, "val", cfg, device, loader=val_loader)
-        val = res["metrics"]
-        seen = ~np.isnan(ep_pred)
-        tr_err = np.abs(ep_pred[seen] * data.target_scale - data.train_labels[seen])
-        tr_shots = data.shots(data.train_labels[seen])
-        rec = {"epoch": epoch + 1, "train_loss": tot / max(cnt, 1), "train_time_s": train_time,
-               "lr": st.optimizer.param_groups[0]["lr"],
-               "train_mae_running": {s: float(tr_err[tr_shots == s].mean()) if (tr_shots == s).any()
-                                     else None for s in SHOTS},
-               "val": {s: {k: v for k, v in val[s].items()} for s in ("all",) + SHOTS},
-               **{f"log/{k}": v for k, v in st.logs.items()}}
+        val = evaluate(model, data, "val", cfg, device, loader=val_loader)["metrics"]
+        rec = _epoch_record(st, data, log, val, train_time)
         if track_test:
             rec["test"] = evaluate(model, data, "test", cfg, device)["metrics"]
         st.history.append(rec)

@@ -45,7 +45,8 @@ def run(method: str, data, *, encoder: Optional[torch.nn.Module] = None, epochs:
     starts from a copy of it, with the weights it has. The record names it
     ``custom:<class>:<hash of its repr>``, so a rerun into the same ``out`` with another encoder
     of the same architecture counts as the same run. Without it the data's default encoder is used. ``out``: a folder for
-    ``run.json`` and checkpoints (resumable, as the CLI); without it nothing is written to disk.
+    ``run.json`` and checkpoints (resumable, as the CLI); without it the run works in a temporary
+    folder that is removed before ``run`` returns, so nothing is left on disk.
     ``config``: other :class:`~dirlib.train.RunConfig` fields (``lr``, ``batch_size``,
     ``method_kwargs`` ...). The record's ``data.info`` shows the task family whose defaults applied.
     """

@@ -86,8 +86,6 @@ def default_loss(dataset: str) -> str:
     return "mse" if dataset == "sts-b-dir" else "l1"
 
 
-
-
 def scratch_dir() -> Path:
     """The quick runs' folder: ``book/_exec/quick_runs`` (gitignored; ``make clean`` removes it)."""
     from .book import EXEC
@@ -663,8 +661,6 @@ def caption(text: str) -> str:
     return f'<p class="caption figure-caption"><span class="caption-text">{html.escape(text)}</span></p>'
 
 
-
-
 def shot_table_display(table: pd.DataFrame, metric: str, digits: Optional[int] = None) -> pd.DataFrame:
     """Rows = runs, columns = shots, cells ``mean ± std`` (and the number of seeds)."""
     digits = METRIC_DIGITS.get(metric, 3) if digits is None else digits
@@ -1145,27 +1141,35 @@ REPRODUCTION_METHODS = ("vanilla", "inv", "lds", "fds", "lds+fds", "focal", "rrt
 BASE_PAIRS = (("frobenius", "vanilla"), ("lds+frobenius", "lds"), ("ranksim+frobenius", "ranksim"))
 
 
+def base_effects(runs: "Runs", metric: Optional[str] = None, pairs=BASE_PAIRS,
+                 shots=("all", "many", "median", "few")) -> List[tuple]:
+    """``(method, base, effects)`` for each (method, base) in ``pairs`` with records in ``runs``:
+    the paired differences per shot of :func:`dirlib.results.paired_effects`."""
+    from .results import paired_effects
+    metric = metric or main_metric(runs.dataset)
+    by_method = {s.method: runs.records[s.label] for s in runs.present() if s.loss is None}
+    return [(m, b, paired_effects(by_method[m], by_method[b], metric, shots=shots))
+            for m, b in pairs if m in by_method and b in by_method]
+
+
 def base_comparison(runs: "Runs", metric: Optional[str] = None, pairs=BASE_PAIRS,
                     shots=("all", "many", "median", "few")) -> pd.DataFrame:
-    """For each (method, base) in ``pairs`` with records in ``runs``: the paired difference (method -
-    base) over the seeds both have, with its 95% t interval (:func:`dirlib.results.paired_effects`),
-    per shot, as one display table with plain columns."""
-    from .results import HIGHER_IS_BETTER, paired_effects, summary_table
+    """:func:`base_effects` as one display table with plain columns: the base's and the method's
+    mean ± std, the paired difference (method - base) with its 95% t interval, and the verdict."""
+    from .results import HIGHER_IS_BETTER, summary_table
     metric = metric or main_metric(runs.dataset)
     by_method = {s.method: runs.records[s.label] for s in runs.present() if s.loss is None}
     digits = METRIC_DIGITS.get(metric, 3)
+    sign = 1 if metric in HIGHER_IS_BETTER else -1          # +1: a positive difference is better
     rows = []
-    for m, b in pairs:
-        if m not in by_method or b not in by_method:
-            continue
-        eff = paired_effects(by_method[m], by_method[b], metric, shots=shots)
+    for m, b, eff in base_effects(runs, metric, pairs, shots):
         mean = {}
-        for who, recs in (("base", by_method[b]), ("method", by_method[m])):
-            t = summary_table(recs, metrics=(metric,))
+        for who, name in (("base", b), ("method", m)):
+            t = summary_table(by_method[name], metrics=(metric,))
             mean[who] = dict(zip(t["shot"], zip(t[f"{metric}_mean"], t[f"{metric}_std"])))
         for s, d in eff.items():
-            lower = d.direction < 0 if metric not in HIGHER_IS_BETTER else d.direction > 0
-            verdict = "no detectable effect" if not d.detectable else ("better" if lower else "worse")
+            verdict = ("no detectable effect" if not d.detectable
+                       else "better" if sign * d.direction > 0 else "worse")
             rows.append({"comparison": f"{display_name(m)} vs {display_name(b)}", "shot": SHOT_NAMES[s],
                          "base": format_mean_std(*mean["base"][s], digits),
                          "with the method": format_mean_std(*mean["method"][s], digits),

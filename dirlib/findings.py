@@ -56,41 +56,32 @@ def box(text, title: str = "Finding", markdown: bool = False):
 # ----------------------------------------------------------------------------------- Fig. 1
 def shot_gap_finding(table: pd.DataFrame, metric: str, dataset: str) -> str:
     """Fig. 1: do the median- and few-shot errors exceed the many-shot error for every method, and by
-    how much (the ratio of the mean test errors)? ``table`` has ``label, shot, <metric>_mean``
-    (:func:`dirlib.figures.shot_table`)."""
-    name = f"test {METRIC_NAMES.get(metric, metric)}"
-    ratios: Dict[str, Dict[str, float]] = {}
-    for label, g in table.groupby("label", sort=False):
-        m = g.set_index("shot")[f"{metric}_mean"].astype(float)
-        many = m.get("many", math.nan)
-        ratios[label] = {s: m.get(s, math.nan) / many if many else math.nan for s in ("few", "median")}
-    if not ratios:
+    how much (the ratios of the mean test errors, :func:`dirlib.figures.shot_gaps`)? ``table`` has
+    ``label, shot, <metric>_mean`` (:func:`dirlib.figures.shot_table`)."""
+    from .figures import shot_gaps
+    gaps = shot_gaps(table, metric)
+    if not len(gaps):
         return f"On {dataset}, there are no runs to compare."
+    name = f"test {METRIC_NAMES.get(metric, metric)}"
     parts = []
     for s in ("few", "median"):
-        r = {k: v[s] for k, v in ratios.items() if not math.isnan(v[s])}
-        above = [k for k, v in r.items() if v > 1]
-        n = len(r)
-        if not n:
-            parts.append(f"no method has {SHOT_WORDS[s]} test samples")
+        r = gaps[f"{s} / many"].dropna()
+        subject = (f"the {SHOT_WORDS[s]} {name} is above the many-shot {name}" if not parts
+                   else f"the {SHOT_WORDS[s]} {name} is above it")
+        if not len(r):
+            parts.append(f"no method has a {SHOT_WORDS[s]} and a many-shot {name}")
             continue
-        if len(above) == n:
-            who = f"for every method ({n} of {n})"
-        else:
-            who = f"for {len(above)} of {n} methods (not for {_names([k for k in r if k not in above])})"
-        vals = [r[k] for k in above]
-        if not vals:
+        above = r[r > 1]
+        who = (f"for every method ({len(r)} of {len(r)})" if len(above) == len(r) else
+               f"for {len(above)} of {len(r)} methods (not for {_names([k for k in r.index if k not in above.index])})")
+        if not len(above):
             size = ""
-        elif len(vals) == 1 or min(vals) == max(vals):
-            size = f", by a factor of {'up to ' if len(vals) < n else ''}{max(vals):.2f}"
+        elif above.min() == above.max():
+            size = f", by a factor of {'up to ' if len(above) < len(r) else ''}{above.max():.2f}"
         else:
-            size = f", by a factor of {min(vals):.2f} to {max(vals):.2f}"
-        parts.append((s, who, size))
-    (s1, who1, size1), rest = parts[0], parts[1:]
-    out = f"On {dataset}, the {SHOT_WORDS[s1]} {name} is above the many-shot {name} {who1}{size1}"
-    for s2, who2, size2 in rest:
-        out += f"; the {SHOT_WORDS[s2]} {name} is above it {who2}{size2}"
-    return out + "."
+            size = f", by a factor of {above.min():.2f} to {above.max():.2f}"
+        parts.append(f"{subject} {who}{size}")
+    return f"On {dataset}, " + "; ".join(parts) + "."
 
 
 # ----------------------------------------------------------------------------------- Figs. 2 and 5
@@ -172,7 +163,8 @@ def base_finding(comparisons: Sequence[Tuple[str, Dict[str, object]]], metric: s
     pairs, ``effects`` from :func:`dirlib.results.paired_effects`. Lower is better unless the metric is Pearson."""
     if not comparisons:
         return f"On {dataset}, no run of the method has its base stored beside it."
-    higher_better = metric == "pearson"
+    from .results import HIGHER_IS_BETTER
+    higher_better = metric in HIGHER_IS_BETTER
     better, worse, none = [], [], []
     for name, eff in comparisons:
         for s, d in eff.items():
@@ -238,14 +230,16 @@ def recipe_finding(recipes: pd.DataFrame) -> str:
     if not len(recipes):
         return "No completed run records are stored."
     parts = []
-    for r in recipes.itertuples(index=False):
-        dev = "the CPU" if r.device == "cpu" else f"an {r.device} GPU" if r.device[0] in "AEIOUN" else f"a {r.device} GPU"
-        size = "" if pd.isna(r._3) else f", {int(r._3)} px"
-        model = "" if r._2 == "{}" else f", model arguments {r._2}"
-        drops = "no learning-rate drop" if r._5 == "none" else f"the learning rate dropped x0.1 at epochs {r._5}"
-        parts.append(f"{r.dataset}: {r.runs} runs on {dev}{model}{size}, {r.epochs} epochs with {drops}, "
-                     f"batch {r._6}, lr {r.lr:g}")
-    return "The stored run records behind the tables were trained as follows (read from their configs): " + "; ".join(parts) + "."
+    for _, r in recipes.iterrows():
+        dev = "the CPU" if r["device"] == "cpu" else f"the GPU {r['device']}"
+        size = "" if pd.isna(r["image size"]) else f", {int(r['image size'])} px"
+        model = "" if r["model arguments"] == "{}" else f", model arguments {r['model arguments']}"
+        drops = ("no learning-rate drop" if r["lr drops at"] == "none"
+                 else f"the learning rate dropped x0.1 at epochs {r['lr drops at']}")
+        parts.append(f"{r['dataset']}: {r['runs']} runs on {dev}{model}{size}, {r['epochs']} epochs "
+                     f"with {drops}, batch {r['batch size']}, lr {r['lr']:g}")
+    return ("The stored run records behind the tables were trained as follows (read from their "
+            "configs): " + "; ".join(parts) + ".")
 
 
 def bench_finding(rows: Sequence[dict]) -> str:
@@ -322,13 +316,10 @@ def dataset_findings(results_dir, dataset: str) -> Dict[str, str]:
 
 
 def table_comparisons(runs, metric: str) -> List[Tuple[str, Dict[str, object]]]:
-    """``(name, effects)`` for each (method, base) pair of :data:`dirlib.figures.BASE_PAIRS` with
-    records in ``runs``."""
+    """``(base name, effects)`` of :func:`dirlib.figures.base_effects` on the median and few shots."""
     from . import figures as figs
-    from .results import paired_effects
-    by_method = {s.method: runs.records[s.label] for s in runs.present() if s.loss is None}
-    return [(f"{figs.display_name(b)}", paired_effects(by_method[m], by_method[b], metric, shots=("median", "few")))
-            for m, b in figs.BASE_PAIRS if m in by_method and b in by_method]
+    return [(figs.display_name(b), eff)
+            for _, b, eff in figs.base_effects(runs, metric, shots=("median", "few"))]
 
 
 PAGES = {"fig1": ("Fig. 1", "_exec/fig1_shot_errors"), "fig2": ("Figs. 2 and 5", "_exec/fig2_norms_and_mae"),

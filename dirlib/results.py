@@ -349,44 +349,6 @@ def regenerate_tables(results_dir, out_dir) -> list:
 HIGHER_IS_BETTER = ("pearson", "spearman")
 
 
-def compare_to_base(method_records: Sequence[dict], base_records: Sequence[dict], metric: str,
-                    shots: Sequence[str] = ("all", "many", "median", "few"),
-                    split: str = "test") -> pd.DataFrame:
-    """Whether a method beats its base beyond the seed spread, per shot.
-
-    Columns: ``shot, base_mean, base_std, method_mean, method_std, diff`` (method - base),
-    ``paired_diff_std`` (std over seeds present in both of the per-seed differences), ``p_welch``
-    (two-sided Welch t-test; with 3 seeds a weak test) and ``verdict``: ``"better"`` when the
-    ``mean ± std`` intervals do not overlap in the method's favour, ``"worse"`` when they do not
-    overlap the other way, else ``"within spread"``; ``"n/a"`` with fewer than 2 seeds on a side.
-    """
-    from scipy import stats
-    m_recs, b_recs = completed(method_records, warn=False), completed(base_records, warn=False)
-    sign = -1.0 if metric in HIGHER_IS_BETTER else 1.0   # > 0 after sign: method is worse
-    rows = []
-    for shot in shots:
-        mv = np.array([_metric(r, split, shot, metric) for r in m_recs], dtype=np.float64)
-        bv = np.array([_metric(r, split, shot, metric) for r in b_recs], dtype=np.float64)
-        mb = {r["config"].get("seed"): _metric(r, split, shot, metric) for r in b_recs}
-        paired = [v - mb[r["config"].get("seed")] for r, v in zip(m_recs, mv) if r["config"].get("seed") in mb]
-        row = {"shot": shot, "base_mean": bv.mean() if len(bv) else math.nan,
-               "base_std": bv.std(ddof=1) if len(bv) > 1 else math.nan,
-               "method_mean": mv.mean() if len(mv) else math.nan,
-               "method_std": mv.std(ddof=1) if len(mv) > 1 else math.nan,
-               "n_method": len(mv), "n_base": len(bv)}
-        row["diff"] = row["method_mean"] - row["base_mean"]
-        row["paired_diff_std"] = float(np.std(paired, ddof=1)) if len(paired) > 1 else math.nan
-        if len(mv) > 1 and len(bv) > 1 and np.isfinite(mv).all() and np.isfinite(bv).all():
-            row["p_welch"] = float(stats.ttest_ind(mv, bv, equal_var=False).pvalue)
-            gap = sign * row["diff"]
-            spread = row["method_std"] + row["base_std"]
-            row["verdict"] = "better" if gap < -spread else "worse" if gap > spread else "within spread"
-        else:
-            row["p_welch"], row["verdict"] = math.nan, "n/a"
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
 def paired_effects(method_records: Sequence[dict], base_records: Sequence[dict], metric: str,
                    shots: Sequence[str] = ("all", "many", "median", "few"), split: str = "test") -> dict:
     """Per shot, the paired difference (method - base) of ``metric`` over the seeds both arms have,
@@ -415,8 +377,8 @@ def stored_recipes(records: Sequence[dict]) -> pd.DataFrame:
         c, v = r["config"], r.get("versions") or {}
         dev = v.get("cuda_device") if r.get("device") == "cuda" else (r.get("device") or "?")
         images = c.get("dataset") not in ("sts-b-dir", "synthetic")
-        drops = c.get("lr_milestones") or c.get("milestones") or []
-        key = (c.get("dataset"), str(dev), json.dumps(c.get("model_kwargs") or c.get("model_args") or {}, sort_keys=True),
+        drops = c.get("lr_milestones") or []
+        key = (c.get("dataset"), str(dev), json.dumps(c.get("model_kwargs") or {}, sort_keys=True),
                c.get("img_size") if images else None, c.get("epochs"), tuple(drops), c.get("batch_size"), c.get("lr"))
         row = rows.setdefault(key, {"dataset": key[0], "device": key[1], "model arguments": key[2],
                                     "image size": key[3], "epochs": key[4],

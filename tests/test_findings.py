@@ -46,6 +46,12 @@ def test_shot_gap_finding_names_the_exceptions_and_the_factors():
     assert "median-shot test MAE is above it for 2 of 3 methods (not for B)" in s
     every = F.shot_gap_finding(_table({"A": (1.0, 2.0, 3.0)}), "mae", "toy")
     assert "for every method (1 of 1)" in every
+    # no few-shot test samples: the sentence says so and still states the median shot
+    no_few = _table({"A": (4.0, 6.0, 8.0)})
+    no_few = no_few[no_few["shot"] != "few"]
+    s = F.shot_gap_finding(no_few, "mae", "toy")
+    assert "no method has a few-shot and a many-shot test MAE" in s
+    assert "median-shot test MAE is above it for every method (1 of 1), by a factor of 1.50" in s
 
 
 def test_premise_finding_follows_the_spearman_values():
@@ -93,7 +99,7 @@ def test_recipe_bench_fit_and_ridge_findings_follow_their_inputs():
                          "image size": math.nan, "epochs": 10, "lr drops at": "none", "batch size": 128,
                          "lr": 0.001, "runs": 42}])
     s = F.recipe_finding(rec)
-    assert "utkface-dir: 42 runs on an NVIDIA H200 GPU, 64 px, 20 epochs with the learning rate dropped x0.1 at epochs 14, 18" in s
+    assert "utkface-dir: 42 runs on the GPU NVIDIA H200, 64 px, 20 epochs with the learning rate dropped x0.1 at epochs 14, 18" in s
     assert 'sts-b-dir: 42 runs on the CPU, model arguments {"hidden": 128}, 10 epochs with no learning-rate drop' in s
     rows = [{"case": "c", "method": "vanilla", "kind": "step", "ratio": 1.0},
             {"case": "c", "method": "conr", "kind": "step", "ratio": 2.0},

@@ -65,10 +65,15 @@ def test_run_trains_every_method_with_a_user_encoder(data, method):
     assert rec["data"]["task_family"].startswith("age (unstated")      # the record says which defaults
 
 
-def test_run_writes_nothing_without_out(data, tmp_path, monkeypatch):
+def test_run_leaves_nothing_on_disk_without_out(data, tmp_path, monkeypatch):
+    import tempfile
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))   # where dirlib.run's scratch folder goes
     monkeypatch.chdir(tmp_path)
     dirlib.run("vanilla", data, encoder=TwoLayer(), epochs=1, seed=0)
-    assert list(tmp_path.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"]
+    assert not list(scratch.glob("dirlib-run-*"))            # its scratch folder was removed
     rec = dirlib.run("vanilla", data, encoder=TwoLayer(), epochs=1, seed=0, out=tmp_path / "r")
     assert (tmp_path / "r" / "run.json").is_file() and rec["status"] == "completed"
     with pytest.raises(ValueError, match=r"\(B, d\) features"):

@@ -280,32 +280,16 @@ def _mae_recs(method, values):
     return [fake_record(method=method, seed=k, mae={s: v for s in SHOTS}) for k, v in enumerate(values)]
 
 
-def test_compare_to_base_hand_computed():
-    base = _mae_recs("vanilla", [10.0, 11.0, 12.0])          # mean 11, std 1
-    better = _mae_recs("frobenius", [7.0, 8.0, 9.0])         # mean 8, std 1: 8 + 1 < 11 - 1
-    df = R.compare_to_base(better, base, "mae", shots=("few",))
-    r = df.iloc[0]
-    assert r["base_mean"] == pytest.approx(11.0) and r["base_std"] == pytest.approx(1.0)
-    assert r["diff"] == pytest.approx(-3.0) and r["paired_diff_std"] == pytest.approx(0.0)
-    assert r["verdict"] == "better"
-    # Welch t for equal variances and sizes: t = -3 / sqrt(1/3 + 1/3), df = 4
-    from scipy import stats
-    assert r["p_welch"] == pytest.approx(2 * stats.t.sf(3 / math.sqrt(2 / 3), 4))
-    close = _mae_recs("frobenius", [9.5, 10.0, 10.5])        # mean 10, std .5: 10 - .5 < 11 + ... overlaps
-    assert R.compare_to_base(close, base, "mae").iloc[0]["verdict"] == "within spread"
-    assert R.compare_to_base(base, better, "mae").iloc[0]["verdict"] == "worse"
-    one = R.compare_to_base(better[:1], base, "mae").iloc[0]
-    assert one["verdict"] == "n/a" and math.isnan(one["p_welch"])
-
-
-def test_compare_to_base_higher_is_better_metric():
-    base = [fake_record(method="vanilla", seed=k) for k in range(3)]     # pearson 70 + seed
-    for r in base:
-        for s in SHOTS:
-            r["test"][s]["pearson"] -= 10                                # 60, 61, 62
-    meth = [fake_record(method="frobenius", seed=k) for k in range(3)]   # 70, 71, 72
-    assert R.compare_to_base(meth, base, "pearson").iloc[0]["verdict"] == "better"
-    assert R.compare_to_base(base, meth, "pearson").iloc[0]["verdict"] == "worse"
+def test_paired_effects_pair_by_seed_and_leave_out_unpaired_runs():
+    base = _mae_recs("vanilla", [10.0, 11.0, 12.0])
+    meth = _mae_recs("frobenius", [7.5, 8.0, 9.5, 3.0])      # seed 3 has no base: left out
+    d = R.paired_effects(meth, base, "mae", shots=("few",))["few"]
+    # differences -2.5, -3, -2.5: mean -8/3, sd 0.2887, t(0.975, 2) = 4.3027
+    assert d.n == 3 and d.mean == pytest.approx(-8 / 3)
+    half = 4.302652729911275 * math.sqrt(1 / 12) / math.sqrt(3)
+    assert (d.lo, d.hi) == (pytest.approx(-8 / 3 - half), pytest.approx(-8 / 3 + half))
+    assert d.detectable and d.direction == -1
+    assert R.paired_effects(meth[:1], base, "mae", shots=("few",))["few"].n == 1   # interval NaN
 
 
 def test_compute_used_sums_wall_time_per_dataset_and_device():

@@ -80,8 +80,6 @@ SKIPPED = {"bmc": "same as bmse", "frobenius_reg": "same step as frobenius phase
            "inv": "same step as lds (a per-sample weight in the mean)",
            "sqinv": "same step as lds (a per-sample weight in the mean)",
            "supcr": "alias of rnc"}
-#: multi-phase components (runners) whose costly phase the benchmark knows how to build
-RUNNER_RECIPES = ("frobenius", "rnc")
 #: compositions added to the default list
 EXTRA_METHODS = ("ranksim+frobenius",)
 
@@ -211,13 +209,10 @@ CASES: Dict[str, Callable[..., CaseSetup]] = {
 
 
 def skipped_methods() -> Dict[str, str]:
-    """Registered components the default list leaves out, with the reason."""
-    from .methods import REGISTRY
-    out = {k: v for k, v in SKIPPED.items() if k in REGISTRY}
-    for name, comp in REGISTRY.items():
-        if comp.runner is not None and name not in RUNNER_RECIPES and name not in out:
-            out[name] = "multi-phase runner without a benchmark recipe (dirlib.bench.bench_spec)"
-    return out
+    """Methods the default list leaves out, with the reason (a multi-phase method is timed by
+    its phase that declares a spec: :func:`bench_spec`)."""
+    from .methods import catalog
+    return {k: v for k, v in SKIPPED.items() if k in catalog()}
 
 
 def default_methods() -> List[str]:
@@ -232,26 +227,20 @@ def default_methods() -> List[str]:
 def bench_spec(method: str, spec: MethodSpec):
     """``(label, spec)`` of the step to time for ``method`` (``spec`` from ``build_method``).
 
-    Single-phase methods: their spec. Multi-phase ones (:data:`RUNNER_RECIPES`): the costly phase,
-    ``frobenius`` -> its phase-1 spec (``frobenius:phase1``; phases 2 and 3 are timed separately),
-    ``rnc`` / ``supcr`` -> the encoder pre-training step of ``_rnc_runner`` (two views, RnC loss, no
-    regression loss; ``rnc:pretrain``; its linear probe costs less than a vanilla step)."""
-    from .methods import REGISTRY, parse_method
-    parts = parse_method(method)
-    runners = [p for p in parts if REGISTRY[p].runner is not None]
-    if not runners:
+    Single-phase methods: their spec. Multi-phase ones: the first phase that declares what it
+    trains with (``Phase.spec``), labelled ``NAME:BENCH_LABEL``: ``frobenius`` -> its phase-1
+    spec (``frobenius:phase1``; phases 2 and 3 are timed separately), ``rnc`` / ``supcr`` -> the
+    encoder pre-training step (two views, RnC loss, no regression loss; ``rnc:pretrain``; its
+    linear probe costs less than a vanilla step)."""
+    if spec.phases is None:
         return method, spec
-    if "frobenius" in runners:
-        return method.replace("frobenius", "frobenius:phase1"), spec
-    if runners[0] in ("rnc", "supcr"):
-        from .method_components_ii import RnCCallback, TwoViews, _zero_base_loss
-        s = spec.info["rnc"]
-        spec1 = copy.copy(spec)
-        spec1.train_views, spec1.sample_weights, spec1.base_loss_fn = 2, None, _zero_base_loss
-        spec1.callbacks = [TwoViews(), RnCCallback(s["temperature"])]
-        return method + ":pretrain", spec1
-    raise NotImplementedError(f"{method}: multi-phase method ({runners[0]}) without a benchmark "
-                              "recipe in dirlib.bench.bench_spec")
+    from .methods import catalog, parse_method
+    multi = next(p for p in parse_method(method) if catalog()[p].multi_phase)
+    timed = next((ph for ph in spec.phases if ph.spec is not None), None)
+    if timed is None:
+        raise NotImplementedError(f"{method}: multi-phase method ({multi}) without a phase that "
+                                  "declares its spec (dirlib.methods.phases.Phase.spec)")
+    return method.replace(multi, f"{multi}:{timed.bench_label or timed.name}"), timed.spec
 
 
 # ----------------------------------------------------------------------------------- one method
@@ -437,7 +426,7 @@ def bench_case(case: CaseSetup, methods: Sequence[str], *, device="cpu", repeats
     def make(label, method, spec=None, cfg=None):
         cfg = cfg or dataclasses.replace(base, method=method)
         if spec is None:
-            spec, _ = build_method(cfg, case.data)
+            spec = build_method(cfg, case.data)
             label, spec = bench_spec(method, spec)
         x = case.x
         if spec.train_views == 2 and case.x2 is not None:
@@ -585,8 +574,8 @@ def bench_case(case: CaseSetup, methods: Sequence[str], *, device="cpu", repeats
 def _phase2(case: CaseSetup, frob: MethodBench, base: RunConfig, device, make):
     """Time phase 2 on the phase-1 runner's model; return (timings, a phase-3 MethodBench)."""
     from .losses.frobenius import fit_norm_net
-    from .method_components import NormAlignCallback, dataset_norms
-    s = frob.spec.info["frobenius"]
+    from .methods.frobenius import alignment_spec, dataset_norms
+    s = frob.spec.settings["frobenius"]
     data, model = case.data, frob.st.model
     n_pass = len(data.train_eval)
     pass_s = []
@@ -612,9 +601,7 @@ def _phase2(case: CaseSetup, frob: MethodBench, base: RunConfig, device, make):
     scale = case.n_real / n_pass
     pass_real = [p * scale for p in pass_s]
     total = [p + f for p, f in zip(pass_real, fit_s)]
-    spec3 = copy.copy(frob.spec)
-    keep = [cb for cb in frob.spec.callbacks if s["sft_ordinal"] or cb.name != "frobenius_ordinal"]
-    spec3.callbacks = keep + [NormAlignCallback(predicted, s["gamma"], s["relative"])]
+    spec3 = alignment_spec(frob.spec, predicted, s["gamma"], s["relative"], s["sft_ordinal"])
     cfg3 = dataclasses.replace(frob.st.cfg, lr=s["sft_lr"], method="frobenius")
     p3 = make("frobenius:phase3", "frobenius", spec=spec3, cfg=cfg3)
     note = (f"dataset pass measured over {n_pass} samples, scaled to n_real={case.n_real}; NormNet "

@@ -125,9 +125,9 @@ def config_from_args(a) -> "RunConfig":
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
     if a.cmd == "methods":
-        from .methods import REGISTRY
-        for name in sorted(REGISTRY):
-            print(f"{name:14s} {REGISTRY[name].doc.splitlines()[0] if REGISTRY[name].doc else ''}")
+        from .methods import catalog
+        for name, info in catalog().items():
+            print(f"{name:14s} {info.doc}")
         return 0
     if a.cmd == "bench":
         from .bench import run_bench

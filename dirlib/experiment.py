@@ -21,6 +21,7 @@ from . import records
 from .data import load_dataset
 from .data.base import DIRData
 from .methods import build_method
+from .methods.phases import run_phases
 from .train import RunConfig, fit, resolve_device
 
 
@@ -156,7 +157,7 @@ def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRDat
         data = load_for_config(cfg, data_dir)
     else:
         data = apply_subset(cfg, data)
-    spec, runner = build_method(cfg, data)
+    spec = build_method(cfg, data)
     dhash = records.data_hash(data)
     key = resume_key(cfg.to_dict(), dhash)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -188,25 +189,28 @@ def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRDat
             raise RunExists(f"{ckpt_dir} holds checkpoints of another run (resume key "
                             f"{stamp.read_text().strip()} != {key}); delete that folder or use "
                             f"another --out")
-        return _run(cfg, data, spec, runner, out_dir, rec_path, ckpt_dir, stamp, key, dhash)
+        return _run(cfg, data, spec, out_dir, rec_path, ckpt_dir, stamp, key, dhash)
 
 
-def _run(cfg, data, spec, runner, out_dir, rec_path, ckpt_dir, stamp, key, dhash) -> dict:
+def _run(cfg, data, spec, out_dir, rec_path, ckpt_dir, stamp, key, dhash) -> dict:
     record = {"schema": "dirlib.run/1", "status": "running", "started": records.now(),
               "config": cfg.to_dict(), "config_hash": records.stable_hash(cfg.to_dict()),
               "resume_key": key, "git": records.git_commit(), "versions": records.versions(),
               "device": str(resolve_device(cfg.device)),
               "data": data.summary(), "data_checksums": data.info.get("checksums", {}),
-              "data_hash": dhash, "method_info": spec.info}
+              "data_hash": dhash, "method_info": spec.settings}
     records.write_json(rec_path, record)
     with recorded(record, rec_path):
         ckpt_dir.mkdir(exist_ok=True)
         stamp.write_text(key)
-        if runner is None:
+        if spec.phases is None:
             res = fit(cfg, data, spec, ckpt_path=ckpt_dir / "main.pt")
             result = {"phases": {"main": strip_result(res)}, "final": "main"}
         else:
-            result = runner(cfg, data, spec, ckpt_dir, record=record, rec_path=rec_path)
+            def phase_done(progress):
+                record.update(progress)
+                records.write_json(rec_path, record)
+            result = run_phases(spec.phases, cfg, data, spec, ckpt_dir, on_phase_end=phase_done)
         final = result["phases"][result["final"]]
         record.update(result)
         record["test"] = final["test"]

@@ -1023,11 +1023,11 @@ def paper_rows(table: int) -> List[str]:
 def table_specs(table: int, methods: Optional[Sequence[str]] = None) -> List[RunSpec]:
     """The dirlib runs behind a paper table: one per row that dirlib implements
     (:data:`PAPER_METHODS`), in the paper's order; ``methods`` (dirlib names) restricts them."""
-    from .methods import REGISTRY
+    from .methods import catalog
     out, seen = [], set()
     for row in paper_rows(table):
         m = PAPER_METHODS.get(row)
-        if m is None or m in seen or not all(p in REGISTRY for p in m.split("+")):
+        if m is None or m in seen or not all(p in catalog() for p in m.split("+")):
             continue
         if methods is not None and m not in methods:
             continue
@@ -1299,6 +1299,7 @@ class SnapshotCallback(Callback):
     name = "snapshot"
 
     def __init__(self, epochs: Iterable[int]):
+        super().__init__()
         self.epochs = sorted({int(e) for e in epochs})
         if not self.epochs or self.epochs[0] < 1:
             raise ValueError(f"snapshot epochs must be >= 1, got {self.epochs}")
@@ -1354,8 +1355,8 @@ def explore_run(data, method: str, *, beta: float = 0.0, epochs: int = 10,
         raise ValueError(f"snapshot epoch {snaps[-1]} > epochs {epochs}")
     cfg = make_config(data.name, name, seed=seed, epochs=epochs, quick=True, device=device,
                       method_kwargs=mk, diagnostics=False, max_batches=None)
-    spec, runner = build_method(cfg, data)
-    if runner is not None:
+    spec = build_method(cfg, data)
+    if spec.phases is not None:
         raise ValueError(f"{method!r} is a multi-phase method; the explorer trains single-phase "
                          "methods (the regulariser slider adds the paper's phase 1)")
     cb = SnapshotCallback(snaps)

@@ -451,26 +451,15 @@ def run_posthoc(base_dir, variant: str, out_dir, *, data: Optional[DIRData] = No
 
 
 def _run_text(cfg, data, model, pc: PosthocConfig, out_dir: Path, device) -> dict:
-    from .losses.frobenius import fit_norm_net
-    from .method_components import NormAlignCallback, dataset_norms
+    """The paper's text protocol: its phases 2 and 3 (:mod:`dirlib.methods.frobenius`) on the
+    trained base model."""
     from .methods import build_method
-    t0 = time.time()
-    observed, counts = dataset_norms(model, data, cfg, device)
-    shots = data.bin_shots()
-    labels = data.binning.centers
-    majority = (shots == "many") & (counts > 0)
-    net, info = fit_norm_net(labels, observed, majority, epochs=pc.norm_epochs, lr=pc.norm_lr,
-                             seed=cfg.seed)
-    predicted = net.predict(labels).cpu().numpy()
-    norm_phase = {"phase": "norm", "norm_net": info, "time_s": time.time() - t0,
-                  "per_label": {"bin": list(range(data.binning.n_bins)), "label": labels,
-                                "count": counts, "shot": shots, "observed_norm": observed,
-                                "predicted_norm": predicted, "majority": majority}}
-    spec, runner = build_method(cfg, data)
-    if runner is not None:
+    from .methods.frobenius import alignment_spec, norm_targets
+    spec = build_method(cfg, data)
+    if spec.phases is not None:
         raise ValueError(f"posthoc: the base method {cfg.method!r} is multi-phase")
-    spec.callbacks = [cb for cb in spec.callbacks if cb.name != "frobenius_ordinal"]
-    spec.callbacks.append(NormAlignCallback(predicted, pc.gamma))
+    _, norm_phase = norm_targets(model, data, cfg, device, epochs=pc.norm_epochs, lr=pc.norm_lr)
+    spec = alignment_spec(spec, norm_phase["per_label"]["predicted_norm"], pc.gamma)
     cfg3 = copy.deepcopy(cfg)
     cfg3.epochs, cfg3.lr, cfg3.lr_milestones = pc.sft_epochs, pc.sft_lr, ()
     ckpt = out_dir / "ckpt"

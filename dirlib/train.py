@@ -8,7 +8,8 @@ returns a result dict (the run record's body). Methods plug in through :class:`C
 * ``prepare_batch(st, batch) -> batch``: rewrite a batch before the forward pass (two views)
 * ``feature_transform(st, batch)``: a function applied to ``z`` before the head (FDS)
 * ``extra_loss(st, batch) -> (tensor | None, logs)``: regularisers added to the base loss
-* ``state_dict()`` / ``load_state_dict()``: saved in checkpoints (resume)
+* ``param_groups()``: its own optimizer groups; ``state_dict()``: saved in checkpoints (resume).
+  A callback is an ``nn.Module``: what it owns moves and saves with it.
 
 ``st`` is the :class:`TrainState`; ``batch`` a :class:`Batch` holding ``x, y, idx, bins, weights``
 and, after the forward pass, ``pred`` and ``z``.
@@ -152,19 +153,29 @@ class Batch:
     z: Optional[torch.Tensor] = None
 
 
-class Callback:
-    name = "callback"
+class Callback(torch.nn.Module):
+    """A method's hooks into the loop. A callback is an ``nn.Module``: the modules and tensors it
+    owns are its children and buffers, so ``.to(device)`` (done at fit start) and ``state_dict``
+    (saved in every checkpoint) need no code of its own; other state (a ``torch.Generator``) goes
+    through ``get_extra_state`` / ``set_extra_state``. Its parameters train with the model, in one
+    optimizer group, unless :meth:`param_groups` says otherwise. ``order`` places it in the list:
+    batch rewriters (< 0) first, head modules (> 0) last, so they see the feature after every
+    other transform."""
 
-    def on_fit_start(self, st: "TrainState"): ...
+    name = "callback"
+    order = 0
+
+    def on_fit_start(self, st: "TrainState"): self.to(st.device)
     def on_epoch_start(self, st: "TrainState"): ...
     def prepare_batch(self, st: "TrainState", batch: Batch) -> Batch: return batch
     def feature_transform(self, st: "TrainState", batch: Batch) -> Optional[Callable]: return None
     def extra_loss(self, st: "TrainState", batch: Batch): return None, {}
     def after_step(self, st: "TrainState"): ...
     def on_epoch_end(self, st: "TrainState"): ...
-    def param_groups(self) -> list: return []
-    def state_dict(self) -> dict: return {}
-    def load_state_dict(self, state: dict): ...
+
+    def param_groups(self) -> list:
+        params = [p for p in self.parameters() if p.requires_grad]
+        return [{"params": params}] if params else []
 
 
 @dataclass
@@ -183,6 +194,7 @@ class TrainState:
     logs: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
     train_loader: object = None
+    method: "MethodSpec" = None
 
 
 # ----------------------------------------------------------------------------------- losses
@@ -202,16 +214,18 @@ def elementwise_loss(name: str, pred: torch.Tensor, y: torch.Tensor, **kw) -> to
 
 @dataclass
 class MethodSpec:
-    """What a method (or a '+'-composition of components) contributes to a run."""
+    """What a method (or a '+'-composition of methods) gives the trainer: built by
+    :func:`dirlib.methods.build_method`."""
 
     name: str
     loss: str
     loss_kwargs: dict = field(default_factory=dict)
     sample_weights: Optional[np.ndarray] = None
     callbacks: List[Callback] = field(default_factory=list)
-    base_loss_fn: Optional[Callable] = None   # replaces the elementwise loss (BMSE)
+    base_loss_fn: Optional[Callable] = None   # replaces the elementwise loss (BMSE, DER, VIR ...)
     train_views: int = 1                      # 2: train on data.extra["train_two_view"] (ConR)
-    info: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)   # each method's resolved options (the record's method_info)
+    phases: Optional[list] = None             # multi-phase methods: their dirlib.methods.phases.Phase list
 
 
 # ----------------------------------------------------------------------------------- eval
@@ -386,7 +400,7 @@ def init_state(cfg: RunConfig, data: DIRData, spec: MethodSpec, model, device) -
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
-    st = TrainState(cfg=cfg, data=data, model=model, device=device)
+    st = TrainState(cfg=cfg, data=data, model=model, device=device, method=spec)
     st.train_bins = torch.as_tensor(data.train_bins, dtype=torch.long)
     if spec.sample_weights is not None:
         w = np.asarray(spec.sample_weights, dtype=np.float64)

@@ -140,7 +140,7 @@ def compute_throughput(data, cfg, device, steps: int) -> dict:
                         ("amp+channels_last", dict(amp=True, channels_last=True))):
         for method in ("vanilla", "frobenius"):
             c = dataclasses.replace(cfg, method=method, **kw)
-            spec, _ = build_method(c, data)
+            spec = build_method(c, data)
             label, spec = bench_spec(method, spec)
             r = MethodBench(label, c, data, spec, copy.deepcopy(init), device, x, y, idx)
             for _ in range(3):
@@ -164,7 +164,7 @@ def fit_throughput(data, cfg, batches: int) -> dict:
     c = dataclasses.replace(cfg, method="vanilla", epochs=2, max_batches=batches, amp=True,
                             channels_last=True, progress=False, diagnostics=False)
     from dirlib.methods import build_method
-    spec, _ = build_method(c, data)
+    spec = build_method(c, data)
     res = fit(c, data, spec)
     h = res["history"]
     n = min(batches, len(data.train_labels) // c.batch_size) * c.batch_size

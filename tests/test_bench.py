@@ -6,6 +6,7 @@ import csv
 import json
 import re
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,8 @@ from dirlib import bench
 from dirlib.cli import main
 from dirlib.data.base import Binning, DIRData, ShotSpec
 from dirlib.data.synthetic import TensorItems, load_synthetic
-from dirlib.methods import REGISTRY, Component, build_method
+from dirlib.methods import MethodInfo, build_method, catalog
+from dirlib.methods.common import Part
 from dirlib.models import build_model
 from dirlib.train import (Callback, DivergenceError, RunConfig, fit, make_loader, model_forward,
                           seed_everything)
@@ -103,7 +105,7 @@ def test_bench_step_is_the_trainers_step(method):
     data = _tiny_data()
     cfg = RunConfig(dataset="synthetic", method=method, epochs=1, batch_size=32, lr=1e-2,
                     progress=False, diagnostics=False)
-    spec_fit, _ = build_method(cfg, data)
+    spec_fit = build_method(cfg, data)
     trained = fit(cfg, data, spec_fit)["model"]
 
     seed_everything(cfg.seed)
@@ -111,7 +113,7 @@ def test_bench_step_is_the_trainers_step(method):
     loader = make_loader(data.train, 32, True, cfg, seed_offset=1)
     loader.generator.manual_seed(cfg.seed * 1000 + 1)        # fit's epoch-0 reseed
     x, y, idx = next(iter(loader))
-    spec, _ = build_method(cfg, data)
+    spec = build_method(cfg, data)
     label, spec = bench.bench_spec(method, spec)
     r = bench.MethodBench(label, cfg, data, spec, model, "cpu", x, y, idx)
     r.step()
@@ -131,8 +133,9 @@ class _Boom(Callback):
 
 
 def test_a_failing_method_is_reported_not_hidden(monkeypatch):
-    monkeypatch.setitem(REGISTRY, "boom", Component("boom", lambda spec, cfg, data:
-                                                    spec.callbacks.append(_Boom())))
+    boom = types.SimpleNamespace(NAMES={"boom": ""}, DEFAULTS={},
+                                 build=lambda name, opts, cfg, data: Part(callbacks=[_Boom()]))
+    monkeypatch.setitem(catalog(), "boom", MethodInfo("boom", "", boom))
     lines = []
     res = bench.bench_case(bench.case_mlp(), ["vanilla", "boom"], repeats=1, warmup=1,
                            phases=False, log=lines.append)
@@ -174,7 +177,7 @@ def _cfg(**kw):
 
 def _fit(cfg, extra_callbacks=()):
     data = load_synthetic(**SYN)
-    spec, _ = build_method(cfg, data)
+    spec = build_method(cfg, data)
     spec.callbacks += list(extra_callbacks)
     return fit(cfg, data, spec)
 
@@ -192,6 +195,7 @@ def test_checking_the_loss_every_n_steps_changes_nothing(monkeypatch):
 
 class _NaNAt(Callback):
     def __init__(self, step):
+        super().__init__()
         self.step = step
 
     def extra_loss(self, st, batch):
@@ -237,7 +241,7 @@ def test_channels_last_runs_and_matches_nchw():
     for cl in (False, True):
         cfg = RunConfig(dataset="utkface-dir", method="vanilla", epochs=1, batch_size=8, lr=1e-3,
                         progress=False, diagnostics=False, channels_last=cl)
-        spec, _ = build_method(cfg, case.data)
+        spec = build_method(cfg, case.data)
         res = fit(cfg, case.data, spec)
         w = res["model"].encoder.net.conv1.weight
         assert w.is_contiguous(memory_format=torch.channels_last) == cl

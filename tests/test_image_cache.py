@@ -104,7 +104,7 @@ def test_a_run_with_the_cache_trains_and_records_it(agedb_tree, tmp_path, monkey
     d = faces.load_agedb(root, img_size=16)
     cfg = RunConfig(dataset="agedb-dir", method="vanilla", epochs=1, batch_size=4, img_size=16,
                     device="cpu", data_cache="cpu", progress=False, diagnostics=False)
-    spec, _ = build_method(cfg, d)
+    spec = build_method(cfg, d)
     res = fit(cfg, d, spec)
     assert np.isfinite(res["test"]["all"]["mae"])
     assert cfg.to_dict()["data_cache"] == "cpu"

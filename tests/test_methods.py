@@ -7,7 +7,7 @@ import pytest
 from dirlib.cli import main
 from dirlib.data import load_synthetic
 from dirlib.experiment import run_experiment
-from dirlib.methods import REGISTRY, build_method
+from dirlib.methods import build_method, method_names
 from helpers import SYN, syn_cfg
 
 
@@ -20,7 +20,7 @@ def data():
     return load_synthetic(**SYN)
 
 
-@pytest.mark.parametrize("method", sorted(REGISTRY))
+@pytest.mark.parametrize("method", method_names())
 def test_every_method_trains_on_synthetic(method, data, tmp_path):
     rec = run_experiment(cfg(method), tmp_path, data=data)
     assert rec["status"] == "completed"
@@ -83,26 +83,26 @@ def test_method_args_are_checked(data):
         build_method(cfg("ranksim", method_kwargs={"ranksim.gamma": "big"}), data)
     with pytest.raises(ValueError, match=r"unknown method argument\(s\) \['ranksim.nope'\].*ranksim.gamma"):
         build_method(cfg("ranksim", method_kwargs={"ranksim.nope": 1}), data)
-    spec, _ = build_method(cfg("ranksim", method_kwargs={"ranksim.gamma": 7}), data)
-    assert spec.info["ranksim"]["gamma"] == 7
+    spec = build_method(cfg("ranksim", method_kwargs={"ranksim.gamma": 7}), data)
+    assert spec.settings["ranksim"]["gamma"] == 7
 
 
 def test_weighting_components(data):
-    spec, _ = build_method(cfg("lds"), data)
+    spec = build_method(cfg("lds"), data)
     w = spec.sample_weights
     assert w.shape == (len(data.train_labels),) and abs(w.mean() - 1) < 1e-9
     # rarer labels weigh more
     counts = data.binning.counts(data.train_labels)[data.train_bins]
     assert w[np.argmin(counts)] > w[np.argmax(counts)]
-    assert spec.info["weighting"]["reweight"] == "sqrt_inv"
-    spec_inv, _ = build_method(cfg("inv+lds"), data)
-    assert spec_inv.info["weighting"]["reweight"] == "inverse"
+    assert spec.settings["weighting"]["reweight"] == "sqrt_inv"
+    spec_inv = build_method(cfg("inv+lds"), data)
+    assert spec_inv.settings["weighting"]["reweight"] == "inverse"
 
 
 def test_rrt_freezes_encoder_in_second_stage(data, tmp_path):
     rec = run_experiment(cfg("rrt"), tmp_path, data=data)
     assert set(rec["phases"]) == {"main", "rrt"} and rec["final"] == "rrt"
-    assert rec["rrt_weighting"]["reweight"] == "sqrt_inv"
+    assert rec["phases"]["rrt"]["weighting"]["reweight"] == "sqrt_inv"
 
 
 def test_cli_base_loss_flag(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from dirlib.data.faces import load_agedb, load_imdb_wiki
 from dirlib.experiment import run_experiment
-from dirlib.methods import REGISTRY
+from dirlib.methods import method_names
 from dirlib.train import RunConfig
 from helpers import first_rows_per_split
 
@@ -46,7 +46,7 @@ def _run(method, dataset, faces, tmp_path):
     assert np.isfinite(rec["test"]["all"]["mae"])
 
 
-@pytest.mark.parametrize("method", sorted(REGISTRY))
+@pytest.mark.parametrize("method", method_names())
 def test_every_method_on_generated_agedb_layout(method, faces, tmp_path):
     if method == "frobenius":
         # 24 training images: no label has > 100 samples, so phase 2 has nothing to fit on.

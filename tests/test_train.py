@@ -47,6 +47,7 @@ def test_training_learns_and_is_deterministic(tmp_path):
 
 class Boom(Callback):
     def __init__(self, at_epoch):
+        super().__init__()
         self.at_epoch = at_epoch
 
     def on_epoch_start(self, st):
@@ -60,9 +61,9 @@ def test_resume_continues_and_matches_uninterrupted(tmp_path, monkeypatch):
     orig = methods.build_method
 
     def with_boom(cfg, data):
-        spec, runner = orig(cfg, data)
+        spec = orig(cfg, data)
         spec.callbacks.append(Boom(2))
-        return spec, runner
+        return spec
     monkeypatch.setattr("dirlib.experiment.build_method", with_boom)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(small_cfg(epochs=4), tmp_path / "cut")
@@ -99,9 +100,9 @@ def test_divergence_stops_with_clear_error_and_failed_record(tmp_path, monkeypat
     orig = methods.build_method
 
     def with_nan(cfg, data):
-        spec, runner = orig(cfg, data)
+        spec = orig(cfg, data)
         spec.callbacks.append(NaNLoss())
-        return spec, runner
+        return spec
     monkeypatch.setattr("dirlib.experiment.build_method", with_nan)
     with pytest.raises(DivergenceError, match=r"epoch 2, batch 4 \(global step \d+\)"):
         run_experiment(small_cfg(epochs=3), tmp_path / "nan")

@@ -1,4 +1,5 @@
-"""Part-II baselines through the one trainer and the CLI: synthetic runs, composition with the
+"""The evidential, contrastive and oversampling baselines (SMOTER, SMOGN, RnC, DER, VAE, VIR,
+Dist Loss, SRL) through the one trainer and the CLI: synthetic runs, composition with the
 Frobenius method, the behaviour each method promises, and short runs on real STS-B-DIR and
 UTKFace-DIR (each loaded once per module; ``--subset-eval 64`` keeps the runs short)."""
 import json
@@ -72,11 +73,11 @@ def test_incompatible_combinations_fail_clearly(syn):
 
 # ------------------------------------------------------------------------------ behaviour
 def test_head_callbacks_run_last_and_der_predicts_gamma(syn):
-    spec, _ = build_method(cfg("der+fds"), syn)
+    spec = build_method(cfg("der+fds"), syn)
     assert [cb.name for cb in spec.callbacks][-1] == "der"
-    spec, _ = build_method(cfg("vae+der+ranksim"), syn)
+    spec = build_method(cfg("vae+der+ranksim"), syn)
     assert [cb.name for cb in spec.callbacks][-2:] == ["vae", "der"]
-    spec, _ = build_method(cfg("der"), syn)
+    spec = build_method(cfg("der"), syn)
     res = fit(cfg("der", epochs=1), syn, spec)
     model = res["model"].eval()
     x = torch.stack([syn.test[i][0] for i in range(8)])
@@ -87,12 +88,12 @@ def test_head_callbacks_run_last_and_der_predicts_gamma(syn):
 
 
 def test_vir_and_srl_statistics_are_collected(syn):
-    spec, _ = build_method(cfg("vir"), syn)
+    spec = build_method(cfg("vir"), syn)
     assert spec.sample_weights is not None                        # LDS weights enter the pseudo-counts
     fit(cfg("vir"), syn, spec)
     vir = spec.callbacks[-1]
     assert vir.prm.num_samples_tracked.sum() > 0 and int(vir.prm.epoch) == 1
-    spec, _ = build_method(cfg("srl", epochs=3), syn)
+    spec = build_method(cfg("srl", epochs=3), syn)
     res = fit(cfg("srl", epochs=3), syn, spec)
     bank = spec.callbacks[-1].bank
     assert int(bank.n_updates) == 3 and bank.surrogate().abs().sum() > 0
@@ -118,23 +119,23 @@ def test_rnc_linear_probe_keeps_the_pretrained_encoder(syn, tmp_path):
 def test_distloss_batch_policies(syn):
     for policy, dropped in (("drop", 1), ("resize", 0)):
         c = cfg("distloss", epochs=1, method_kwargs={"distloss.incomplete": policy})
-        res = fit(c, syn, build_method(c, syn)[0])
+        res = fit(c, syn, build_method(c, syn))
         last = res["history"][-1]
         assert len(syn.train_labels) % 64 != 0 and last["log/dist_dropped"] == dropped
     c = cfg("distloss", epochs=1, max_batches=1)
-    last = fit(c, syn, build_method(c, syn)[0])["history"][-1]
+    last = fit(c, syn, build_method(c, syn))["history"][-1]
     assert last["log/dist_dropped"] == 0 and last["log/dist"] >= 0
 
 
 def test_smoter_feature_and_input_space(syn):
     for m in ("smoter", "smogn"):
         c = cfg(m, epochs=1, max_batches=1)
-        spec, _ = build_method(c, syn)
-        assert spec.info[m]["rare_bumps"] >= 1
+        spec = build_method(c, syn)
+        assert spec.settings[m]["rare_bumps"] >= 1
         assert fit(c, syn, spec)["history"][-1][f"log/{m}_n"] > 0
     c = cfg("smogn", epochs=1, max_batches=2, method_kwargs={"smogn.space": "input"})
-    spec, _ = build_method(c, syn)
-    assert spec.info["smogn"]["pool_size"] > 0
+    spec = build_method(c, syn)
+    assert spec.settings["smogn"]["pool_size"] > 0
     assert fit(c, syn, spec)["history"][-1]["log/smogn_n"] > 0
 
 

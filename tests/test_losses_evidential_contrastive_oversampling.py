@@ -1,5 +1,5 @@
-"""Part-II baseline losses (RnC, DER, VIR/VAE pieces, Dist Loss, SRL, SMOTER/SMOGN) against slow,
-obviously-correct loop references on tiny tensors, plus the properties the papers state."""
+"""The evidential, contrastive and oversampling baseline losses (RnC, DER, VIR/VAE pieces,
+Dist Loss, SRL, SMOTER/SMOGN) against slow, obviously-correct loop references on tiny tensors, plus the properties the papers state."""
 import itertools
 import math
 

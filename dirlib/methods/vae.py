@@ -1,0 +1,71 @@
+"""The VAE baseline (Kingma & Welling 2014, as the VIR paper's row): a probabilistic feature
+``N(z, var)``, sampled in training (``z`` at evaluation), ``kl * KL(N(z, var) || N(0, I)) +
+recons * MSE(x, decoder(sample))`` added to the plain regression loss. ``z`` stays the encoder
+output (the mean), so the Frobenius regulariser acts on the same feature as for every method."""
+import torch.nn.functional as F
+
+from ..train import Callback
+from .common import HeadInput, Part, feat_dim, seeded, train_inputs
+from .options import Default
+
+NAMES = {"vae": "VAE baseline (Kingma & Welling): probabilistic feature N(z, var), sampled in training, "
+                "KL to N(0, I) (weight 1e-3) + reconstruction (0.7), plain regression loss."}
+DEFAULTS = {"kl": Default(1e-3, source="VIR repository (the VAE row), docs/methods.md"),
+            "recons": Default(0.7, source="VIR repository, docs/methods.md")}
+
+
+def recon_loss(decoder, h, x):
+    target = x[:, 0] if x.dim() == 5 else x
+    return F.mse_loss(decoder(h), target.to(h.dtype))
+
+
+def decoder_for(data, d):
+    """A reconstruction decoder for the dataset's inputs (``None`` for token ids)."""
+    from ..losses.vir import make_decoder
+    return make_decoder(d, train_inputs(data))
+
+
+class VAECallback(Callback):
+    name = "vae"
+    order = 1
+
+    def __init__(self, var_layer, decoder, kl_weight, recon_weight):
+        super().__init__()
+        self.var_layer, self.decoder = var_layer, decoder
+        self.kl_weight, self.recon_weight = kl_weight, recon_weight
+        self.slot = HeadInput("vae")
+
+    def feature_transform(self, st, b):
+        if not st.model.training:
+            return None
+        from ..losses.vir import reparameterize
+
+        def f(z):
+            var = self.var_layer(z)
+            h = reparameterize(z, var)
+            self.slot.put((z, var, h))
+            return h
+        return f
+
+    def extra_loss(self, st, b):
+        from ..losses.vir import gaussian_kl
+        mu, var, h = self.slot.pop()
+        kl = gaussian_kl(mu, var)
+        total = self.kl_weight * kl
+        logs = {"vae_kl": kl.detach()}
+        if self.decoder is not None and self.recon_weight:
+            rec = recon_loss(self.decoder, h, b.x)
+            total = total + self.recon_weight * rec
+            logs["vae_recons"] = rec.detach()
+        return total, logs
+
+
+def build(name, opts, cfg, data) -> Part:
+    from ..losses.vir import ProbabilisticFeature
+    d, rw = feat_dim(cfg, data), opts["recons"]
+    with seeded(cfg.seed * 7919 + 23):
+        var_layer = ProbabilisticFeature(d)
+        decoder = decoder_for(data, d) if rw else None
+    return Part(callbacks=[VAECallback(var_layer, decoder, opts["kl"], rw)],
+                settings={"recons": rw if decoder is not None else 0.0,
+                          "decoder": None if decoder is None else type(decoder).__name__})

@@ -8,8 +8,8 @@ This module measures that claim, and the paper's own method, in one process and 
   synthetic dataset's MLP, batch 64). The image and text cases use *generated* inputs with the real
   datasets' shapes, label ranges, binnings and method defaults (the cost of a step does not depend
   on pixel values), so the benchmark needs no data files.
-* **Methods**: Vanilla and every registered component (:func:`default_methods`: new components are
-  picked up as they land), built with :func:`dirlib.methods.build_method` exactly as for training,
+* **Methods**: Vanilla and every method of :mod:`dirlib.methods` (:func:`default_methods`: new
+  methods are picked up as they land), built with :func:`dirlib.methods.build_method` exactly as for training,
   plus ``ranksim+frobenius``. ``frobenius:phase1`` is the spec of ``--method frobenius`` (its
   phase-1 regulariser); ``bmc`` (= ``bmse``), ``frobenius_reg`` (= phase 1) and ``rrt`` (its steps
   are Vanilla's, then head-only steps) are left out.
@@ -216,7 +216,7 @@ def skipped_methods() -> Dict[str, str]:
 
 
 def default_methods() -> List[str]:
-    """``vanilla``, then every registered component except :func:`skipped_methods`, then
+    """``vanilla``, then every method except :func:`skipped_methods`, then
     :data:`EXTRA_METHODS`."""
     from .methods import method_names
     skip = skipped_methods()

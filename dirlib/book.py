@@ -28,8 +28,9 @@
   when present; without it the build still works, with a warning, and the pages load MathJax and the
   widget manager from CDNs.
 
-The small helpers :func:`resolve_dataset`, :func:`has_data` and :func:`make_config` are for the
-notebooks (the same parameter meaning on every page).
+The notebooks resolve their ``DATASET`` and build their configs with :mod:`dirlib.runs`
+(:func:`~dirlib.runs.resolve_dataset`, :func:`~dirlib.runs.has_data`,
+:func:`~dirlib.runs.make_config`); no library module imports this runner.
 """
 from __future__ import annotations
 
@@ -438,70 +439,6 @@ def build(params: str = "quick", only: Optional[Sequence[str]] = None, run_first
         raise BookError(f"jupyter-book reported success but {index} is missing")
     log(f"book built in {time.time() - t1:.1f} s (total {time.time() - t0:.1f} s): {index}")
     return index
-
-
-# ----------------------------------------------------------------------------------- notebook helpers
-def has_data(dataset: str, data_dir=None) -> bool:
-    """Whether the files ``dataset`` needs are under ``data_dir`` (else ``$DIRLIB_DATA``)."""
-    if dataset == "synthetic":
-        return True
-    d = data_dir or os.environ.get("DIRLIB_DATA")
-    if not d or not Path(d).is_dir():
-        return False
-    d = Path(d)
-    need = {"sts-b-dir": [d / "sts-b-dir" / f"{s}_new.tsv" for s in ("train", "dev", "test")],
-            "utkface-dir": [d / "utkface" / "crop_part1"],
-            "agedb-dir": [d / "agedb-dir" / "agedb.csv", d / "agedb-dir" / "AgeDB"],
-            "imdb-wiki-dir": [d / "imdb-wiki-dir" / "imdb_wiki.csv"]}
-    if dataset not in need:
-        from .data import DATASETS
-        raise ValueError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
-    return all(p.exists() for p in need[dataset])
-
-
-def resolve_dataset(dataset: str, data_dir=None, prefer: Sequence[str] = ("sts-b-dir", "utkface-dir")
-                    ) -> str:
-    """The dataset a notebook uses: ``dataset`` itself (its data must exist: a clear error
-    otherwise), or for ``"auto"`` the first of ``prefer`` whose data is present, else
-    ``"synthetic"``."""
-    from .data import DATASETS
-    if dataset == "auto":
-        for name in prefer:
-            if has_data(name, data_dir):
-                return name
-        return "synthetic"
-    if dataset not in DATASETS:
-        raise ValueError(f"DATASET = {dataset!r} is not valid; use one of {', '.join(DATASETS)} or 'auto'")
-    if not has_data(dataset, data_dir):
-        from .data import DataNotFoundError
-        raise DataNotFoundError(f"DATASET = {dataset!r} but its files are not under DATA_DIR = "
-                                f"{data_dir or os.environ.get('DIRLIB_DATA')!r}; see README.md#data "
-                                f"(or use DATASET = 'auto' / 'synthetic')")
-    return dataset
-
-
-#: quick settings: epochs and training-batch cap per dataset (None: no cap)
-QUICK_EPOCHS = {"synthetic": 5}
-QUICK_MAX_BATCHES = 20
-
-
-def make_config(dataset: str, method: str, *, seed: int = 0, epochs: Optional[int] = None,
-                quick: bool = True, device: str = "auto", **overrides):
-    """A :class:`~dirlib.train.RunConfig` with the dataset's recipe defaults (``dirlib.cli``). Quick:
-    ``epochs`` defaults to 5 on synthetic data and 1 elsewhere, training capped at
-    :data:`QUICK_MAX_BATCHES` batches per epoch on real data, no progress bars."""
-    from .cli import DATASET_DEFAULTS
-    from .train import RunConfig
-    d = dict(DATASET_DEFAULTS.get(dataset, {}))
-    if quick:
-        d["epochs"] = QUICK_EPOCHS.get(dataset, 1)
-        if dataset != "synthetic":
-            d["max_batches"] = QUICK_MAX_BATCHES
-    if epochs is not None:
-        d["epochs"] = int(epochs)
-    d.update(overrides)
-    d.setdefault("progress", False)
-    return RunConfig(dataset=dataset, method=method, seed=seed, device=device, **d)
 
 
 # ----------------------------------------------------------------------------------- CLI

@@ -80,7 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="OUT holds a record of another configuration or data: keep it as "
                         "OUT/run.replaced-<time>.json and start anew (without this flag such a "
                         "rerun is refused and nothing is written)")
-    sub.add_parser("methods", help="list method names")
+    m = sub.add_parser("methods", help="list method names (--defaults: every option, its default "
+                                       "and where it comes from)")
+    m.add_argument("--defaults", action="store_true",
+                   help="a Markdown table of every method's options (--method-arg NAME.KEY=VALUE)")
     d = sub.add_parser("data", help="load a dataset and print its summary")
     d.add_argument("--dataset", required=True, choices=DATASETS)
     d.add_argument("--data-dir", default=None)
@@ -125,7 +128,10 @@ def config_from_args(a) -> "RunConfig":
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
     if a.cmd == "methods":
-        from .methods import catalog
+        from .methods import catalog, defaults_table
+        if a.defaults:
+            print(defaults_table())
+            return 0
         for name, info in catalog().items():
             print(f"{name:14s} {info.doc}")
         return 0

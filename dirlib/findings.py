@@ -21,6 +21,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
+from . import figures as figs
+from .ridge import label_norms, shared_ridge_fit
+from .runs import cached_runs, record_datasets, stored_specs
+from .figures import convergence_epoch, shot_gaps
 from .naming import METRIC_NAMES
 
 
@@ -58,7 +62,6 @@ def shot_gap_finding(table: pd.DataFrame, metric: str, dataset: str) -> str:
     """Fig. 1: do the median- and few-shot errors exceed the many-shot error for every method, and by
     how much (the ratios of the mean test errors, :func:`dirlib.figures.shot_gaps`)? ``table`` has
     ``label, shot, <metric>_mean`` (:func:`dirlib.figures.shot_table`)."""
-    from .figures import shot_gaps
     gaps = shot_gaps(table, metric)
     if not len(gaps):
         return f"On {dataset}, there are no runs to compare."
@@ -130,7 +133,6 @@ def settle_finding(curves: pd.DataFrame, dataset: str, label: str, tol: float = 
     """Fig. 3: the epoch from which each shot's training MAE stays within ``tol`` of its final value,
     next to the paper's "the majority converges by epoch 40 of 90". ``curves`` is
     :func:`dirlib.figures.training_curves`."""
-    from .figures import convergence_epoch
     epochs = int(curves["epoch"].max())
     settle = {}
     for s in ("many", "median", "few"):
@@ -211,10 +213,9 @@ def norm_fit_finding(labels, observed, predicted, shots, counts, dataset: str) -
 # ----------------------------------------------------------------------------------- section 3.2
 def ridge_finding(lam: float, slopes: Sequence[float], labels=None) -> str:
     """The explore page: the error of one shared ridge regressor for norm profiles of each slope
-    (:func:`dirlib.figures.shared_ridge_fit` over :func:`dirlib.figures.label_norms`)."""
-    from . import figures as figs
+    (:func:`dirlib.ridge.shared_ridge_fit` over :func:`dirlib.ridge.label_norms`)."""
     labels = np.arange(1, 11, dtype=float) if labels is None else np.asarray(labels, dtype=float)
-    rmse = {sl: float(figs.shared_ridge_fit(labels, figs.label_norms(labels, sl), lam)["rmse"]) for sl in slopes}
+    rmse = {sl: float(shared_ridge_fit(labels, label_norms(labels, sl), lam)["rmse"]) for sl in slopes}
     best = min(rmse, key=rmse.get)
     bits = ", ".join(f"{v:.2f} at slope {k:g}" for k, v in rmse.items())
     return (f"With one shared ridge regressor (λ = {lam:g}) over the labels {labels[0]:g}-{labels[-1]:g}, "
@@ -263,8 +264,7 @@ END = "<!-- page-findings:end -->"
 
 
 def fig1_finding(runs) -> str:
-    """:func:`shot_gap_finding` for a page's :class:`dirlib.figures.Runs`."""
-    from . import figures as figs
+    """:func:`shot_gap_finding` for a page's :class:`dirlib.runs.Runs`."""
     metric = figs.main_metric(runs.dataset)
     return shot_gap_finding(figs.shot_table(runs, metrics=(metric,)), metric, runs.dataset)
 
@@ -272,7 +272,6 @@ def fig1_finding(runs) -> str:
 def fig25_finding(runs, fig2_specs, fig5_specs, fig5_base: Dict[str, str]) -> str:
     """The premise for the first Fig. 2 panel with a run, then how the method changes each base's
     ordinality (:func:`premise_finding`, :func:`method_change_finding`)."""
-    from . import figures as figs
     first = next((s for s in fig2_specs if s.label in runs.records), None)
     if first is None:
         return f"On {runs.dataset}, no Fig. 2 panel has a run."
@@ -285,13 +284,11 @@ def fig25_finding(runs, fig2_specs, fig5_specs, fig5_base: Dict[str, str]) -> st
 
 def fig3_finding(runs, label: str) -> str:
     """:func:`settle_finding` for the run ``label`` of a page's runs."""
-    from . import figures as figs
     return settle_finding(figs.training_curves(runs.first(label)), runs.dataset, label)
 
 
 def tables_finding(runs) -> str:
     """:func:`base_finding` for the (method, base) pairs with records in ``runs``."""
-    from . import figures as figs
     metric = figs.main_metric(runs.dataset)
     return base_finding(table_comparisons(runs, metric), metric, runs.dataset,
                         digits=figs.METRIC_DIGITS.get(metric, 2))
@@ -300,13 +297,12 @@ def tables_finding(runs) -> str:
 def dataset_findings(results_dir, dataset: str) -> Dict[str, str]:
     """The findings of the Fig. 1, Figs. 2/5, Fig. 3 and tables pages for ``dataset``, from the
     stored records under ``results_dir``, selected as those pages select them."""
-    from . import figures as figs
-    _, specs = figs.stored_specs(results_dir, dataset=dataset)
-    runs = figs.cached_runs(specs, dataset=dataset, results_dir=results_dir)
+    _, specs = stored_specs(results_dir, dataset=dataset)
+    runs = cached_runs(specs, dataset=dataset, results_dir=results_dir)
     out = {"fig1": fig1_finding(runs)}
     f2, f5, base = figs.fig25_specs(results_dir, dataset)
     if f2:
-        out["fig2"] = fig25_finding(figs.cached_runs(f2 + f5, dataset=dataset, results_dir=results_dir),
+        out["fig2"] = fig25_finding(cached_runs(f2 + f5, dataset=dataset, results_dir=results_dir),
                                     f2, f5, base)
     van = next((s for s in runs.present() if s.method == "vanilla"), None)
     if van is not None:
@@ -317,7 +313,6 @@ def dataset_findings(results_dir, dataset: str) -> Dict[str, str]:
 
 def table_comparisons(runs, metric: str) -> List[Tuple[str, Dict[str, object]]]:
     """``(base name, effects)`` of :func:`dirlib.figures.base_effects` on the median and few shots."""
-    from . import figures as figs
     return [(figs.display_name(b), eff)
             for _, b, eff in figs.base_effects(runs, metric, shots=("median", "few"))]
 
@@ -332,8 +327,7 @@ QUESTIONS = {"fig1": "Are the median and few shots worse than the many shot for 
 
 def intro_block(results_dir, link: str = "doc") -> str:
     """The generated "findings per page" block: per page a question, then each dataset's finding."""
-    from . import figures as figs
-    per = {d: dataset_findings(results_dir, d) for d in figs.record_datasets(results_dir)}
+    per = {d: dataset_findings(results_dir, d) for d in record_datasets(results_dir)}
     lines = []
     for key, (title, doc) in PAGES.items():
         ref = f"{{doc}}`{title} <{doc}>`" if link == "doc" else f"{title} (`notebooks/{doc.split('/')[-1]}.md`)"

@@ -43,8 +43,9 @@ from .train import RunConfig
 BACKENDS = ("local", "ray", "slurm")
 
 
-def run_dir(out, dataset, method, seed) -> Path:
-    return Path(out) / dataset / method.replace("+", "_") / f"seed{seed}"
+def run_dir(out, dataset, method, seed, slug: Optional[str] = None) -> Path:
+    """``OUT/<dataset>/<slug>/seed<k>``; the slug defaults to the method (``+`` -> ``_``)."""
+    return Path(out) / dataset / (slug or method.replace("+", "_")) / f"seed{seed}"
 
 
 def make_cfg(dataset, method, seed, overrides: dict) -> RunConfig:
@@ -67,10 +68,11 @@ class Job:
     delete_ckpt: bool = False
     overwrite: bool = False
     threads: Optional[int] = None    # torch threads (None: leave torch's default)
+    slug: Optional[str] = None       # the run's folder name (None: the method's)
 
     @property
     def folder(self) -> Path:
-        return run_dir(self.out, self.dataset, self.method, self.seed)
+        return run_dir(self.out, self.dataset, self.method, self.seed, self.slug)
 
     @property
     def name(self) -> str:

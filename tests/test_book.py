@@ -126,22 +126,23 @@ def test_stage_docs_placeholder_and_link_rewrite(tmp_path, monkeypatch):
 
 
 def test_dataset_resolution_and_quick_config(tmp_path):
+    import dirlib.runs as R
     from dirlib.data import DataNotFoundError
-    assert B.resolve_dataset("auto", tmp_path) == "synthetic"
-    assert B.resolve_dataset("synthetic", tmp_path) == "synthetic"
+    assert R.resolve_dataset("auto", tmp_path) == "synthetic"
+    assert R.resolve_dataset("synthetic", tmp_path) == "synthetic"
     with pytest.raises(DataNotFoundError, match="'sts-b-dir' but its files are not under"):
-        B.resolve_dataset("sts-b-dir", tmp_path)
+        R.resolve_dataset("sts-b-dir", tmp_path)
     with pytest.raises(ValueError, match="not valid"):
-        B.resolve_dataset("agedb", tmp_path)
+        R.resolve_dataset("agedb", tmp_path)
     (tmp_path / "sts-b-dir").mkdir()
     for s in ("train", "dev", "test"):
         (tmp_path / "sts-b-dir" / f"{s}_new.tsv").write_text("")
-    assert B.resolve_dataset("auto", tmp_path) == "sts-b-dir"
-    c = B.make_config("synthetic", "vanilla", quick=True)
+    assert R.resolve_dataset("auto", tmp_path) == "sts-b-dir"
+    c = R.make_config("synthetic", "vanilla", quick=True)
     assert c.epochs == 5 and c.max_batches is None and c.progress is False
-    c = B.make_config("sts-b-dir", "lds", seed=3, quick=True)
-    assert c.epochs == 1 and c.max_batches == B.QUICK_MAX_BATCHES and c.seed == 3 and c.grad_clip == 5.0
-    c = B.make_config("utkface-dir", "vanilla", quick=False, epochs=7)
+    c = R.make_config("sts-b-dir", "lds", seed=3, quick=True)
+    assert c.epochs == 1 and c.max_batches == R.QUICK_MAX_BATCHES and c.seed == 3 and c.grad_clip == 5.0
+    c = R.make_config("utkface-dir", "vanilla", quick=False, epochs=7)
     assert c.epochs == 7 and c.max_batches is None and c.img_size == 64
 
 

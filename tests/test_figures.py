@@ -14,6 +14,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from dirlib import figures as F  # noqa: E402
+from dirlib import naming, plots, ridge, widgets  # noqa: E402
+from dirlib.runs import RunSpec, Runs, cached_runs, get_runs, parse_specs, run_spec, select_records, stored_specs, train_runs  # noqa: E402
 from dirlib.data import load_synthetic  # noqa: E402
 from dirlib.data.base import Binning  # noqa: E402
 from dirlib.diagnostics import ordinality_score, per_label_stats  # noqa: E402
@@ -98,10 +100,10 @@ def _close_figures():
 
 # ----------------------------------------------------------------------------------- run specs
 def test_run_spec_loss_normalisation_matching_and_slug():
-    mse = F.RunSpec("vanilla", "MSE", loss="mse")
-    mae = F.RunSpec("vanilla", "MAE", loss="l1")
-    plain = F.RunSpec("vanilla")
-    assert plain.label == "Vanilla" and F.RunSpec("ranksim+frobenius").label == "RankSim + Ours"
+    mse = RunSpec("vanilla", "MSE", loss="mse")
+    mae = RunSpec("vanilla", "MAE", loss="l1")
+    plain = RunSpec("vanilla")
+    assert plain.label == "Vanilla" and RunSpec("ranksim+frobenius").label == "RankSim + Ours"
     # the dataset's default loss is left None, so the run shares the plain method's configuration
     assert mae.overrides("synthetic") == {} and mse.overrides("synthetic") == {"loss": "mse"}
     assert mse.overrides("sts-b-dir") == {} and mae.overrides("sts-b-dir") == {"loss": "l1"}
@@ -110,25 +112,25 @@ def test_run_spec_loss_normalisation_matching_and_slug():
     c_l1 = fake_record(method="vanilla", loss="l1")["config"]
     assert mae.matches(c_none) and mae.matches(c_l1) and not mae.matches(c_mse)
     assert mse.matches(c_mse) and not mse.matches(c_none) and plain.matches(c_none)
-    assert not F.RunSpec("lds").matches(c_none)
-    kw = F.run_spec("frobenius_reg", method_kwargs={"frobenius_reg.beta": 2.0})
+    assert not RunSpec("lds").matches(c_none)
+    kw = run_spec("frobenius_reg", method_kwargs={"frobenius_reg.beta": 2.0})
     assert not kw.matches(fake_record(method="frobenius_reg")["config"])
     assert kw.matches(fake_record(method="frobenius_reg", method_kwargs={"frobenius_reg.beta": 2.0})["config"])
     assert mse.slug("synthetic") == "vanilla__loss-mse" and mae.slug("synthetic") == "vanilla"
-    assert F.RunSpec("ranksim+frobenius").slug("synthetic") == "ranksim_frobenius"
+    assert RunSpec("ranksim+frobenius").slug("synthetic") == "ranksim_frobenius"
     assert kw.slug("synthetic").startswith("frobenius_reg__kw-")
 
 
 def test_parse_specs_and_errors():
-    specs = F.parse_specs(["vanilla@mse", "lds", "ranksim+frobenius"])
+    specs = parse_specs(["vanilla@mse", "lds", "ranksim+frobenius"])
     assert [(s.method, s.loss) for s in specs] == [("vanilla", "mse"), ("lds", None), ("ranksim+frobenius", None)]
     assert specs[0].label == "Vanilla (MSE)"
     with pytest.raises(ValueError, match="unknown method component"):
-        F.parse_specs(["vanila"])
+        parse_specs(["vanila"])
     with pytest.raises(ValueError, match="loss 'mae' is not valid"):
-        F.parse_specs(["vanilla@mae"])
+        parse_specs(["vanilla@mae"])
     with pytest.raises(ValueError, match="same run twice"):
-        F.parse_specs(["lds", "lds"])
+        parse_specs(["lds", "lds"])
 
 
 # ----------------------------------------------------------------------------------- selection
@@ -138,7 +140,7 @@ def test_select_records_keeps_the_largest_comparable_group_and_says_what_it_drop
     recs += [fake_record(seed=1, epochs=5, finished="2026-01-01T00:00:00", base=50.0)]  # seed 1 again, later
     recs += [fake_record(seed=3, epochs=5, status="failed")]
     recs += [fake_record(method="lds", seed=0, data_hash="other")]
-    out, notes = F.select_records(recs, [F.RunSpec("vanilla"), F.RunSpec("lds")])
+    out, notes = select_records(recs, [RunSpec("vanilla"), RunSpec("lds")])
     got = out["Vanilla"]
     assert [r["config"]["seed"] for r in got] == [0, 1, 2] and all(r["config"]["epochs"] == 5 for r in got)
     assert got[1]["test"]["all"]["mae"] > 50       # the later duplicate of seed 1 wins
@@ -151,11 +153,11 @@ def test_select_records_shows_one_protocol_for_the_whole_table():
     # Vanilla has 3 seeds of a 5-epoch protocol and 1 seed of a 20-epoch one; LDS only the latter.
     recs = [fake_record(seed=s, epochs=5) for s in (0, 1, 2)] + [fake_record(seed=0, epochs=20)]
     recs += [fake_record(method="lds", seed=0, epochs=20)]
-    out, notes = F.select_records(recs, [F.RunSpec("vanilla"), F.RunSpec("lds")])
+    out, notes = select_records(recs, [RunSpec("vanilla"), RunSpec("lds")])
     assert [r["config"]["epochs"] for r in out["Vanilla"]] == [20]      # not the larger 5-epoch group
     assert [r["config"]["epochs"] for r in out["LDS"]] == [20]
     assert any("2 protocols" in n for n in notes)
-    out, _ = F.select_records(recs[:4], [F.RunSpec("vanilla"), F.RunSpec("lds")])
+    out, _ = select_records(recs[:4], [RunSpec("vanilla"), RunSpec("lds")])
     assert [r["config"]["epochs"] for r in out["Vanilla"]] == [5, 5, 5]  # one spec: the most seeds
 
 
@@ -163,47 +165,47 @@ def test_cached_runs_dataset_preference_missing_and_none(tmp_path):
     write(tmp_path, fake_record("sts-b-dir", "vanilla", 0))
     write(tmp_path, fake_record("utkface-dir", "vanilla", 0))
     write(tmp_path, fake_record("utkface-dir", "vanilla", 1))
-    specs = [F.RunSpec("vanilla"), F.RunSpec("ranksim")]
-    runs = F.cached_runs(specs, dataset="auto", results_dir=tmp_path)
+    specs = [RunSpec("vanilla"), RunSpec("ranksim")]
+    runs = cached_runs(specs, dataset="auto", results_dir=tmp_path)
     assert runs.source == "cached" and runs.dataset == "utkface-dir"      # agedb > utkface > ... > sts
     assert runs.missing == ["RankSim"] and runs.seeds() == [0, 1]
     d = runs.describe()
     assert "stored run records" in d and "utkface-dir" in d and "No records for: RankSim" in d
-    runs = F.cached_runs(specs, dataset="sts-b-dir", results_dir=tmp_path)
+    runs = cached_runs(specs, dataset="sts-b-dir", results_dir=tmp_path)
     assert runs.dataset == "sts-b-dir" and len(runs.records["Vanilla"]) == 1
-    none = F.get_runs([F.RunSpec("oe")], [0], dataset="auto", results_dir=tmp_path, train=False)
+    none = get_runs([RunSpec("oe")], [0], dataset="auto", results_dir=tmp_path, train=False)
     assert none.source == "none" and not none and "No run records" in none.describe()
     with pytest.raises(ValueError, match="SOURCE must be"):
-        F.get_runs(specs, [0], source="disk", results_dir=tmp_path)
+        get_runs(specs, [0], source="disk", results_dir=tmp_path)
     with pytest.raises(ValueError, match="share a label"):
-        F.get_runs([F.RunSpec("vanilla", "A"), F.RunSpec("lds", "A")], [0], results_dir=tmp_path)
+        get_runs([RunSpec("vanilla", "A"), RunSpec("lds", "A")], [0], results_dir=tmp_path)
 
 
 def test_partial_stored_records_are_not_mixed_into_a_figure(tmp_path):
     write(tmp_path, fake_record("utkface-dir", "vanilla", 0))
     write(tmp_path, fake_record("utkface-dir", "vanilla", 0, loss="mse"), name="vanilla__loss-mse")
     write(tmp_path, fake_record("utkface-dir", "lds", 0, method_kwargs={"lds.sigma": 1.0}))
-    specs = [F.RunSpec("vanilla"), F.RunSpec("ranksim")]
-    part = F.get_runs(specs, [0], results_dir=tmp_path, require="any", train=False)
+    specs = [RunSpec("vanilla"), RunSpec("ranksim")]
+    part = get_runs(specs, [0], results_dir=tmp_path, require="any", train=False)
     assert part.source == "cached" and part.missing == ["RankSim"]
     # require="all" (figures): incomplete stored records -> the page trains all of them instead;
     # with train=False we only see that the partial set is not returned as complete
-    assert F.get_runs(specs, [0], results_dir=tmp_path, train=False).missing == ["RankSim"]
+    assert get_runs(specs, [0], results_dir=tmp_path, train=False).missing == ["RankSim"]
     with pytest.raises(ValueError, match="require"):
-        F.get_runs(specs, [0], results_dir=tmp_path, require="some")
-    ds, found = F.stored_specs(tmp_path, order=["lds", "vanilla"])
+        get_runs(specs, [0], results_dir=tmp_path, require="some")
+    ds, found = stored_specs(tmp_path, order=["lds", "vanilla"])
     assert ds == "utkface-dir"
     assert [(s.method, s.loss) for s in found] == [("lds", None), ("vanilla", None), ("vanilla", "mse")]
     assert found[0].label.startswith("LDS [") and found[2].label == "Vanilla (MSE)"
-    assert all(any(s.matches(r["config"]) for r in F.cached_runs(found, dataset=ds, results_dir=tmp_path)
+    assert all(any(s.matches(r["config"]) for r in cached_runs(found, dataset=ds, results_dir=tmp_path)
                    .records[s.label]) for s in found)
-    assert F.stored_specs(tmp_path, dataset="sts-b-dir") == (None, [])
+    assert stored_specs(tmp_path, dataset="sts-b-dir") == (None, [])
 
 
 # ----------------------------------------------------------------------------------- Fig. 1
 def _runs_from(records_by_label, dataset="synthetic"):
-    specs = [F.RunSpec(recs[0]["config"]["method"], label) for label, recs in records_by_label.items()]
-    return F.Runs(dataset=dataset, source="cached", folder="results", quick=False, specs=specs,
+    specs = [RunSpec(recs[0]["config"]["method"], label) for label, recs in records_by_label.items()]
+    return Runs(dataset=dataset, source="cached", folder="results", quick=False, specs=specs,
                   records=dict(records_by_label))
 
 
@@ -220,7 +222,7 @@ def test_shot_table_mean_and_sample_std_over_seeds():
         assert row["n_seeds"] == 3
     lrow = t[(t["label"] == "L") & (t["shot"] == "all")].iloc[0]
     assert math.isnan(lrow["mae_std"])
-    disp = F.shot_table_display(t, "mae")
+    disp = naming.shot_table_display(t, "mae")
     assert list(disp.columns) == ["All", "Many", "Med.", "Few", "seeds"]
     m, s = t.iloc[0]["mae_mean"], t.iloc[0]["mae_std"]
     assert disp.loc["V", "All"] == f"{m:.2f} ± {s:.2f}" and "±" not in disp.loc["L", "All"]
@@ -232,7 +234,7 @@ def test_shot_table_mean_and_sample_std_over_seeds():
 def test_plot_shot_errors_bars_are_the_means_and_error_bars_the_stds():
     runs = _runs_from({"V": [fake_record(seed=s) for s in (0, 1)], "L": [fake_record("synthetic", "lds", s) for s in (0, 1)]})
     t = F.shot_table(runs, metrics=("mae",))
-    fig = F.plot_shot_errors(t, "mae", title="x")
+    fig = plots.plot_shot_errors(t, "mae", title="x")
     ax = fig.axes[0]
     heights = sorted(round(p.get_height(), 9) for p in ax.patches)
     assert heights == sorted(round(v, 9) for v in t["mae_mean"])
@@ -241,14 +243,14 @@ def test_plot_shot_errors_bars_are_the_means_and_error_bars_the_stds():
     lengths = sorted(round(float(abs(s[1][1] - s[0][1])) / 2, 9) for c in segs for s in c.get_segments())
     assert lengths == sorted(round(v, 9) for v in t["mae_std"])
     with pytest.raises(ValueError, match="no rows"):
-        F.plot_shot_errors(t.iloc[:0], "mae")
+        plots.plot_shot_errors(t.iloc[:0], "mae")
 
 
 def test_format_helpers():
     assert F.format_mean_std(7.7712, 0.1234, 2) == "7.77 ± 0.12"
     assert F.format_mean_std(0.9, float("nan"), 3) == "0.900"
     assert F.format_mean_std(float("nan"), 1.0) == "–"
-    line = F.format_ordinality({"spearman": 0.5, "spearman_many": 1.0, "spearman_median": float("nan"),
+    line = naming.format_ordinality({"spearman": 0.5, "spearman_many": 1.0, "spearman_median": float("nan"),
                                 "spearman_few": -0.25, "adjacent_violations": 3, "adjacent_pairs": 9})
     assert line == "Spearman 0.50 (many 1.00 · med nan · few -0.25); violations 3/9"
     assert F.main_metric("sts-b-dir") == "mse" and F.main_metric("utkface-dir") == "mae"
@@ -256,11 +258,11 @@ def test_format_helpers():
 
 # ----------------------------------------------------------------------------------- Figs. 2 / 5
 def test_shot_spans_and_shot_mae():
-    spans = F.shot_spans([0, 1, 2, 3, 5, 6], ["few", "few", "many", "many", "many", "few"])
+    spans = plots.shot_spans([0, 1, 2, 3, 5, 6], ["few", "few", "many", "many", "many", "few"])
     assert spans == [(-0.5, 1.5, "few"), (1.5, 5.5, "many"), (5.5, 6.5, "few")]   # 4 is no label: 5 joins
-    assert F.shot_spans([], []) == []
+    assert plots.shot_spans([], []) == []
     with pytest.raises(ValueError):
-        F.shot_spans([1, 2], ["few"])
+        plots.shot_spans([1, 2], ["few"])
     df = pd.DataFrame({"count": [1, 3, 10, 2], "mae": [4.0, 2.0, 1.0, 5.0], "shot": ["few", "few", "many", "median"]})
     m = F.shot_mae(df)
     assert m["few"] == pytest.approx((4 * 1 + 2 * 3) / 4) and m["many"] == 1.0 and m["median"] == 5.0
@@ -274,7 +276,7 @@ def test_per_label_ordinality_targets_and_grid_plot():
     assert list(df["label"]) == sorted(df["label"]) and {"proto_norm", "mae", "shot", "count"} <= set(df.columns)
     assert F.final_phase(frob) == "sft" and F.norm_targets(base) is None
     assert F.ordinality(frob) == frob["phases"]["sft"]["train_per_label"]["ordinality"]
-    fig = F.plot_norm_grid([("BMSE", base), ("BMSE + ours", frob)], suptitle="s")
+    fig = plots.plot_norm_grid([("BMSE", base), ("BMSE + ours", frob)], suptitle="s")
     axes = [a for a in fig.axes if a.get_title()]
     assert len(axes) == 2 and axes[0].get_title().startswith("BMSE\nSpearman")
     bars = sorted(p.get_height() for p in axes[0].patches if p.get_width() < 1.0)
@@ -287,7 +289,7 @@ def test_per_label_ordinality_targets_and_grid_plot():
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "prototype norm (right)" in labels and "few-shot labels" in labels
     with pytest.raises(ValueError, match="no panels"):
-        F.plot_norm_grid([])
+        plots.plot_norm_grid([])
     bad = fake_record()
     del bad["phases"]["main"]["train_per_label"]
     with pytest.raises(ValueError, match="train_per_label"):
@@ -321,11 +323,11 @@ def test_training_curves_convergence_and_plot():
     assert F.convergence_epoch([5, 1.0, 3.0, 1.0]) == 4      # leaves the band, so it settles late
     assert F.convergence_epoch([float("nan")] * 3) is None
     assert F.convergence_epoch([4, float("nan"), 1.0]) == 2   # NaN entries are skipped
-    fig = F.plot_training_curves(c, title="t")
+    fig = plots.plot_training_curves(c, title="t")
     left = fig.axes[0]
     curves = [ln for ln in left.lines if len(ln.get_xdata()) == 8]
     assert len(curves) == 3 and left.get_yscale() == "log"
-    assert F.plot_training_curves(c, log=False).axes[0].get_yscale() == "linear"
+    assert plots.plot_training_curves(c, log=False).axes[0].get_yscale() == "linear"
     with pytest.raises(ValueError, match="history"):
         F.training_curves({"phases": {"main": {}}, "final": "main"})
 
@@ -346,8 +348,8 @@ def test_table_specs_map_the_paper_rows():
 def test_table_frame_paper_cells_are_the_csv_values_and_dirlib_cells_the_records():
     recs = [fake_record("agedb-dir", "vanilla", s) for s in (0, 1)]
     extra = [fake_record("agedb-dir", "ranksim+frobenius", 0)]
-    runs = F.Runs(dataset="agedb-dir", source="cached", folder="results", quick=False,
-                  specs=[F.RunSpec("vanilla", "VANILLA"), F.RunSpec("ranksim+frobenius")],
+    runs = Runs(dataset="agedb-dir", source="cached", folder="results", quick=False,
+                  specs=[RunSpec("vanilla", "VANILLA"), RunSpec("ranksim+frobenius")],
                   records={"VANILLA": recs, "RankSim + Ours": extra})
     df = F.table_frame(1, runs)
     paper = paper_table(1)
@@ -366,7 +368,7 @@ def test_table_frame_paper_cells_are_the_csv_values_and_dirlib_cells_the_records
     assert set(only.index.get_level_values("source")) == {"dirlib"} and len(only) == 2
     t2 = F.table_frame(2, None)
     assert t2.loc[("BMC", "paper"), ("GM", "All")] == "–"        # the paper prints '-'
-    sts = F.Runs(dataset="sts-b-dir", source="cached", folder="r", quick=False, specs=[F.RunSpec("lds", "LDS")],
+    sts = Runs(dataset="sts-b-dir", source="cached", folder="r", quick=False, specs=[RunSpec("lds", "LDS")],
                  records={"LDS": [fake_record("sts-b-dir", "lds", s) for s in (0, 1)]})
     t3 = F.table_frame(3, sts)
     assert list(t3.columns.get_level_values(0).unique()) == ["MSE", "Pearson"]
@@ -376,13 +378,13 @@ def test_table_frame_paper_cells_are_the_csv_values_and_dirlib_cells_the_records
         F.table_frame(3, _runs_from({"LDS": [fake_record("synthetic", "lds", 0)]}))
     with pytest.raises(ValueError, match="table must be"):
         F.table_frame(4, None)
-    css = F.style_table(df).to_html().split("</style>")[0]
+    css = naming.style_table(df).to_html().split("</style>")[0]
     assert "background-color: #eaf2fb" in css
     pos = {k: i for i, k in enumerate(idx)}
     for key in (("VANILLA", "dirlib"), ("RankSim + Ours", "dirlib")):       # shaded: every cell
         assert all(f"_row{pos[key]}_col{c}" in css for c in range(8))
     assert f"_row{pos[('VANILLA', 'paper')]}_col0" not in css
-    assert "background-color" not in F.style_table(only).to_html().split("</style>")[0]  # all dirlib
+    assert "background-color" not in naming.style_table(only).to_html().split("</style>")[0]  # all dirlib
 
 
 def test_table_runs_uses_committed_records_and_does_not_train_real_data_in_quick_mode(tmp_path):
@@ -398,37 +400,37 @@ def test_ridge_closed_form_is_the_minimiser():
     rng = np.random.RandomState(0)
     for lam in (0.0, 0.3, 5.0):
         z, y = rng.randn(6), 2.5
-        w = F.ridge_weight(z, y, lam)
+        w = ridge.ridge_weight(z, y, lam)
         # normal equations (z z^T + lam I) w = z y; for lam = 0 the minimum-norm solution (pinv)
         ref = np.linalg.pinv(np.outer(z, z) + lam * np.eye(6)) @ (z * y)
         assert np.allclose(w, ref)
-        assert np.linalg.norm(w) == pytest.approx(F.ridge_weight_norm(y, np.linalg.norm(z), lam))
+        assert np.linalg.norm(w) == pytest.approx(ridge.ridge_weight_norm(y, np.linalg.norm(z), lam))
     with pytest.raises(ValueError, match="no unique minimiser"):
-        F.ridge_weight(np.zeros(3), 1.0, 0.0)
+        ridge.ridge_weight(np.zeros(3), 1.0, 0.0)
     with pytest.raises(ValueError):
-        F.ridge_weight(np.ones(3), 1.0, -1.0)
+        ridge.ridge_weight(np.ones(3), 1.0, -1.0)
     s = np.linspace(0.01, 5, 2000)
-    wn = F.ridge_weight_norm(3.0, s, 2.0)
+    wn = ridge.ridge_weight_norm(3.0, s, 2.0)
     assert s[np.argmax(wn)] == pytest.approx(math.sqrt(2.0), abs=0.01)      # the peak at ||z||^2 = lambda
 
 
 def test_shared_ridge_fit():
     y = np.arange(1, 11, dtype=float)
-    exact = F.shared_ridge_fit(y, F.label_norms(y, 1.0, 1.0), 0.0)          # norm = label
+    exact = ridge.shared_ridge_fit(y, ridge.label_norms(y, 1.0, 1.0), 0.0)          # norm = label
     assert exact["rmse"] == pytest.approx(0.0, abs=1e-12) and np.allclose(exact["pred"], y)
-    flat = F.shared_ridge_fit(y, F.label_norms(y, 0.0, 2.0), 0.0)
+    flat = ridge.shared_ridge_fit(y, ridge.label_norms(y, 0.0, 2.0), 0.0)
     assert np.allclose(flat["pred"], y.mean())                               # one prediction for all
-    s = F.label_norms(y, 0.5, 1.0)
-    fit = F.shared_ridge_fit(y, s, 3.0)
+    s = ridge.label_norms(y, 0.5, 1.0)
+    fit = ridge.shared_ridge_fit(y, s, 3.0)
     w = np.linalg.solve(np.array([[s @ s + 3.0]]), np.array([s @ y]))[0]
     assert fit["w"] == pytest.approx(w) and np.allclose(fit["pred"], s * w)
     assert np.allclose(fit["per_label_w"], y * s / (s ** 2 + 3.0))
-    assert F.shared_ridge_fit(y, s, 100.0)["rmse"] > fit["rmse"]            # shrinkage hurts
+    assert ridge.shared_ridge_fit(y, s, 100.0)["rmse"] > fit["rmse"]            # shrinkage hurts
     with pytest.raises(ValueError):
-        F.label_norms(y, -1.0, 1.0)
-    fig = F.plot_ridge(1.0, 0.5)
+        ridge.label_norms(y, -1.0, 1.0)
+    fig = plots.plot_ridge(1.0, 0.5)
     assert len(fig.axes) == 3
-    assert len(F.plot_ridge_slopes(1.0, (0.0, 1.0)).axes[1].lines) == 3
+    assert len(plots.plot_ridge_slopes(1.0, (0.0, 1.0)).axes[1].lines) == 3
 
 
 # ----------------------------------------------------------------------------------- training
@@ -438,30 +440,30 @@ def tiny():
 
 
 def test_explore_run_snapshots(tiny):
-    assert F.explore_method("vanilla", 0) == ("vanilla", {})
-    assert F.explore_method("vanilla", 2.0) == ("frobenius_reg", {"frobenius_reg.beta": 2.0})
-    assert F.explore_method("ranksim", 0.5) == ("ranksim+frobenius_reg", {"frobenius_reg.beta": 0.5})
+    assert widgets.explore_method("vanilla", 0) == ("vanilla", {})
+    assert widgets.explore_method("vanilla", 2.0) == ("frobenius_reg", {"frobenius_reg.beta": 2.0})
+    assert widgets.explore_method("ranksim", 0.5) == ("ranksim+frobenius_reg", {"frobenius_reg.beta": 0.5})
     with pytest.raises(ValueError, match=">= 0"):
-        F.explore_method("vanilla", -1)
-    res = F.explore_run(tiny, "vanilla", beta=1.0, epochs=3, snapshots=[1, 3])
+        widgets.explore_method("vanilla", -1)
+    res = widgets.explore_run(tiny, "vanilla", beta=1.0, epochs=3, snapshots=[1, 3])
     assert sorted(res["snapshots"]) == [1, 3] and res["method"] == "frobenius_reg"
     snap = res["snapshots"][3]
     assert {"label", "proto_norm", "mae", "shot"} <= set(snap["per_label"].columns)
     assert snap["ordinality"]["n_points"] == len(snap["per_label"])
     assert not snap["per_label"]["proto_norm"].equals(res["snapshots"][1]["per_label"]["proto_norm"])
     with pytest.raises(ValueError, match="multi-phase"):
-        F.explore_run(tiny, "rrt", epochs=1)
+        widgets.explore_run(tiny, "rrt", epochs=1)
     with pytest.raises(ValueError, match="> epochs"):
-        F.explore_run(tiny, "vanilla", epochs=2, snapshots=[3])
+        widgets.explore_run(tiny, "vanilla", epochs=2, snapshots=[3])
     with pytest.raises(ValueError, match=">= 1"):
-        F.SnapshotCallback([0])
-    fig = F.plot_snapshot(snap, title="t")
-    assert len(fig.axes) == 2 and F.png_bytes(fig)[:4] == b"\x89PNG"
+        widgets.SnapshotCallback([0])
+    fig = plots.plot_snapshot(snap, title="t")
+    assert len(fig.axes) == 2 and plots.png_bytes(fig)[:4] == b"\x89PNG"
 
 
 def test_train_runs_writes_reuses_and_names_failures(tmp_path):
-    spec = F.RunSpec("vanilla", "MSE", loss="mse")
-    runs = F.train_runs([spec], [0], dataset="synthetic", folder=tmp_path, quick=True, epochs=1)
+    spec = RunSpec("vanilla", "MSE", loss="mse")
+    runs = train_runs([spec], [0], dataset="synthetic", folder=tmp_path, quick=True, epochs=1)
     assert runs.source == "trained" and runs.trained == 1 and runs.reused == 0
     rec = runs.first("MSE")
     assert rec["status"] == "completed" and rec["config"]["loss"] == "mse" and rec["config"]["epochs"] == 1
@@ -469,26 +471,26 @@ def test_train_runs_writes_reuses_and_names_failures(tmp_path):
     assert len(paths) == 1 and paths[0].parent.name == "seed0"
     assert paths[0].parent.parent.name.startswith("vanilla__loss-mse-")
     assert not (paths[0].parent / "ckpt").exists()
-    again = F.train_runs([spec], [0], dataset="synthetic", folder=tmp_path, quick=True, epochs=1)
+    again = train_runs([spec], [0], dataset="synthetic", folder=tmp_path, quick=True, epochs=1)
     assert again.trained == 0 and again.reused == 1
     assert again.first("MSE")["config_hash"] == rec["config_hash"]
     d = again.describe()
     assert "trained by this page" in d and "synthetic data" in d and "not comparable" in d
     # the same records now serve a cached lookup of that folder
-    cached = F.cached_runs([spec], dataset="synthetic", results_dir=tmp_path)
+    cached = cached_runs([spec], dataset="synthetic", results_dir=tmp_path)
     assert cached.source == "cached" and cached.first("MSE")["config_hash"] == rec["config_hash"]
-    bad = F.run_spec("ranksim", method_kwargs={"oe.weight": 1.0})   # not a component of ranksim
+    bad = run_spec("ranksim", method_kwargs={"oe.weight": 1.0})   # not a component of ranksim
     with pytest.raises(RuntimeError, match=r"training RankSim \(ranksim\) seed 0 on synthetic failed"):
-        F.train_runs([bad], [0], dataset="synthetic", folder=tmp_path, quick=True, epochs=1)
+        train_runs([bad], [0], dataset="synthetic", folder=tmp_path, quick=True, epochs=1)
 
 
 def test_full_mode_layout_conflicts_and_table_runs_training(tmp_path):
-    spec = F.RunSpec("vanilla")
-    runs = F.train_runs([spec], [0], dataset="synthetic", folder=tmp_path / "runs", quick=False, epochs=1)
+    spec = RunSpec("vanilla")
+    runs = train_runs([spec], [0], dataset="synthetic", folder=tmp_path / "runs", quick=False, epochs=1)
     path = tmp_path / "runs" / "synthetic" / "vanilla" / "seed0" / "run.json"   # dirlib.sweep's layout
     assert path.is_file() and runs.first("Vanilla")["config"]["epochs"] == 1
     with pytest.raises(RuntimeError, match="another configuration"):
-        F.train_runs([spec], [0], dataset="synthetic", folder=tmp_path / "runs", quick=False, epochs=2)
+        train_runs([spec], [0], dataset="synthetic", folder=tmp_path / "runs", quick=False, epochs=2)
     # a table trains its dataset only when DATASET names it (here: synthetic, Table 1's layout)
     kw = dict(dataset="synthetic", quick=True, methods=["vanilla"], results_dir=tmp_path / "empty",
               epochs=1, scratch=tmp_path / "scratch")
@@ -502,8 +504,8 @@ def test_full_mode_layout_conflicts_and_table_runs_training(tmp_path):
 def test_linked_explorer_nests_stacks_and_links_every_level():
     W = pytest.importorskip("ipywidgets")
     axes = [("method", ["a", "b"]), ("beta", [0.0, 1.0, 10.0])]
-    images = {(m, b): F.png_bytes(plt.figure(figsize=(1, 1))) for m in ("a", "b") for b in (0.0, 1.0, 10.0)}
-    box = F.linked_explorer(images, axes)
+    images = {(m, b): plots.png_bytes(plt.figure(figsize=(1, 1))) for m in ("a", "b") for b in (0.0, 1.0, 10.0)}
+    box = widgets.linked_explorer(images, axes)
     ctrl_m, ctrl_b, root = box.children
     assert isinstance(ctrl_m, W.Dropdown) and isinstance(ctrl_b, W.SelectionSlider)
     assert isinstance(root, W.Stack) and len(root.children) == 2
@@ -518,12 +520,12 @@ def test_linked_explorer_nests_stacks_and_links_every_level():
     assert all(k.source[1] == "index" and k.target[1] == "selected_index" for k in links)
     del images[("a", 1.0)]
     with pytest.raises(ValueError, match="without an image"):
-        F.linked_explorer(images, axes)
+        widgets.linked_explorer(images, axes)
 
 
 def test_live_explorer_trains_on_run(tiny):
     pytest.importorskip("ipywidgets")
-    box = F.live_explorer(lambda name: tiny, ["synthetic"], ["vanilla", "ranksim"], epochs=2)
+    box = widgets.live_explorer(lambda name: tiny, ["synthetic"], ["vanilla", "ranksim"], epochs=2)
     box.controls["beta"].value = 1.0
     box.controls["method"].value = "ranksim"
     res = box.run()

@@ -12,7 +12,8 @@ import pytest
 matplotlib.use("Agg")
 
 from dirlib import findings as F  # noqa: E402
-from dirlib import figures as figs  # noqa: E402
+from dirlib import naming, plots, ridge  # noqa: E402
+from dirlib.runs import Runs  # noqa: E402
 from dirlib.results import replace_block  # noqa: E402
 from dirlib.stats import paired_difference  # noqa: E402
 
@@ -112,22 +113,22 @@ def test_recipe_bench_fit_and_ridge_findings_follow_their_inputs():
     assert "fitted on 2 majority labels, predicts norms of 3 to 4 for the 2 median- and few-shot" in fit
     assert "mean absolute gap of 2 (36% of their mean norm)" in fit
     r = F.ridge_finding(1.0, (0.0, 1.0))
-    flat = figs.shared_ridge_fit(np.arange(1, 11.0), figs.label_norms(np.arange(1, 11.0), 0.0), 1.0)["rmse"]
+    flat = ridge.shared_ridge_fit(np.arange(1, 11.0), ridge.label_norms(np.arange(1, 11.0), 0.0), 1.0)["rmse"]
     assert f"{flat:.2f} at slope 0" in r and "lowest error here is at slope 1" in r
 
 
 def test_page_tables_have_no_index_column_and_captions_are_escaped():
     df = pd.DataFrame({"a": [1.23456]}, index=pd.Index(["x"], name="run"))
-    html = figs.plain_table(df, digits=2).to_html()
+    html = naming.plain_table(df, digits=2).to_html()
     assert "<th" in html and ">run<" in html and "1.23" in html
     assert 'class="row_heading' not in html                         # the index is hidden
-    assert "&lt;b&gt;" in figs.caption("<b>")
+    assert "&lt;b&gt;" in naming.caption("<b>")
 
 
 def test_log_axis_gets_several_tick_labels():
     rows = [{"epoch": e, "shot": s, "train_mae": b + 0.3 / e, "val_mae": b + 0.3 / e}
             for e in range(1, 11) for s, b in (("many", 0.55), ("median", 0.7), ("few", 0.9))]
-    fig = figs.plot_training_curves(pd.DataFrame(rows))
+    fig = plots.plot_training_curves(pd.DataFrame(rows))
     fig.canvas.draw()
     ax = fig.axes[0]
     lo, hi = ax.get_ylim()
@@ -137,7 +138,7 @@ def test_log_axis_gets_several_tick_labels():
 
 @pytest.mark.parametrize("notes", [[], ["a", "b"]])
 def test_record_notes_fold_into_one_dropdown(notes):
-    runs = figs.Runs(dataset="toy", source="cached", folder="results", quick=False, specs=[],
+    runs = Runs(dataset="toy", source="cached", folder="results", quick=False, specs=[],
                      records={}, missing=[], notes=notes)
     text = runs.describe()
     assert text.count("<details") == (1 if notes else 0)

@@ -90,6 +90,16 @@ def is_multi_phase(name: str) -> bool:
     return any(catalog()[p].multi_phase for p in parse_method(name))
 
 
+def defaults_table() -> str:
+    """Every method's options as a Markdown table: ``--method-arg NAME.KEY``, the default (with
+    STS-B's where it differs) and its source (``python -m dirlib methods --defaults``)."""
+    rows = ["| option | default | source |", "|---|---|---|"]
+    for name, info in catalog().items():
+        for key, d in info.defaults.items():
+            rows.append(f"| `{name}.{key}` | {d.describe()} | {d.source} |")
+    return "\n".join(rows)
+
+
 def default_loss(data) -> str:
     """The benchmark's default regression loss: L1 for ages, MSE for STS-B."""
     return "mse" if data.main_metric == "mse" else "l1"

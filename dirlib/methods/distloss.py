@@ -12,7 +12,7 @@ from .options import Default, family
 NAMES = {"distloss": "Dist Loss (Nie et al. 2025): L(p, y) + L(softsort(p), KDE pseudo-labels) per "
                      "batch (bandwidth 0.5, weight 1, regularisation 0.1); incomplete batches drop the "
                      "distribution term (distloss.incomplete=resize to keep it)."}
-_SRC = "Dist Loss repository (docs/methods.md)"
+_SRC = "Dist agedb-dir/train.py"
 FACE_DATASETS = ("agedb-dir", "imdb-wiki-dir", "utkface-dir")
 
 
@@ -32,8 +32,8 @@ DEFAULTS = {
     "step": Default(None, source=_SRC + "; ours for custom data: the bin width"),
     "bw": Default(0.5, source=_SRC), "weight": Default(1.0, source=_SRC),
     "regularization_strength": Default(0.1, source=_SRC),
-    "incomplete": Default("drop", source="ours (the repository drops incomplete batches)"),
-    "sorted_weight_quirk": Default(True, source=_SRC + " (weights stay in batch order)"),
+    "incomplete": Default("drop", source="ours (the code: drop_last=True)"),
+    "sorted_weight_quirk": Default(True, source="Dist dist_loss.py (weights stay in batch order)"),
 }
 
 

@@ -24,28 +24,29 @@ from .phases import Phase
 NAMES = {"frobenius": "The paper's three-phase method: ordinal norm regulariser (phase 1), "
                       "majority-fitted NormNet (phase 2), norm-aligned fine-tuning (phase 3). "
                       "Combine with any DIR method: ranksim+frobenius."}
-_PAPER = "paper section 4 / Frobs-DIR"
+_CHOICES = "docs/frobenius-choices.md"
 #: phase 1's options (``frobenius_reg`` reads these alone)
 ORDINAL_DEFAULTS = {
-    "beta": Default(1.0, sts=0.01, source=f"{_PAPER} (beta; STS-B ours: the MSE scale is 100x smaller)"),
+    "beta": Default(1.0, sts=0.01, source=f"ours, measured on random features ({_CHOICES}: beta): the "
+                                          "paper leaves it a hyper-parameter"),
     "alpha": Default(1.0, source="OE README (oe_loss added with weight 1)"),
-    "label_tau": Default(0.1, source=_PAPER),
-    "norm_tau": Default(0.1, source=_PAPER),
-    "distance": Default("squared", source="docs/frobenius-choices.md"),
-    "softmax": Default("row", source="docs/frobenius-choices.md"),
-    "self_pairs": Default(False, source="docs/frobenius-choices.md"),
-    "norm_scale": Default("mean", source="docs/frobenius-choices.md"),
+    "label_tau": Default(0.1, source=f"ours: length scale of eq. 2 ({_CHOICES})"),
+    "norm_tau": Default(0.1, source=f"ours: length scale of eq. 2 ({_CHOICES})"),
+    "distance": Default("squared", source=f"ours: a Gaussian kernel, as SNE ({_CHOICES})"),
+    "softmax": Default("row", source=f"ours: one distribution per prototype, as SNE ({_CHOICES})"),
+    "self_pairs": Default(False, source=f"ours ({_CHOICES})"),
+    "norm_scale": Default("mean", source=f"ours: the KL is then scale-invariant ({_CHOICES})"),
 }
 DEFAULTS = {
     **ORDINAL_DEFAULTS,
-    "main_epochs": Default(epochs_of_run, source="the run's --epochs"),
-    "norm_epochs": Default(2000, source="ours: NormNet (one linear layer) converges well before"),
-    "norm_lr": Default(0.05, source="ours"),
-    "sft_epochs": Default(fifth_of_epochs, source="ours: the paper gives no phase-3 length"),
-    "sft_lr": Default(tenth_of_lr, source="ours: fine-tuning at a tenth of the learning rate"),
-    "gamma": Default(1.0, sts=0.01, source=f"{_PAPER} (gamma; STS-B ours, as beta)"),
+    "main_epochs": Default(epochs_of_run, source="the run's --epochs (e_main)"),
+    "norm_epochs": Default(2000, source=f"ours: full-batch Adam steps of NormNet (e_F; {_CHOICES})"),
+    "norm_lr": Default(0.05, source=f"ours ({_CHOICES})"),
+    "sft_epochs": Default(fifth_of_epochs, source=f"ours: the paper gives no e_SFT ({_CHOICES})"),
+    "sft_lr": Default(tenth_of_lr, source=f"ours: as BMSE/Dist-Loss second stages ({_CHOICES})"),
+    "gamma": Default(1.0, sts=0.01, source=f"ours: eq. 7 has none (implicitly 1; {_CHOICES})"),
     "relative": Default(False, source="ours: the scale-free variant, not in the paper"),
-    "sft_ordinal": Default(False, source="eq. 7 has no ordinal term in phase 3"),
+    "sft_ordinal": Default(False, source="eq. 7 replaces the phase-1 regulariser"),
 }
 
 

@@ -17,10 +17,10 @@ NAMES = {"rnc": "Rank-N-Contrast (Zha et al. 2023): encoder pre-training with th
          "supcr": "Alias of rnc (the paper's 'SupCR' row: Zha et al. 2023)."}
 DEFAULTS = {
     "temperature": Default(2.0, source="RnC main_rnc.py (--temp 2)"),
-    "pretrain_epochs": Default(epochs_of_run, source="ours: as the other methods' --epochs"),
-    "pretrain_lr": Default(lr_of_run, source="ours: the run's --lr"),
-    "linear_epochs": Default(epochs_of_run, source="ours: as the other methods' --epochs"),
-    "linear_lr": Default(lr_of_run, source="ours: the run's --lr"),
+    "pretrain_epochs": Default(epochs_of_run, source="ours (RnC recipe: 400 epochs SGD lr 0.5)"),
+    "pretrain_lr": Default(lr_of_run, source="ours (RnC recipe: SGD lr 0.5, bs 256, cosine)"),
+    "linear_epochs": Default(epochs_of_run, source="ours (RnC recipe: 100 epochs SGD lr 0.05)"),
+    "linear_lr": Default(lr_of_run, source="ours (RnC main_linear.py: SGD lr 0.05, bs 64)"),
 }
 CONFLICTS = {m: "rnc/supcr trains a plain linear probe; it does not combine with der, vae, vir or "
                 "distloss" for m in ("der", "vae", "vir", "distloss")}

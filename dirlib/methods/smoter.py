@@ -16,13 +16,18 @@ NAMES = {"smoter": "SMOTER (Torgo et al. 2013): oversample rare label regions by
                    "the label density, threshold 0.8, k 5, balance.",
          "smogn": "SMOGN (Branco et al. 2017): SMOTER interpolation for close neighbours, Gaussian noise "
                   "(pert 0.01) otherwise; same options as smoter."}
-_SRC = "docs/methods.md (UBL/smogn R and Python packages)"
+_UBL = "UBL SmoteRegress / SMOGNRegress defaults"
 DEFAULTS = {
-    "relevance": Default("density", source=_SRC), "threshold": Default(0.8, source=_SRC),
-    "coef": Default(1.5, source=_SRC), "k": Default(5, source=_SRC),
-    "over": Default("balance", source=_SRC), "pert": Default(0.01, source=_SRC),
-    "gap": Default("shared", source=_SRC), "weight": Default(1.0, source="ours"),
-    "detach": Default(False, source="ours"), "space": Default("feature", source="ours"),
+    "relevance": Default("density", source="ours: phi = 1 - count / max count per label bin; boxplot: "
+                                           "UBL phi.control(method='extremes')"),
+    "threshold": Default(0.8, source="ours (UBL thr.rel default 0.5 for its box-plot phi)"),
+    "coef": Default(1.5, source="UBL phi.control(coef=1.5)"),
+    "k": Default(5, source=_UBL), "over": Default("balance", source=_UBL),
+    "pert": Default(0.01, source=_UBL),
+    "gap": Default("shared", source="R smoteR / UBL: x + runif(1) * diff"),
+    "weight": Default(1.0, source="ours: synthetic cases count as batch members"),
+    "detach": Default(False, source="ours"),
+    "space": Default("feature", source="ours: the regressor's features per batch (docs/methods.md)"),
 }
 
 

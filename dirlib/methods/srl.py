@@ -11,14 +11,15 @@ from .options import Default
 NAMES = {"srl": "SRL (Dong et al. 2025): projector features, label centroids completed by EMA "
                 "surrogates; contrastive (w1 10), enveloping (w2 100) and homogeneity (w3 1e-2) terms, "
                 "tau 0.3 (STS-B: 1e-4 / 1e-2 / 1e-4, tau 0.1)."}
-_SRC = "SRL repository (docs/methods.md)"
+_SRC = "SRL@1ac666e agedb-dir/train.py (argparse); sts-b-dir/README.md"
 DEFAULTS = {
     "w1": Default(10.0, sts=1e-4, source=_SRC), "w2": Default(100.0, sts=1e-2, source=_SRC),
     "w3": Default(1e-2, sts=1e-4, source=_SRC), "temperature": Default(0.3, sts=0.1, source=_SRC),
-    "dim": Default(128, source=_SRC), "n_points": Default(2000, sts=1000, source=_SRC),
-    "momentum": Default(0.9, source=_SRC),
-    "delay_quirk": Default(True, source=_SRC + " (surrogates one epoch late)"),
-    "projector": Default("linear", sts="mlp", source=_SRC),
+    "dim": Default(128, source="SRL agedb-dir/resnet.py, sts-b-dir/models.py"),
+    "n_points": Default(2000, sts=1000, source="SRL agedb-dir/train.py --n, sts-b-dir/trainer.py"),
+    "momentum": Default(0.9, source="SRL train.py (--fds_mmt: FDS as the surrogate store)"),
+    "delay_quirk": Default(True, source="SRL train.py (zero surrogates in epochs 0-1)"),
+    "projector": Default("linear", sts="mlp", source="SRL agedb-dir/resnet.py (Linear), sts-b-dir/models.py (MLP)"),
 }
 
 

@@ -10,8 +10,8 @@ from .options import Default
 
 NAMES = {"vae": "VAE baseline (Kingma & Welling): probabilistic feature N(z, var), sampled in training, "
                 "KL to N(0, I) (weight 1e-3) + reconstruction (0.7), plain regression loss."}
-DEFAULTS = {"kl": Default(1e-3, source="VIR repository (the VAE row), docs/methods.md"),
-            "recons": Default(0.7, source="VIR repository, docs/methods.md")}
+DEFAULTS = {"kl": Default(1e-3, source="VIR rerun.py (commented KL_DIV(..., 0.001))"),
+            "recons": Default(0.7, source="VIR rerun.py --lambda_recons 0.7 (none for STS-B tokens)")}
 
 
 def recon_loss(decoder, h, x):

@@ -15,13 +15,15 @@ from .vae import decoder_for, recon_loss
 NAMES = {"vir": "VIR (Wang & Wang 2023): probabilistic feature, PRM smoothing of mean and variance "
                 "statistics, conjugate-prior evidential head (NLL + 0.01 reg), reconstruction 0.7, "
                 "LDS weights in the pseudo-counts."}
-_SRC = "VIR repository (docs/methods.md)"
+_SRC = "VIR rerun.py"
 DEFAULTS = {
-    "coeff": Default(0.01, source=_SRC), "recons": Default(0.7, source=_SRC),
-    "lds": Default(True, source=_SRC), "prior_alpha": Default(0.3, source=_SRC),
-    "ks": Default(5, source=_SRC), "sigma": Default(2.0, source=_SRC),
-    "momentum": Default(0.9, source=_SRC), "start_smooth": Default(1, source=_SRC),
-    "softplus_beta": Default(0.1, source=_SRC),
+    "coeff": Default(0.01, source=_SRC + " --lambda_reg"),
+    "recons": Default(0.7, source=_SRC + " --lambda_recons (none for STS-B tokens)"),
+    "lds": Default(True, source=_SRC + " --lds --reweight sqrt_inv (STS-B ours: INV, as lds)"),
+    "prior_alpha": Default(0.3, source=_SRC + " prior_dict"),
+    "ks": Default(5, source=_SRC + " (PRM)"), "sigma": Default(2.0, source=_SRC + " (PRM)"),
+    "momentum": Default(0.9, source=_SRC + " (PRM)"), "start_smooth": Default(1, source=_SRC + " (PRM)"),
+    "softplus_beta": Default(0.1, source="VIR ConjugatePrior"),
 }
 CONFLICTS = {"fds": "vir smooths the feature statistics itself (PRM); do not add fds",
              "vae": "vir already is a probabilistic encoder with an evidential head; do not combine "

@@ -34,6 +34,7 @@ SHOTS = ("many", "median", "few")
 SHOTS_ALL = ("all",) + SHOTS
 
 
+# ----------------------------------------------------------------------------------- paper rows
 #: the paper's table rows (as printed in results/paper_tables.csv) -> dirlib method names.
 #: "SQINV + LDS" (Table 1) and "LDS" (Table 3) are both dirlib's ``lds``: its weighting defaults to
 #: SQINV on the age datasets and INV on STS-B-DIR, as the benchmark's rows. "Ours" is ``frobenius``
@@ -100,6 +101,7 @@ def fig25_specs(results_dir, dataset: str):
     return f2, f5, {k: v for k, v in REPRO_FIG5_BASE.items() if any(s.label == k for s in f5)}
 
 
+# ----------------------------------------------------------------------------------- Fig. 1
 def shot_table(runs: Runs, metrics: Optional[Sequence[str]] = None, split: str = "test"
                ) -> pd.DataFrame:
     """Mean and sample std over seeds per run x shot (:func:`dirlib.results.summary_table` on each
@@ -133,6 +135,7 @@ def shot_gaps(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     return out
 
 
+# ----------------------------------------------------------------------------------- Figs. 2 / 5
 def final_phase(record: dict) -> str:
     return record.get("final") or "main"
 
@@ -216,6 +219,7 @@ def before_after(pairs: Sequence[Tuple[str, dict, str, dict]], phase: Optional[s
     return pd.DataFrame(rows, index=pd.Index(index, name="runs"), columns=cols, dtype=float)
 
 
+# ----------------------------------------------------------------------------------- Fig. 3
 def training_curves(record: dict, phase: Optional[str] = None) -> pd.DataFrame:
     """Per epoch and shot: the running training MAE (``history[*].train_mae_running``, the mean
     |error| of the predictions made during that epoch, in train mode) and the validation MAE.
@@ -254,6 +258,7 @@ def convergence_epoch(values: Sequence[float], tol: float = 0.1) -> Optional[int
     return k + 1
 
 
+# ----------------------------------------------------------------------------------- Tables 1-3
 def paper_rows(table: int) -> List[str]:
     """The method rows of a paper table, in the paper's order."""
     from .results import paper_table

@@ -16,6 +16,7 @@ from .ridge import label_norms, ridge_weight_norm, shared_ridge_fit
 SHOT_COLORS = {"all": "#555555", "many": "#2b6ca3", "median": "#e08a00", "few": "#c0392b"}
 
 
+# ----------------------------------------------------------------------------------- Fig. 1
 def plot_shot_errors(table: pd.DataFrame, metric: str, *, title: Optional[str] = None, ax=None):
     """The paper's Fig. 1: one group of bars per run (All / Many / Median / Few test error), error
     bars = std over seeds. Returns the figure."""
@@ -52,6 +53,7 @@ def plot_shot_errors(table: pd.DataFrame, metric: str, *, title: Optional[str] =
     return fig
 
 
+# ----------------------------------------------------------------------------------- Figs. 2 / 5
 def shot_spans(labels, shots) -> List[Tuple[float, float, str]]:
     """Contiguous label ranges of one shot: ``[(lo, hi, shot)]`` with edges half-way between
     neighbouring labels (half the median spacing beyond the ends)."""
@@ -156,6 +158,7 @@ def plot_norm_grid(panels: Sequence[Tuple[str, dict]], *, phase: Optional[str] =
                            shared_scale=shared_scale)
 
 
+# ----------------------------------------------------------------------------------- Fig. 3
 def log_ticks(ax, nbins: int = 7) -> None:
     """A logarithmic y axis labelled in plain numbers. Over less than ~1.5 decades the labels are
     evenly spaced round numbers (matplotlib's default would label one or two decade marks only);
@@ -206,6 +209,7 @@ def plot_training_curves(curves: pd.DataFrame, *, title: Optional[str] = None, t
     return fig
 
 
+# ----------------------------------------------------------------------------------- section 3.2
 def plot_ridge(lam: float, slope: float, *, labels=None, base: float = 1.0, figsize=(10.5, 3.6), dpi=None):
     """Section 3.2 as two panels: (left) ``||w|| = |y| ||z|| / (||z||^2 + lam)`` against the feature
     norm for a few labels; (right) one shared ridge regressor over labels whose feature norms follow
@@ -247,6 +251,7 @@ def plot_ridge(lam: float, slope: float, *, labels=None, base: float = 1.0, figs
     return fig
 
 
+# ----------------------------------------------------------------------------------- explorer
 def plot_snapshot(snap: dict, *, title: str = "", norm_max=None, mae_max=None, figsize=(6.4, 3.4),
                   dpi=None, line_color="#c0392b"):
     """One explorer state as a figure (a :func:`plot_norm_mae` panel)."""

@@ -47,6 +47,7 @@ AGE_PREFER = ("agedb-dir", "utkface-dir", "imdb-wiki-dir", "sts-b-dir")
 QUICK_SUBSET = {"subset_train": 1500, "subset_eval": 300}
 
 
+# ----------------------------------------------------------------------------------- page configs
 def has_data(dataset: str, data_dir=None) -> bool:
     """Whether the files ``dataset`` needs are under ``data_dir`` (else ``$DIRLIB_DATA``)."""
     if dataset == "synthetic":
@@ -135,6 +136,7 @@ def torch_threads(n: Optional[int]):
         torch.set_num_threads(old)
 
 
+# ----------------------------------------------------------------------------------- run specs
 @dataclass(frozen=True)
 class RunSpec:
     """One curve / bar group / table row: a dirlib method, an optional base loss and optional
@@ -231,6 +233,7 @@ def page_datasets(results_dir, dataset: str = "auto", source: str = "cached") ->
     return stored or [dataset]
 
 
+# ----------------------------------------------------------------------------------- stored records
 def _group_key(rec: dict) -> str:
     from .records import stable_hash
     from .results import comparable_config
@@ -476,6 +479,7 @@ def stored_specs(results_dir, *, dataset: str = "auto", prefer: Sequence[str] = 
     return ds, specs
 
 
+# ----------------------------------------------------------------------------------- training
 def training_dataset(dataset: str, *, quick: bool, data_dir=None,
                      prefer: Sequence[str] = AGE_PREFER) -> str:
     """The dataset a page trains on: ``dataset`` itself (its files must exist), or for ``"auto"``

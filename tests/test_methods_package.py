@@ -53,21 +53,16 @@ def test_defaults_table_lists_every_option(capsys):
     assert "| `ranksim.gamma` | 100.0 (STS-B: 0.0003) |" in out
 
 
-NEW_METHOD = '''"""Weight decay on the features, as a new method would be written: one file."""
-from dirlib.methods.common import Part, Regularizer
-from dirlib.methods.options import Default
-
-NAMES = {"feature_decay": "lambda * mean ||z||^2."}
-DEFAULTS = {"lam": Default(0.01, source="a test")}
-
-
-def build(name, opts, cfg, data):
-    return Part(callbacks=[Regularizer("feature_decay", opts["lam"], lambda b: b.z.pow(2).sum(1).mean())])
-'''
+def readme_method() -> str:
+    """The README's "Add a method" example."""
+    import re
+    from pathlib import Path
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    return re.search(r"## Add a method.*?```python\n(.*?)```", text, re.S).group(1)
 
 
 def test_a_new_method_is_one_new_file(tmp_path, monkeypatch, data):
-    (tmp_path / "feature_decay.py").write_text(NEW_METHOD)
+    (tmp_path / "feature_decay.py").write_text(readme_method())
     monkeypatch.setattr(M, "__path__", list(M.__path__) + [str(tmp_path)])
     sys.modules.pop("dirlib.methods.feature_decay", None)
     catalog.cache_clear()
@@ -77,6 +72,8 @@ def test_a_new_method_is_one_new_file(tmp_path, monkeypatch, data):
                              tmp_path / "run", data=data)
         assert rec["status"] == "completed" and rec["method_info"]["feature_decay"] == {"lam": 0.1}
         assert "log/feature_decay" in rec["phases"]["main"]["history"][-1]
+        spec = build_method(syn_cfg("feature_decay"), data)   # synthetic data: the age family
+        assert spec.settings["feature_decay"] == {"lam": 0.01}
         with pytest.raises(ValueError, match=r"feature_decay.lam"):
             build_method(syn_cfg("feature_decay", method_kwargs={"feature_decay.lambda": 1}), data)
     finally:

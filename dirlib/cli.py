@@ -12,16 +12,7 @@ import json
 import sys
 
 from .data import DATASETS
-
-# per-dataset recipe defaults (CPU scale; see docs/recipes.md). cli flags override them.
-DATASET_DEFAULTS = {
-    "synthetic": dict(batch_size=64, lr=1e-3, epochs=10),
-    "utkface-dir": dict(batch_size=64, lr=1e-3, epochs=10, img_size=64),
-    "agedb-dir": dict(batch_size=64, lr=1e-3, epochs=90, img_size=224, lr_milestones=(60, 80)),
-    "imdb-wiki-dir": dict(batch_size=256, lr=1e-3, epochs=90, img_size=224, lr_milestones=(60, 80)),
-    "sts-b-dir": dict(batch_size=128, lr=1e-3, epochs=10, weight_decay=1e-5, grad_clip=5.0),
-}
-
+from .train import DATASET_DEFAULTS
 
 def _kv(items):
     out = {}
@@ -105,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def config_from_args(a) -> "RunConfig":
+def config_from_args(a):
+    """The :class:`~dirlib.train.RunConfig` of ``python -m dirlib train`` arguments."""
     from .train import RunConfig
     d = dict(DATASET_DEFAULTS.get(a.dataset, {}))
     for k in ("epochs", "batch_size", "lr", "weight_decay", "grad_clip", "img_size"):

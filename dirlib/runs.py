@@ -97,7 +97,7 @@ def make_config(dataset: str, method: str, *, seed: int = 0, epochs: Optional[in
     """A :class:`~dirlib.train.RunConfig` with the dataset's recipe defaults (``dirlib.cli``). Quick:
     ``epochs`` defaults to 5 on synthetic data and 1 elsewhere, training capped at
     :data:`QUICK_MAX_BATCHES` batches per epoch on real data, no progress bars."""
-    from .cli import DATASET_DEFAULTS
+    from .train import DATASET_DEFAULTS
     from .train import RunConfig
     d = dict(DATASET_DEFAULTS.get(dataset, {}))
     if quick:

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 from . import records
-from .cli import DATASET_DEFAULTS, _kv
-from .train import RunConfig
+from .cli import _kv
+from .train import DATASET_DEFAULTS, RunConfig
 
 BACKENDS = ("local", "ray", "slurm")
 

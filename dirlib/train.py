@@ -46,6 +46,17 @@ class DivergenceError(RuntimeError):
 LATE_FIELDS = {"data_cache": "off"}
 
 
+#: per-dataset recipe defaults of a run (CPU scale; docs/reproduction.md); the CLI's flags and a
+#: sweep's --train-arg override them
+DATASET_DEFAULTS = {
+    "synthetic": dict(batch_size=64, lr=1e-3, epochs=10),
+    "utkface-dir": dict(batch_size=64, lr=1e-3, epochs=10, img_size=64),
+    "agedb-dir": dict(batch_size=64, lr=1e-3, epochs=90, img_size=224, lr_milestones=(60, 80)),
+    "imdb-wiki-dir": dict(batch_size=256, lr=1e-3, epochs=90, img_size=224, lr_milestones=(60, 80)),
+    "sts-b-dir": dict(batch_size=128, lr=1e-3, epochs=10, weight_decay=1e-5, grad_clip=5.0),
+}
+
+
 @dataclass
 class RunConfig:
     """Everything that defines a run (its hash goes into the run record)."""

@@ -50,7 +50,7 @@ def explore_data(dataset: str, data_dir=None, *, quick: bool = True, seed: int =
     """The data an explorer trains on: the whole set for synthetic data, else (quick) the
     :data:`QUICK_SUBSET` subsets."""
     from .data import load_dataset
-    from .cli import DATASET_DEFAULTS
+    from .train import DATASET_DEFAULTS
     kwargs = {}
     if dataset in ("utkface-dir", "agedb-dir", "imdb-wiki-dir"):
         kwargs["img_size"] = DATASET_DEFAULTS[dataset]["img_size"]

@@ -36,8 +36,8 @@ def _feature_dim(encoder: torch.nn.Module, data) -> int:
 
 def run(method: str, data, *, encoder: Optional[torch.nn.Module] = None, epochs: int, seed: int = 0,
         out=None, **config) -> dict:
-    """Train ``method`` (any name of :func:`dirlib.methods.method_names`, including the multi-phase ``frobenius``, ``rrt`` and
-    ``rnc``, and ``+`` compositions) on ``data`` for ``epochs`` with ``seed``, and return the run
+    """Train ``method`` (any name of :func:`dirlib.methods.method_names`, including the
+    multi-phase ``frobenius``, ``rrt`` and ``rnc``, and ``+`` compositions) on ``data`` for ``epochs`` with ``seed``, and return the run
     record (a dict).
 
     ``encoder``: any ``nn.Module`` mapping a batch of inputs to ``(B, d)`` features; dirlib adds

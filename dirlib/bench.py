@@ -9,8 +9,8 @@ This module measures that claim, and the paper's own method, in one process and 
   datasets' shapes, label ranges, binnings and method defaults (the cost of a step does not depend
   on pixel values), so the benchmark needs no data files.
 * **Methods**: Vanilla and every method of :mod:`dirlib.methods` (:func:`default_methods`: new
-  methods are picked up as they land), built with :func:`dirlib.methods.build_method` exactly as for training,
-  plus ``ranksim+frobenius``. ``frobenius:phase1`` is the spec of ``--method frobenius`` (its
+  methods are picked up as they land), built with :func:`dirlib.methods.build_method` exactly as
+  for training, plus ``ranksim+frobenius``. ``frobenius:phase1`` is the spec of ``--method frobenius`` (its
   phase-1 regulariser); ``bmc`` (= ``bmse``), ``frobenius_reg`` (= phase 1) and ``rrt`` (its steps
   are Vanilla's, then head-only steps) are left out.
 * **A step** is the trainer's own: :func:`dirlib.train.step_loss` (``prepare_batch`` -> forward with

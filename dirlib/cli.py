@@ -14,6 +14,7 @@ import sys
 from .data import DATASETS
 from .train import DATASET_DEFAULTS
 
+
 def _kv(items):
     out = {}
     for it in items or []:

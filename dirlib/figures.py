@@ -25,7 +25,7 @@ import pandas as pd
 
 from .data import main_metric  # noqa: F401  (pages call figs.main_metric)
 from .naming import METRIC_DIGITS, METRIC_NAMES, SHOT_NAMES, display_name, format_mean_std  # noqa: F401
-from .runs import Runs, RunSpec, _rel, cached_runs, run_spec, scratch_dir, train_runs
+from .runs import Runs, RunSpec, repo_relative, cached_runs, run_spec, scratch_dir, train_runs
 
 
 SHOTS = ("many", "median", "few")
@@ -371,7 +371,7 @@ def table_runs(table: int, seeds: Sequence[int], *, dataset: Optional[str] = Non
                            f"{ds!r}, or QUICK = False, to train it" if quick else
                            f"DATASET = {dataset_param!r} does not name it")
         return runs
-    reason = "SOURCE = rerun" if source == "rerun" else f"no run records under `{_rel(results_dir)}`"
+    reason = "SOURCE = rerun" if source == "rerun" else f"no run records under `{repo_relative(results_dir)}`"
     folder = Path(scratch) if scratch is not None else (
         scratch_dir() if quick else Path(results_dir) / "runs")
     return train_runs(specs, list(seeds), dataset=ds, folder=folder, quick=quick, epochs=epochs,

@@ -359,7 +359,7 @@ class Runs:
 
     def describe(self) -> str:
         """Markdown: which numbers these are and where they come from."""
-        folder = _rel(self.folder)
+        folder = repo_relative(self.folder)
         present = self.present()
         names = ", ".join(s.label for s in present) or "none"
         seeds = ", ".join(str(s) for s in self.seeds())
@@ -402,7 +402,7 @@ class Runs:
         return "\n\n".join(lines)
 
 
-def _rel(path) -> str:
+def repo_relative(path) -> str:
     """``path`` relative to the repository root when it lies inside it (pages show no build-machine
     paths), else as given."""
     p = Path(path)
@@ -588,11 +588,11 @@ def get_runs(specs: Sequence[RunSpec], seeds: Sequence[int], *, dataset: str = "
         if complete or not train:
             return runs
         if runs.source == "cached":
-            reason = (f"SOURCE = cached, but `{_rel(results_dir)}` holds {runs.dataset} records of "
+            reason = (f"SOURCE = cached, but `{repo_relative(results_dir)}` holds {runs.dataset} records of "
                       f"only {', '.join(s.label for s in runs.present())}; this page needs all of "
                       f"its runs ({', '.join(runs.missing)} missing)")
         else:
-            reason = f"SOURCE = cached, but `{_rel(results_dir)}` has no run records for these runs"
+            reason = f"SOURCE = cached, but `{repo_relative(results_dir)}` has no run records for these runs"
     else:
         if not train:
             raise ValueError("train=False with SOURCE='rerun'")

@@ -362,3 +362,18 @@ def test_withdrawn_bmse_numbers_quoted_in_the_docs_match_the_kept_record():
               f"{t['median']['mse']:.2f} median / {t['few']['mse']:.2f} few")
     assert quoted in (ROOT / "docs" / "baseline-defaults.md").read_text()
     assert not any(p.name == "run.json" for p in (ROOT / "results" / "withdrawn").iterdir())
+
+
+def test_the_docs_quote_the_oe_rerun_times_of_its_records():
+    """The UTKFace-DIR OE rerun's run times in docs/reproduction.md and the folder's README are
+    the records' ``wall_time_s`` (rounded to the second), not numbers of their own."""
+    import json
+    recs = [json.loads((ROOT / "results" / "runs" / "utkface-dir" / "oe" / f"seed{k}" / "run.json").read_text())
+            for k in (0, 1, 2)]
+    want = [f"{round(r['wall_time_s'])} s" for r in recs]
+    row = next(line for line in (ROOT / "docs" / "reproduction.md").read_text().splitlines()
+               if line.startswith("| UTKFace-DIR OE"))
+    readme = (ROOT / "results" / "runs" / "utkface-dir" / "README.md").read_text()
+    for w in want:
+        assert w in row and w in readme, (w, row)
+    assert [r["device"] for r in recs] == ["cpu"] * 3

@@ -7,6 +7,9 @@ A method file declares
   read as ``--method-arg NAME.OPTION=VALUE``;
 * ``build(name, opts, cfg, data) -> Part``: its callbacks, loss, sample-weight options and, for a
   multi-phase method, its phases;
+* a multi-phase method also defines ``phases(spec, cfg, data) -> [Phase]`` and returns it as
+  ``Part(phases=phases)``; the module-level function is how :func:`is_multi_phase` knows
+  without building anything;
 * optionally ``CONFLICTS``: ``{other name: why they do not combine}``.
 
 Adding a method is adding such a file (and its tests): :func:`catalog` finds it.

@@ -20,7 +20,7 @@ class Part:
     """What one method contributes to a run; :func:`dirlib.methods.build_method` composes the
     parts of a ``+``-joined name into the trainer's :class:`~dirlib.train.MethodSpec`.
 
-    ``settings``: the resolved options (the record's ``method_info[name]``).
+    ``settings``: what the record shows beside the resolved options (``method_info[name]``).
     ``loss`` / ``loss_kwargs``: another elementwise base loss (Focal-R).
     ``base_loss``: ``(pred, y, weights) -> scalar`` replacing the whole base loss (at most one
     method of a composition may). ``weighting`` / ``weighting_defaults``: sample-weight options
@@ -79,7 +79,7 @@ def compute_weights(w: dict, data) -> np.ndarray:
                           clip=None if sts else (5, 1000))
 
 
-def train_inputs(data) -> torch.Tensor:
+def first_train_input(data) -> torch.Tensor:
     """The first training input (its shape and dtype decide decoders and tabular paths)."""
     return torch.as_tensor(data.train_eval[0][0])
 

@@ -11,6 +11,7 @@ alone. The post-hoc command and ``dirlib.bench`` call :func:`norm_targets` and
 :func:`alignment_spec` themselves.
 """
 import copy
+import time
 
 import numpy as np
 import torch
@@ -121,7 +122,6 @@ def norm_targets(model, data, cfg, device, *, epochs: int, lr: float, majority=N
     """Phase 2: ``(net, phase record)``. The record's ``per_label`` holds every bin's observed
     and predicted norm; ``majority`` (default: the many-shot bins with samples) picks the bins
     NormNet is fitted on."""
-    import time
     from ..losses.frobenius import fit_norm_net
     t0 = time.time()
     observed, counts = dataset_norms(model, data, cfg, device)

@@ -30,7 +30,8 @@ def phases(spec, cfg, data):
         for p in r.model.encoder.parameters():
             p.requires_grad_(False)
         head = copy.copy(spec)
-        head.sample_weights = compute_weights(w, data)
+        head.sample_weights = (spec.sample_weights if spec.sample_weights is not None
+                               else compute_weights(w, data))
         head.callbacks = [cb for cb in spec.callbacks if cb.name == "bmse"]
         return {**r.fit("rrt", head, epochs=s["epochs"]), "weighting": w}
     return [Phase("main", main), Phase("rrt", retrain_head)]

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..train import Batch, Callback, elementwise_loss
-from .common import GeneratorState, Part, train_inputs
+from .common import GeneratorState, Part, first_train_input
 from .options import Default
 
 NAMES = {"smoter": "SMOTER (Torgo et al. 2013): oversample rare label regions by interpolation, on the "
@@ -72,7 +72,8 @@ class InputOversampling(GeneratorState, Callback):
         super().__init__()
         self.name = name
         self.pool_x, self.pool_y, self.pool_seed = pool_x, pool_y, pool_seed
-        self.n_train, self.binning, self.scale = n_train, binning, target_scale
+        self.pool_bins = torch.as_tensor(binning.index((pool_y.double() * target_scale).numpy()))
+        self.n_train = n_train
         self.gen = torch.Generator().manual_seed(int(seed))
         self.last_n = 0
 
@@ -93,8 +94,7 @@ class InputOversampling(GeneratorState, Callback):
         xs = self.pool_x[pick].to(dev, b.x.dtype)
         ys = self.pool_y[pick].to(dev, b.y.dtype)
         seeds = self.pool_seed[pick]
-        bins = torch.as_tensor(self.binning.index((ys.detach().cpu().double() * self.scale).numpy()),
-                               device=b.bins.device)
+        bins = self.pool_bins[pick].to(b.bins)
         w = None
         if b.weights is not None:
             w = torch.cat([st.sample_weights[seeds].to(b.weights), b.weights])
@@ -128,7 +128,7 @@ def build(name, opts, cfg, data) -> Part:
     if s["space"] == "feature":
         cb = FeatureOversampling(name, bump_of_bin, is_rare, s, cfg.seed)
     else:
-        x0 = train_inputs(data)
+        x0 = first_train_input(data)
         if x0.dim() != 1 or not torch.is_floating_point(x0):
             raise ValueError(f"{name}.space=input needs vector (tabular) inputs; {data.name} items have "
                              f"shape {tuple(x0.shape)} ({x0.dtype}); use {name}.space=feature")

@@ -5,7 +5,7 @@ output (the mean), so the Frobenius regulariser acts on the same feature as for 
 import torch.nn.functional as F
 
 from ..train import Callback
-from .common import HeadInput, Part, feat_dim, seeded, train_inputs
+from .common import HeadInput, Part, feat_dim, seeded, first_train_input
 from .options import Default
 
 NAMES = {"vae": "VAE baseline (Kingma & Welling): probabilistic feature N(z, var), sampled in training, "
@@ -22,7 +22,7 @@ def recon_loss(decoder, h, x):
 def decoder_for(data, d):
     """A reconstruction decoder for the dataset's inputs (``None`` for token ids)."""
     from ..losses.vir import make_decoder
-    return make_decoder(d, train_inputs(data))
+    return make_decoder(d, first_train_input(data))
 
 
 class VAECallback(Callback):

@@ -38,18 +38,20 @@ class VIRCallback(Callback):
         super().__init__()
         self.var_layer, self.prm, self.cp, self.decoder = var_layer, prm, cp, decoder
         self.coeff, self.recon_weight, self.prior = coeff, recon_weight, prior
-        self.train_labels = np.asarray(train_labels, dtype=np.float64)
+        # the PRM bucket of every training sample, once (not a numpy binning per step)
+        self.register_buffer("sample_bins", prm.bins_of(np.asarray(train_labels, dtype=np.float64)),
+                             persistent=False)
         self.slot = HeadInput("vir")
         self.recon_input = None
 
-    def _bins(self, idx, device):
-        return self.prm.bins_of(self.train_labels[idx.cpu().numpy()]).to(device)
+    def _bins(self, idx):
+        return self.sample_bins[idx.to(self.sample_bins.device)]
 
     def feature_transform(self, st, b):
         if not st.model.training:
             return None
         from ..losses.vir import reparameterize
-        bins, ep = self._bins(b.idx, b.y.device), st.epoch
+        bins, ep = self._bins(b.idx), st.epoch
 
         def f(z):
             var = self.var_layer(z)
@@ -82,7 +84,7 @@ class VIRCallback(Callback):
             _, z = st.model(plain_x(x).to(st.device))
             mus.append(z.float())
             vars_.append(self.var_layer(z).float())
-            bins.append(self._bins(idx, st.device))
+            bins.append(self._bins(idx))
         self.prm.update_last_epoch_stats(st.epoch)
         self.prm.update_running_stats(torch.cat(mus), torch.cat(vars_), torch.cat(bins), st.epoch)
 

@@ -58,7 +58,11 @@ PLANS = {
         "posthoc": {"regression_epochs": 10, "linear_epochs": (1, 10, 19)},
     },
 }
-BASE_VARIANTS = ("text", "text-no-norm", "code", "code-no-norm")
+BASE_VARIANTS = ("text", "text-no-norm", "code", "code-no-norm", "code-fitted")
+#: ``code-from-scratch`` needs no trained base and every base of a dataset shares one architecture
+#: here, so it runs once per (dataset, seed), from this base's folder, and pairs with every base
+SCRATCH_BASE = "vanilla"
+SCRATCH_VARIANT = "code-from-scratch"
 
 #: (effect, arm minus arm); ``code`` arms are read under the chosen selection rule
 EFFECTS = (
@@ -71,6 +75,10 @@ EFFECTS = (
     ("the norm term under the code protocol", "code", "code-no-norm"),
     ("the code protocol in total", "code", "base"),
     ("selection optimism: rule (a) - rule (b)", "code@best_test", "code@heldout"),
+    ("the norm term with a fitted norm net (code protocol)", "code-fitted", "code-no-norm"),
+    ("fitting the code's norm net to convergence", "code-fitted", "code"),
+    ("the base checkpoint under the code protocol", "code", "code-from-scratch"),
+    ("the code protocol from a random start, against the base", "code-from-scratch", "base"),
 )
 
 
@@ -133,10 +141,15 @@ def _ensure_base(cfg, rd: Path, data, needs_ckpt: bool, log):
 
 
 def run_audit(dataset: str, seeds, *, work="runs/audit", results="results/audit", data_dir=None,
-              bases=None, variants=BASE_VARIANTS, posthoc: Optional[dict] = None, train=None,
-              plan: Optional[dict] = None, data=None, log=print) -> None:
+              bases=None, variants=None, posthoc: Optional[dict] = None, train=None,
+              plan: Optional[dict] = None, data=None, replace_dirty: bool = False,
+              log=print) -> None:
     """Train and post-process every arm of the audit for ``dataset`` and ``seeds``, resumably.
-    ``plan`` defaults to ``PLANS[dataset]``; ``data`` to the dataset loaded from ``data_dir``."""
+    ``plan`` defaults to ``PLANS[dataset]``; ``data`` to the dataset loaded from ``data_dir``;
+    ``variants`` to :data:`BASE_VARIANTS`, plus ``code-from-scratch`` on :data:`SCRATCH_BASE`.
+
+    ``replace_dirty``: a stored record written from a dirty tree (``git.dirty``) counts as missing:
+    it is rerun here (a base must reproduce it) and the new record replaces it."""
     from .experiment import load_for_config
     from .sweep import make_cfg
     plan = plan or PLANS[dataset]
@@ -144,19 +157,24 @@ def run_audit(dataset: str, seeds, *, work="runs/audit", results="results/audit"
     bases = tuple(bases or plan["bases"])
     overrides = {**plan["train"], **(train or {}), "progress": False}
     opts = {**plan["posthoc"], **(posthoc or {})}
+    def done(d: Path) -> bool:
+        return _completed(d) and not (replace_dirty and d.is_relative_to(results) and _dirty(d))
+
     for seed in seeds:
         for base in bases:
-            arms = [(base, variants)]
+            base_variants = tuple(variants) if variants is not None else (
+                BASE_VARIANTS + ((SCRATCH_VARIANT,) if base == SCRATCH_BASE else ()))
+            arms = [(base, base_variants)]
             if base in plan["phase1"]:
                 arms.append((f"{base}+frobenius_reg", ("text",)))
             for method, arm_variants in arms:
                 cfg = make_cfg(dataset, method, seed, overrides)
                 rd = base_dir(work, dataset, method, seed)
                 todo = [v for v in arm_variants
-                        if not (_completed(posthoc_dir(work, dataset, method, seed, v))
-                                or _completed(posthoc_dir(results, dataset, method, seed, v)))]
+                        if not (done(posthoc_dir(work, dataset, method, seed, v))
+                                or done(posthoc_dir(results, dataset, method, seed, v)))]
                 stored = base_dir(results, dataset, method, seed) / "run.json"
-                if not todo and _completed(stored.parent):
+                if not todo and done(stored.parent):
                     log(f"skip  {rd}: every arm is stored in {results}")
                     continue
                 if _completed(stored.parent) and not (rd / "run.json").exists():
@@ -165,7 +183,10 @@ def run_audit(dataset: str, seeds, *, work="runs/audit", results="results/audit"
                     shutil.copyfile(stored, rd / "run.json")
                 if data is None:
                     data = load_for_config(cfg, data_dir, subset=False)
-                _ensure_base(cfg, rd, data, needs_ckpt=bool(todo), log=log)
+                needs_ckpt = any(v != SCRATCH_VARIANT for v in todo)
+                if replace_dirty and _completed(rd) and _dirty(rd) and not _has_ckpt(rd):
+                    needs_ckpt = True   # retrained from this tree, it replaces the dirty record
+                _ensure_base(cfg, rd, data, needs_ckpt=needs_ckpt, log=log)
                 _mirror(work, results, rd)
                 for v in arm_variants:
                     od = posthoc_dir(work, dataset, method, seed, v)
@@ -186,6 +207,15 @@ def run_audit(dataset: str, seeds, *, work="runs/audit", results="results/audit"
 def _completed(d: Path) -> bool:
     p = d / "run.json"
     return p.exists() and records.read_json(p).get("status") == "completed"
+
+
+def _dirty(d: Path) -> bool:
+    """The record in ``d`` was written from a tree with uncommitted changes."""
+    return bool((records.read_json(d / "run.json").get("git") or {}).get("dirty"))
+
+
+def _has_ckpt(d: Path) -> bool:
+    return (d / "ckpt" / "main.pt").exists()
 
 
 # ------------------------------------------------------------------------------------ reading
@@ -233,7 +263,12 @@ def collect(results="results/audit", metric: Optional[str] = None) -> pd.DataFra
     if skipped:
         warnings.warn(f"{len(skipped)} audit record(s) not completed, left out: "
                       + "; ".join(skipped), stacklevel=2)
-    return pd.DataFrame(rows, columns=["dataset", "base", "seed", "arm", "shot", "metric", "value"])
+    df = pd.DataFrame(rows, columns=["dataset", "base", "seed", "arm", "shot", "metric", "value"])
+    # the from-scratch arm is stored once per (dataset, seed) and pairs with every base
+    scratch = df[df["arm"].str.startswith(SCRATCH_VARIANT) & (df["base"] == SCRATCH_BASE)]
+    copies = [scratch[scratch["dataset"] == ds].assign(base=b) for ds in scratch["dataset"].unique()
+              for b in df.loc[df["dataset"] == ds, "base"].unique() if b != SCRATCH_BASE]
+    return pd.concat([df, *copies], ignore_index=True) if copies else df
 
 
 def _rows(ds, base, seed, arm, test, metric, path=None):
@@ -248,7 +283,7 @@ def _rows(ds, base, seed, arm, test, metric, path=None):
 
 
 def _arm_name(arm: str, rule: str) -> str:
-    return f"{arm}@{rule}" if arm in ("code", "code-no-norm") else arm
+    return f"{arm}@{rule}" if arm.startswith("code") and "@" not in arm else arm
 
 
 def decomposition(df: pd.DataFrame, dataset: str, base: str, rule: str = "heldout") -> pd.DataFrame:
@@ -589,6 +624,8 @@ def main(argv=None) -> int:
     r.add_argument("--data-dir", default=None)
     r.add_argument("--full-grid", action="store_true",
                    help="the published grid: 40 fine-tune epochs x norm-net epochs 1,3,...,19")
+    r.add_argument("--replace-dirty", action="store_true",
+                   help="rerun the stored records written from a dirty tree and replace them")
     t = sub.add_parser("tables", help="decomposition tables and the README/intro answer from the "
                                       "stored records")
     t.add_argument("--results", default="results/audit")
@@ -601,7 +638,8 @@ def main(argv=None) -> int:
         opts = ({"regression_epochs": 40, "linear_epochs": PUBLISHED_LINEAR_EPOCHS}
                 if a.full_grid else None)
         run_audit(a.dataset, a.seeds, work=a.work, results=a.results, data_dir=a.data_dir,
-                  bases=a.bases, posthoc=opts, log=lambda m: print(m, flush=True))
+                  bases=a.bases, posthoc=opts, replace_dirty=a.replace_dirty,
+                  log=lambda m: print(m, flush=True))
         return 0
     if a.check:
         stale = update_answer(a.results, check=True)

@@ -9,17 +9,17 @@ protocol, the published code's protocol, and a control for each.
 best-validation model of that run is loaded, checked against the record's test metrics, and handed
 to one variant:
 
-============== ============================== ================ =====================================
-variant        phase 2                        phase 3 data     phase 3 loss
-============== ============================== ================ =====================================
-``text``       prototype norms, NormNet       training split   base loss + gamma * eq. 7
-               (sigmoid), as ``frobenius``
-``text-no-norm`` as ``text``                  training split   as ``text`` with gamma = 0
-``code``       mean per-sample norms,         validation split MSE + per-label batch-mean norm term
-               Linear + softplus on the raw                    (the published code's)
-               label
-``code-no-norm`` none                         validation split MSE only
-============== ============================== ================ =====================================
+* ``text``: phase 2 as ``frobenius`` (prototype norms, NormNet with a sigmoid); phase 3 on the
+  training split with the base loss + gamma * eq. 7;
+* ``text-no-norm``: as ``text`` with gamma = 0 (the extra epochs alone);
+* ``code``: phase 2 as the published code (mean per-sample norms, Linear + softplus on the raw
+  label, a few Adam epochs); phase 3 on the validation split with MSE + the code's per-label
+  batch-mean norm term;
+* ``code-no-norm``: the same fine-tune on the validation split, MSE only;
+* ``code-fitted``: as ``code`` with its norm net fitted to convergence (L-BFGS), so that an
+  under-fitted net and the norm idea can be told apart;
+* ``code-from-scratch``: as ``code`` on the base's architecture at its random initialisation, what
+  the published script fine-tunes when its base checkpoint does not load (no checkpoint needed).
 
 The text variants reuse the trainer (:func:`dirlib.train.fit`): ``sft_epochs`` at ``sft_lr`` with the
 base method's own loss, the epoch selected on the validation split, test metrics tracked per epoch.
@@ -63,7 +63,12 @@ from .data.base import SHOTS, DIRData, SubsetItems
 from .metrics import shot_metrics
 from .train import RunConfig, fit, make_loader, predict, resolve_device, seed_everything
 
-VARIANTS = ("text", "text-no-norm", "code", "code-no-norm")
+VARIANTS = ("text", "text-no-norm", "code", "code-no-norm", "code-fitted", "code-from-scratch")
+#: the variants that run the published code's fine-tune on the validation split
+CODE_VARIANTS = ("code", "code-no-norm", "code-fitted", "code-from-scratch")
+#: the variants that need no trained base: they start from the base's architecture at the seed's
+#: random initialisation (the published script's case when its checkpoint does not load)
+FROM_SCRATCH_VARIANTS = ("code-from-scratch",)
 #: the published sweep (``train.sh``): fine-tune epochs x norm-net epochs
 PUBLISHED_REGRESSION_EPOCHS = (1, 3, 5, 10, 15, 20, 25, 30, 35, 40)
 PUBLISHED_LINEAR_EPOCHS = (1, 3, 5, 7, 9, 11, 13, 15, 17, 19)
@@ -189,6 +194,64 @@ def fit_softplus_norm_net(labels, norms, *, epochs, snapshots=(), lr=1e-3, weigh
     return net.eval(), snaps
 
 
+def norm_fit_error(net: nn.Module, labels, norms) -> dict:
+    """How well a norm net fits its ``(label, norm)`` pairs: ``rmse``, ``r2`` (1 - SSE / SST; NaN
+    with fewer than two distinct norms) and ``n``."""
+    x = torch.as_tensor(np.asarray(labels, dtype=np.float32)).reshape(-1)
+    t = np.asarray(norms, dtype=np.float64).reshape(-1)
+    with torch.no_grad():
+        p = net(x).double().numpy()
+    sse = float(((p - t) ** 2).sum())
+    sst = float(((t - t.mean()) ** 2).sum())
+    return {"rmse": math.sqrt(sse / max(len(t), 1)), "r2": 1.0 - sse / sst if sst > 0 else math.nan,
+            "n": int(len(t))}
+
+
+def fit_softplus_norm_net_converged(labels, norms, *, max_iter: int = 1000):
+    """:class:`SoftplusNormNet` fitted to convergence on ``(label, norm)`` pairs: the code's MSE
+    objective, started from the least-squares line through ``softplus^-1(norm)`` and minimised by
+    full-batch L-BFGS (float64, strong-Wolfe line search) until the gradient vanishes.
+
+    Returns ``(net, info)`` with ``info``: ``iterations``, ``grad_norm`` at the end, ``loss`` (the
+    mean squared error on the pairs). Deterministic: no random start, no shuffles.
+
+    >>> net, info = fit_softplus_norm_net_converged([20, 30, 40, 50], [21.0, 31.0, 41.0, 51.0])
+    >>> round(float(net(torch.tensor([60.0]))), 2), info["loss"] < 1e-8
+    (61.0, True)
+    """
+    x = torch.as_tensor(np.asarray(labels, dtype=np.float64)).reshape(-1)
+    t = torch.as_tensor(np.asarray(norms, dtype=np.float64)).reshape(-1)
+    if x.shape != t.shape or x.numel() == 0:
+        raise ValueError(f"fit_softplus_norm_net_converged: labels and norms must be non-empty and of "
+                         f"equal length, got {tuple(x.shape)} and {tuple(t.shape)}")
+    if not (torch.isfinite(x).all() and torch.isfinite(t).all()) or (t <= 0).any():
+        raise ValueError("fit_softplus_norm_net_converged: labels must be finite and norms finite "
+                         "and positive")
+    inv = t + torch.log(-torch.expm1(-t))                 # softplus^-1, stable for large norms
+    design = torch.stack([x, torch.ones_like(x)], dim=1)
+    coef = torch.linalg.lstsq(design, inv.reshape(-1, 1)).solution.reshape(-1)
+    w = coef[0].clone().requires_grad_(True)
+    b = coef[1].clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, tolerance_grad=1e-12,
+                            tolerance_change=1e-16, history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = ((F.softplus(w * x + b) - t) ** 2).mean()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    loss = closure()
+    grad = math.hypot(float(w.grad), float(b.grad))
+    net = SoftplusNormNet()
+    with torch.no_grad():
+        net.linear.weight.fill_(float(w))
+        net.linear.bias.fill_(float(b))
+    return net.eval(), {"iterations": int(opt.state[opt._params[0]]["n_iter"]), "grad_norm": grad,
+                        "loss": float(loss)}
+
+
 def per_label_sample_norms(model, data: DIRData, cfg: RunConfig, device, *, augmented=True):
     """Per bin: the mean of per-sample ``||z_i||`` over the training split (``data.train``, with its
     training augmentation when ``augmented``; the model in eval mode, no grad), and the counts.
@@ -250,8 +313,9 @@ def items_metrics(model, items, labels, data: DIRData, cfg: RunConfig, device) -
 def code_finetune(model, data: DIRData, fit_idx, cfg: RunConfig, pc: PosthocConfig, device,
                   target_per_bin=None, heldout_idx=None) -> list:
     """Fine-tune ``model`` (in place) on the validation items ``fit_idx`` as the published code does,
-    and evaluate after every epoch. Returns one dict per epoch: ``epoch``, ``train_loss``, ``norm_term``
-    (mean over batches; 0 without targets), ``test`` shot metrics and, with ``heldout_idx``,
+    and evaluate after every epoch. Returns one dict per epoch: ``epoch``, ``train_loss`` (task loss
+    plus norm term), ``norm_term`` and ``task_loss`` (means over batches; the norm term is 0 without
+    targets), ``norm_to_task`` (their ratio), ``test`` shot metrics and, with ``heldout_idx``,
     ``heldout`` shot metrics on those validation items.
 
     Only ``data.val`` items reach the optimiser here; the training split is never read."""
@@ -270,11 +334,11 @@ def code_finetune(model, data: DIRData, fit_idx, cfg: RunConfig, pc: PosthocConf
         loader.generator.manual_seed(cfg.seed * 1000 + 7 * epoch + 3)
         torch.manual_seed(cfg.seed * 100003 + epoch)
         model.train()
-        tot, tot_norm, nb = 0.0, 0.0, 0
+        tot, tot_norm, tot_task, nb = 0.0, 0.0, 0.0, 0
         for x, y, j in loader:
             x, y = x.to(device), y.to(device).float()
             pred, z = model(x)
-            loss = F.mse_loss(pred, y)
+            loss = task = F.mse_loss(pred, y)
             norm_term = torch.zeros((), device=device)
             if targets is not None:
                 norm_term = code_norm_loss(z, bins_all[j].to(device), targets)
@@ -286,9 +350,13 @@ def code_finetune(model, data: DIRData, fit_idx, cfg: RunConfig, pc: PosthocConf
             opt.step()
             tot += float(loss.detach())
             tot_norm += float(norm_term.detach())
+            tot_task += float(task.detach())
             nb += 1
         p, _ = predict(model, test_loader, device)
+        task_mean = tot_task / max(nb, 1)
         rec = {"epoch": epoch, "train_loss": tot / max(nb, 1), "norm_term": tot_norm / max(nb, 1),
+               "task_loss": task_mean,
+               "norm_to_task": (tot_norm / max(nb, 1)) / task_mean if task_mean > 0 else math.nan,
                "test": shot_metrics(p * data.target_scale, data.test_labels, data.shot_reference,
                                     spec=data.shot_spec, binning=data.binning, gm_eps=data.gm_eps,
                                     pearson=data.pearson)}
@@ -347,12 +415,43 @@ def select_rules(grid: list, metric: str) -> dict:
     return out
 
 
+def fine_tune_health(record: dict, metric: str, start_heldout: Optional[float] = None) -> list:
+    """One row per held-out fine-tune (``fit_on == "val_half"``) of a code-family record: the
+    held-out half's overall ``metric`` at the start (``record["start"]``, else ``start_heldout``,
+    e.g. the base's whole-validation error for records made before the start was stored), after
+    the last epoch, ``worse`` (the fine-tune ended above its start), and the first and last epochs'
+    norm term / task loss. Records that predate ``task_loss`` derive it as ``train_loss -
+    norm_term``."""
+    start = (record.get("start") or {}).get("heldout", {}).get("all", {}).get(metric, start_heldout)
+    out = []
+    for g in record.get("grid", []):
+        if g["fit_on"] != "val_half" or not g["epochs"]:
+            continue
+
+        def ratio(e):
+            task = e.get("task_loss", e["train_loss"] - e["norm_term"])
+            return e["norm_term"] / task if task > 0 else math.nan
+
+        end = g["epochs"][-1]["heldout"]["all"][metric]
+        out.append({"linear_epochs": g["linear_epochs"], "start": start, "end": end,
+                    "start_stored": "start" in record,
+                    "worse": bool(start is not None and end > start),
+                    "norm_to_task_first": ratio(g["epochs"][0]),
+                    "norm_to_task_last": ratio(g["epochs"][-1])})
+    return out
+
+
 # ------------------------------------------------------------------------------------ base runs
-def load_base(base_dir, data: Optional[DIRData] = None, data_dir=None, check: bool = True):
+def load_base(base_dir, data: Optional[DIRData] = None, data_dir=None, check: bool = True,
+              from_scratch: bool = False):
     """The base run's record, config, data and best-validation model (on the run's device).
 
     With ``check`` the loaded model is evaluated on the test split and must reproduce the record's
-    test metrics (to 1e-6 relative): a checkpoint of another run or a stale one is refused."""
+    test metrics (to 1e-6 relative): a checkpoint of another run or a stale one is refused.
+
+    ``from_scratch``: no checkpoint is read; the model is the base's architecture at the random
+    initialisation its run started from (``seed_everything(seed)`` then ``build_model``, as
+    :func:`dirlib.train.fit` does)."""
     from .experiment import apply_subset, load_for_config
     from .models import build_model
     base_dir = Path(base_dir)
@@ -372,16 +471,20 @@ def load_base(base_dir, data: Optional[DIRData] = None, data_dir=None, check: bo
         raise ValueError(f"posthoc: {rec_path}: config does not match its config_hash "
                          f"(edited by hand?)")
     ckpt = base_dir / "ckpt" / "main.pt"
+    if from_scratch:
+        data = load_for_config(cfg, data_dir) if data is None else apply_subset(cfg, data)
+        _check_data(rec, data, rec_path)
+        seed_everything(cfg.seed)
+        model = build_model(cfg.model or data.model, **{**data.model_kwargs, **cfg.model_kwargs})
+        device = resolve_device(cfg.device)
+        return rec, cfg, data, model.to(device), device
     if not ckpt.exists():
         raise FileNotFoundError(
             f"posthoc: the base run's checkpoint {ckpt} is missing (checkpoints are not committed); "
             f"rerun the base with the same config into {base_dir}: python -m dirlib.audit run "
             f"recreates it")
     data = load_for_config(cfg, data_dir) if data is None else apply_subset(cfg, data)
-    data_hash = records.data_hash(data)
-    if rec.get("data_hash") and rec["data_hash"] != data_hash:
-        raise ValueError(f"posthoc: the data differ from the base run's ({data_hash} != "
-                         f"{rec['data_hash']} in {rec_path})")
+    _check_data(rec, data, rec_path)
     ck = load_checkpoint(ckpt)
     if ck.get("phase") != "main" or not ck.get("best", {}).get("state"):
         raise ValueError(f"posthoc: {ckpt} holds no best-validation state of a 'main' phase")
@@ -397,6 +500,13 @@ def load_base(base_dir, data: Optional[DIRData] = None, data_dir=None, check: bo
             raise ValueError(f"posthoc: {ckpt} does not reproduce the record's test {key} "
                              f"({got} != {want}); the checkpoint belongs to another run")
     return rec, cfg, data, model, device
+
+
+def _check_data(rec: dict, data: DIRData, rec_path: Path):
+    data_hash = records.data_hash(data)
+    if rec.get("data_hash") and rec["data_hash"] != data_hash:
+        raise ValueError(f"posthoc: the data differ from the base run's ({data_hash} != "
+                         f"{rec['data_hash']} in {rec_path})")
 
 
 def family_of(data: DIRData) -> str:
@@ -418,7 +528,8 @@ def run_posthoc(base_dir, variant: str, out_dir, *, data: Optional[DIRData] = No
         pc = dataclasses.replace(pc, variant=variant)
     out_dir = Path(out_dir)
     rec_path = out_dir / "run.json"
-    base_rec, cfg, data, model, device = load_base(base_dir, data, data_dir)
+    base_rec, cfg, data, model, device = load_base(base_dir, data, data_dir,
+                                                   from_scratch=variant in FROM_SCRATCH_VARIANTS)
     pc = pc.resolved(cfg, family_of(data))
     base_link = {"path": os.path.relpath(Path(base_dir).resolve(), out_dir.resolve()),
                  "config_hash": base_rec["config_hash"], "data_hash": base_rec.get("data_hash"),
@@ -471,34 +582,55 @@ def _run_text(cfg, data, model, pc: PosthocConfig, out_dir: Path, device) -> dic
             "val": res["val"]}
 
 
+def _code_norm_targets(model, data: DIRData, cfg: RunConfig, pc: PosthocConfig, device, record):
+    """Phase 2 of the code protocol: ``{grid key: per-label target norms}`` (the observed norm on
+    majority labels, the norm net's prediction elsewhere), and ``record["norm"]``. ``code`` and
+    ``code-from-scratch`` fit the code's net for each of ``pc.linear_epochs`` (the grid key);
+    ``code-fitted`` fits it to convergence once (key ``None``: the grid has no norm-net axis)."""
+    t0 = time.time()
+    shots = data.bin_shots()
+    observed, counts = per_label_sample_norms(model, data, cfg, device, augmented=True)
+    majority = (shots == "many") & (counts > 0)
+    labels = data.binning.centers
+    if pc.variant == "code-fitted":
+        net, info = fit_softplus_norm_net_converged(labels[majority], observed[majority])
+        nets = {None: net}
+    else:
+        _, nets = fit_softplus_norm_net(labels[majority], observed[majority],
+                                        epochs=max(pc.linear_epochs), snapshots=pc.linear_epochs,
+                                        lr=pc.linear_lr, weight_decay=pc.linear_weight_decay,
+                                        batch_size=pc.linear_batch_size, seed=cfg.seed)
+    per_l, targets = {}, {}
+    for key, net in nets.items():
+        with torch.no_grad():
+            predicted = net(torch.as_tensor(labels, dtype=torch.float32)).numpy()
+        targets[key] = np.where(majority, observed, predicted)
+        per_l["fitted" if key is None else str(key)] = {
+            "predicted_norm": predicted,
+            "weight": float(net.linear.weight.detach().reshape(())),
+            "bias": float(net.linear.bias.detach().reshape(())),
+            "fit": norm_fit_error(net, labels[majority], observed[majority])}
+    record["norm"] = {"time_s": time.time() - t0, "label": labels, "count": counts,
+                      "shot": shots, "observed_norm": observed, "majority": majority,
+                      "by_linear_epochs": per_l}
+    if pc.variant == "code-fitted":
+        record["norm"]["converged"] = info
+    return targets
+
+
 def _run_code(cfg, data, model, pc: PosthocConfig, device, record, rec_path, log):
     start_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     fit_half, held_half = stratified_halves(data.val_labels, data.binning, pc.split_seed)
     record["split"] = {"seed": pc.split_seed, "n_fit": len(fit_half), "n_heldout": len(held_half),
                        "heldout_index_hash": records.stable_hash(held_half.tolist())}
-    shots = data.bin_shots()
+    # where every fine-tune starts from: the collapse flag compares the last epoch with it
+    record["start"] = {
+        "test": items_metrics(model, data.test, data.test_labels, data, cfg, device),
+        "heldout": items_metrics(model, SubsetItems(data.val, held_half), data.val_labels[held_half],
+                                 data, cfg, device)}
     targets_by_l = {None: None}
-    if pc.variant == "code":
-        t0 = time.time()
-        observed, counts = per_label_sample_norms(model, data, cfg, device, augmented=True)
-        majority = (shots == "many") & (counts > 0)
-        labels = data.binning.centers
-        _, snaps = fit_softplus_norm_net(labels[majority], observed[majority],
-                                         epochs=max(pc.linear_epochs), snapshots=pc.linear_epochs,
-                                         lr=pc.linear_lr, weight_decay=pc.linear_weight_decay,
-                                         batch_size=pc.linear_batch_size, seed=cfg.seed)
-        per_l = {}
-        targets_by_l = {}
-        for lin in pc.linear_epochs:
-            with torch.no_grad():
-                predicted = snaps[lin](torch.as_tensor(labels, dtype=torch.float32)).numpy()
-            targets_by_l[lin] = np.where(majority, observed, predicted)
-            per_l[str(lin)] = {"predicted_norm": predicted,
-                               "weight": float(snaps[lin].linear.weight.detach().reshape(())),
-                               "bias": float(snaps[lin].linear.bias.detach().reshape(()))}
-        record["norm"] = {"time_s": time.time() - t0, "label": labels, "count": counts,
-                          "shot": shots, "observed_norm": observed, "majority": majority,
-                          "by_linear_epochs": per_l}
+    if pc.variant != "code-no-norm":
+        targets_by_l = _code_norm_targets(model, data, cfg, pc, device, record)
     grid = record.setdefault("grid", [])
     done = {(g["linear_epochs"], g["fit_on"]) for g in grid}
     full_idx = np.arange(len(data.val_labels))

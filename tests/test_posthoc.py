@@ -272,7 +272,9 @@ def test_audit_runs_collects_and_decomposes(tmp_path, data):
     df = audit.collect(res)
     assert set(df["arm"]) == {"base", "phase1", "phase1>text", "text", "text-no-norm",
                               "code@best_test", "code@heldout", "code-no-norm@best_test",
-                              "code-no-norm@heldout"}
+                              "code-no-norm@heldout", "code-fitted@best_test",
+                              "code-fitted@heldout", "code-from-scratch@best_test",
+                              "code-from-scratch@heldout"}
     t = audit.decomposition(df, "synthetic", "vanilla", "heldout")
     row = t[(t["effect"] == audit.EFFECTS[4][0]) & (t["shot"] == "few")].iloc[0]
     want = paired_difference(
@@ -322,3 +324,87 @@ def test_method_tables_do_not_read_audit_records(tmp_path, base):
     assert [r["_path"] for r in got] == [str(tmp_path / "runs" / "synthetic" / "vanilla" / "seed0"
                                              / "run.json")]
     assert len(load_records(tmp_path / "audit")) == 1
+
+
+# ------------------------------------------------------------------------------------ new arms
+def test_fitted_norm_net_fits_better_than_the_codes_and_is_recorded(base, data, tmp_path):
+    from dirlib.posthoc import fit_softplus_norm_net_converged, norm_fit_error
+    labels = np.arange(20.0, 80.0)
+    norms = 19.0 + 0.9 * (labels - 20.0)          # the UTKFace-DIR range of the issue: 19-73
+    code_net, _ = fit_softplus_norm_net(labels, norms, epochs=19, seed=0)
+    fitted, info = fit_softplus_norm_net_converged(labels, norms)
+    assert norm_fit_error(code_net, labels, norms)["rmse"] > 10     # the code's under-fit
+    assert norm_fit_error(fitted, labels, norms)["rmse"] < 1e-3 and info["grad_norm"] < 1e-4
+    rec = run_posthoc(base, "code-fitted", tmp_path / "cf", data=data,
+                      config=PosthocConfig(variant="code-fitted", **SMALL))
+    assert [g["linear_epochs"] for g in rec["grid"]] == [None, None]      # one fitted net
+    fit = rec["norm"]["by_linear_epochs"]["fitted"]["fit"]
+    code = run_posthoc(base, "code", tmp_path / "c", data=data,
+                       config=PosthocConfig(variant="code", **SMALL))
+    assert all(fit["rmse"] <= v["fit"]["rmse"] + 1e-9
+               for v in code["norm"]["by_linear_epochs"].values())
+    assert set(rec["selected"]) == {"best_test", "heldout"}
+
+
+def test_from_scratch_arm_needs_no_checkpoint_and_starts_at_the_runs_init(base, data, tmp_path):
+    from dirlib.models import build_model
+    from dirlib.train import seed_everything
+    copy = tmp_path / "base"
+    shutil.copytree(base, copy)
+    shutil.rmtree(copy / "ckpt")
+    rec = run_posthoc(copy, "code-from-scratch", tmp_path / "s", data=data,
+                      config=PosthocConfig(variant="code-from-scratch", **SMALL))
+    assert rec["status"] == "completed"
+    assert rec["start"]["test"]["all"]["mae"] != rec["base_test"]["all"]["mae"]
+    _, cfg, _, model, _ = load_base(copy, data, from_scratch=True)
+    seed_everything(cfg.seed)
+    fresh = build_model(cfg.model or data.model, **{**data.model_kwargs, **cfg.model_kwargs})
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 fresh.state_dict().values()))
+
+
+def test_code_records_store_their_start_loss_ratio_and_health(base, data, tmp_path):
+    from dirlib.posthoc import fine_tune_health
+    rec = run_posthoc(base, "code", tmp_path / "c", data=data,
+                      config=PosthocConfig(variant="code", **SMALL))
+    base_rec = json.loads((base / "run.json").read_text())
+    assert rec["start"]["test"]["all"]["mae"] == pytest.approx(base_rec["test"]["all"]["mae"],
+                                                                rel=1e-6)
+    for g in rec["grid"]:
+        for e in g["epochs"]:
+            assert e["train_loss"] == pytest.approx(e["task_loss"] + e["norm_term"], rel=1e-5)
+            assert e["norm_to_task"] == pytest.approx(e["norm_term"] / e["task_loss"])
+    rows = fine_tune_health(rec, "mae")
+    assert len(rows) == len(SMALL["linear_epochs"]) and all(r["start_stored"] for r in rows)
+    for r, g in zip(rows, [g for g in rec["grid"] if g["fit_on"] == "val_half"]):
+        end = g["epochs"][-1]["heldout"]["all"]["mae"]
+        assert r["end"] == end and r["worse"] == (end > rec["start"]["heldout"]["all"]["mae"])
+    # an older record without a stored start: the caller's start is used, and says so
+    old = {k: v for k, v in rec.items() if k != "start"}
+    rows = fine_tune_health(old, "mae", start_heldout=-1.0)
+    assert all(r["worse"] and not r["start_stored"] for r in rows)
+
+
+def test_audit_replaces_dirty_records_when_asked(tmp_path, data):
+    plan = {"train": {"epochs": 2, "data_kwargs": SYN, "diagnostics": False},
+            "bases": ("vanilla",), "phase1": (), "posthoc": dict(SMALL, sft_epochs=1)}
+    work, res = tmp_path / "work", tmp_path / "results"
+    kw = dict(work=work, results=res, plan=plan, data=data, variants=("code-no-norm",),
+              log=lambda m: None)
+    audit.run_audit("synthetic", [0], **kw)
+    shutil.rmtree(work)
+    stored = res / "synthetic" / "vanilla" / "seed0"
+    for p in (stored / "run.json", stored / "posthoc" / "code-no-norm" / "run.json"):
+        rec = json.loads(p.read_text())
+        rec["git"] = {"commit": "0" * 40, "dirty": True}
+        p.write_text(json.dumps(rec))
+    logs = []
+    audit.run_audit("synthetic", [0], **{**kw, "log": logs.append})   # not asked: kept
+    assert not any(m.startswith(("done", "retrain")) for m in logs), logs
+    logs = []
+    audit.run_audit("synthetic", [0], **{**kw, "log": logs.append}, replace_dirty=True)
+    assert [m.split()[0] for m in logs if m.startswith(("done", "retrain"))] == \
+        ["retrain", "done", "done"], logs
+    assert not any("WARNING" in m for m in logs), logs
+    for p in (stored / "run.json", stored / "posthoc" / "code-no-norm" / "run.json"):
+        assert json.loads(p.read_text())["git"]["commit"] != "0" * 40

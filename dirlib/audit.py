@@ -186,8 +186,20 @@ def run_audit(dataset: str, seeds, *, work="runs/audit", results="results/audit"
                 needs_ckpt = any(v != SCRATCH_VARIANT for v in todo)
                 if replace_dirty and _completed(rd) and _dirty(rd) and not _has_ckpt(rd):
                     needs_ckpt = True   # retrained from this tree, it replaces the dirty record
-                _ensure_base(cfg, rd, data, needs_ckpt=needs_ckpt, log=log)
+                base_rec = _ensure_base(cfg, rd, data, needs_ckpt=needs_ckpt, log=log)
                 _mirror(work, results, rd)
+                # a stored arm made from another checkpoint of this base (a retrained base that did
+                # not reproduce) no longer pairs with it: rerun it
+                for v in arm_variants:
+                    if v in todo or v == SCRATCH_VARIANT:
+                        continue
+                    for root in (work, results):
+                        od = posthoc_dir(root, dataset, method, seed, v)
+                        if _completed(od) and not _same_base(od, base_rec):
+                            log(f"stale {od}: made from another checkpoint of its base; rerun")
+                            todo.append(v)
+                            (od / "run.json").unlink()
+                            break
                 for v in arm_variants:
                     od = posthoc_dir(work, dataset, method, seed, v)
                     if v not in todo:
@@ -207,6 +219,12 @@ def run_audit(dataset: str, seeds, *, work="runs/audit", results="results/audit"
 def _completed(d: Path) -> bool:
     p = d / "run.json"
     return p.exists() and records.read_json(p).get("status") == "completed"
+
+
+def _same_base(posthoc_dir_: Path, base_rec: dict) -> bool:
+    """The post-hoc record in ``posthoc_dir_`` was made from the checkpoint behind ``base_rec``: the
+    base's test metrics it saw on loading (``base_test``) are the base record's."""
+    return records.read_json(posthoc_dir_ / "run.json").get("base_test") == base_rec.get("test")
 
 
 def _dirty(d: Path) -> bool:
@@ -243,6 +261,11 @@ def collect(results="results/audit", metric: Optional[str] = None) -> pd.DataFra
                 if stored != rec["base"]["config_hash"]:
                     raise ValueError(f"{path}: its base {base_rec_path} has config hash {stored}, "
                                      f"the post-hoc record names {rec['base']['config_hash']}")
+                if (not rec["variant"].startswith(SCRATCH_VARIANT)
+                        and records.read_json(base_rec_path).get("test") != rec.get("base_test")):
+                    raise ValueError(f"{path}: made from another checkpoint of its base "
+                                     f"{base_rec_path} (the base's test metrics differ): it does "
+                                     f"not pair with it; rerun it (python -m dirlib.audit run)")
             if base_method.endswith("+frobenius_reg"):
                 base, arm_prefix = base_method[: -len("+frobenius_reg")], "phase1>"
             else:

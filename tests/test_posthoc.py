@@ -408,3 +408,34 @@ def test_audit_replaces_dirty_records_when_asked(tmp_path, data):
     assert not any("WARNING" in m for m in logs), logs
     for p in (stored / "run.json", stored / "posthoc" / "code-no-norm" / "run.json"):
         assert json.loads(p.read_text())["git"]["commit"] != "0" * 40
+
+
+def test_audit_reruns_arms_of_a_base_that_did_not_reproduce(tmp_path, data):
+    plan = {"train": {"epochs": 2, "data_kwargs": SYN, "diagnostics": False},
+            "bases": ("vanilla",), "phase1": (), "posthoc": dict(SMALL, sft_epochs=1)}
+    work, res = tmp_path / "work", tmp_path / "results"
+    kw = dict(work=work, results=res, plan=plan, data=data, variants=("code-no-norm", "text"))
+    audit.run_audit("synthetic", [0], **kw, log=lambda m: None)
+    stored = res / "synthetic" / "vanilla" / "seed0"
+    arm = stored / "posthoc" / "code-no-norm" / "run.json"
+    # an arm that saw another checkpoint of its base does not pair with it: the tables refuse it
+    rec = json.loads(arm.read_text())
+    rec["base_test"]["all"]["mae"] += 1.0
+    arm.write_text(json.dumps(rec))
+    with pytest.raises(ValueError, match="another checkpoint"):
+        audit.collect(res)
+    # a stored base that the code no longer reproduces (an older commit's numbers), and a new arm
+    # to run on it: the base is retrained, and the arm made from another checkpoint is rerun
+    shutil.rmtree(work)
+    rec = json.loads((stored / "run.json").read_text())
+    rec["test"]["all"]["mse"] += 0.5
+    (stored / "run.json").write_text(json.dumps(rec))
+    logs = []
+    audit.run_audit("synthetic", [0], **{**kw, "variants": ("code-no-norm", "text", "code")},
+                    log=logs.append)
+    assert any(m.startswith("WARNING") and "differs" in m for m in logs), logs
+    # text was made from the checkpoint the retrain reproduces; code-no-norm saw another one
+    assert [m.split()[1].rstrip(":").rsplit("/", 1)[-1] for m in logs if m.startswith("stale")] == \
+        ["code-no-norm"], logs
+    df = audit.collect(res)          # pairs again
+    assert {"base", "text", "code-no-norm@heldout", "code@heldout"} <= set(df["arm"])

@@ -216,6 +216,27 @@ def run_audit(dataset: str, seeds, *, work="runs/audit", results="results/audit"
                     _mirror(work, results, od)
 
 
+#: the tuned arms' methods: the base and the text's method on it (docs/audit-plan.md, Q5)
+TUNED_METHODS = ("vanilla", "frobenius")
+
+
+def run_tuned(dataset: str, seeds, *, trials: int = 4, methods=TUNED_METHODS,
+              results="results/audit", data_dir=None, data=None, plan: Optional[dict] = None,
+              backend: str = "local", log=print) -> dict:
+    """The tuned arms: each of ``methods`` tuned by :func:`dirlib.tune.tune` (``trials`` points of
+    its declared space, chosen on seed 0's validation split) at the plan's recipe, then trained for
+    ``seeds``, into ``results/<dataset>/tuned/<method>``. Returns ``{method: choice}``."""
+    from .tune import tune
+    plan = plan or PLANS[dataset]
+    overrides = {**plan["train"], "progress": False}
+    out = {}
+    for method in methods:
+        out[method] = tune(dataset, method, out=Path(results) / dataset / "tuned" / method_dir(method),
+                           trials=trials, seeds=seeds, overrides=overrides, data=data,
+                           data_dir=data_dir, backend=backend, log=log)
+    return out
+
+
 def _completed(d: Path) -> bool:
     p = d / "run.json"
     return p.exists() and records.read_json(p).get("status") == "completed"
@@ -246,14 +267,21 @@ def collect(results="results/audit", metric: Optional[str] = None) -> pd.DataFra
     from .results import read_records
     root = Path(results)
     rows, skipped = [], []
-    for path, rec in read_records(sorted(root.rglob("run.json"))):
+    paths = [p for p in sorted(root.rglob("run.json")) if "trials" not in p.relative_to(root).parts]
+    for path, rec in read_records(paths):
         if rec.get("status") != "completed":
             skipped.append(str(path))
             continue
         cfg = rec["config"]
         ds = cfg["dataset"]
         m = metric or main_metric(ds)
-        if rec.get("schema") == "dirlib.posthoc/1":
+        if "tuned" in path.relative_to(root).parts:
+            # dirlib.tune's runs at the setting chosen on validation data (audit tune)
+            parts = cfg["method"].split("+")
+            base = "+".join(p for p in parts if p != "frobenius") or "vanilla"
+            arm = "tuned:frobenius" if "frobenius" in parts else "tuned:base"
+            rows += _rows(ds, base, cfg["seed"], arm, rec["test"], m, path)
+        elif rec.get("schema") == "dirlib.posthoc/1":
             base_method = rec["base"]["method"]
             base_rec_path = (path.parent / rec["base"]["path"] / "run.json").resolve()
             if base_rec_path.exists():
@@ -649,6 +677,14 @@ def main(argv=None) -> int:
                    help="the published grid: 40 fine-tune epochs x norm-net epochs 1,3,...,19")
     r.add_argument("--replace-dirty", action="store_true",
                    help="rerun the stored records written from a dirty tree and replace them")
+    tu = sub.add_parser("tune", help="the tuned arms (Q5): the base and the text's method, each "
+                                     "tuned on validation data with the same budget (dirlib.tune)")
+    tu.add_argument("--dataset", required=True, choices=sorted(PLANS))
+    tu.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    tu.add_argument("--trials", type=int, default=4)
+    tu.add_argument("--methods", nargs="+", default=list(TUNED_METHODS))
+    tu.add_argument("--results", default="results/audit")
+    tu.add_argument("--data-dir", default=None)
     t = sub.add_parser("tables", help="decomposition tables and the README/intro answer from the "
                                       "stored records")
     t.add_argument("--results", default="results/audit")
@@ -663,6 +699,10 @@ def main(argv=None) -> int:
         run_audit(a.dataset, a.seeds, work=a.work, results=a.results, data_dir=a.data_dir,
                   bases=a.bases, posthoc=opts, replace_dirty=a.replace_dirty,
                   log=lambda m: print(m, flush=True))
+        return 0
+    if a.cmd == "tune":
+        run_tuned(a.dataset, a.seeds, trials=a.trials, methods=a.methods, results=a.results,
+                  data_dir=a.data_dir, log=lambda m: print(m, flush=True))
         return 0
     if a.check:
         stale = update_answer(a.results, check=True)

@@ -56,6 +56,12 @@ class MethodInfo:
     def conflicts(self) -> Dict[str, str]:
         return getattr(self.module, "CONFLICTS", {})
 
+    @property
+    def search_space(self):
+        """The points ``dirlib.tune`` tries (``SEARCH_SPACE``: a list of points, or a dict of value
+        lists whose product is the grid); empty when the method declares none."""
+        return getattr(self.module, "SEARCH_SPACE", [])
+
 
 @functools.lru_cache(maxsize=None)
 def catalog() -> Dict[str, MethodInfo]:

@@ -50,6 +50,10 @@ DEFAULTS = {
     "sft_ordinal": Default(False, source="eq. 7 replaces the phase-1 regulariser"),
 }
 
+#: the trials of ``dirlib.tune`` (docs/audit-plan.md): phase 1's weight, across both families'
+#: defaults (0.01 STS-B, 1 ages)
+SEARCH_SPACE = {"beta": [0.01, 0.1, 1.0, 10.0]}
+
 
 class OrdinalCallback(Callback):
     """Phase 1 (eqs. 1-6): ``beta * (L_KL + alpha * L_OE)`` on batch prototypes of ``z``."""

@@ -14,6 +14,9 @@ DEFAULTS = {
     "lam": Default(2.0, source="RankSim READMEs (train.py defaults --interpolation_lambda 1.0)"),
 }
 
+#: the trials of ``dirlib.tune``: RankSim's weight around both families' defaults
+SEARCH_SPACE = {"gamma": [3e-4, 1e-2, 1.0, 100.0]}
+
 
 class RankSimCallback(GeneratorState, Callback):
     """``gamma * RankSim(z, y)``; the sampling of one sample per label uses ``self.gen``."""

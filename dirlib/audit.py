@@ -43,17 +43,17 @@ SHOTS_ALL = ("all", "many", "median", "few")
 PLANS = {
     "sts-b-dir": {
         "train": {"epochs": 10, "model_kwargs": {"hidden": 128}},
-        "bases": ("vanilla", "lds"),
-        "phase1": ("vanilla", "lds"),
+        "bases": ("vanilla", "lds", "ranksim", "conr"),
+        "phase1": ("vanilla", "lds", "ranksim", "conr"),
         "posthoc": {"regression_epochs": 20, "linear_epochs": (1, 10, 19)},
     },
     # measured on this 2-core CPU, one thread per run: 32 px ResNet-18 epochs take about 90 s, so
     # 20 epochs with both bases and phase 1 would cost ~2.5 CPU-hours per seed. Cut to fit: 10
-    # epochs (lr x0.1 at 7 and 9), Vanilla only, no phase 1, fine-tunes of 10 epochs (the code's
-    # default point, 10 x 10, is still on the grid)
+    # epochs (lr x0.1 at 7 and 9), no phase 1, fine-tunes of 10 epochs (the code's default point,
+    # 10 x 10, is still on the grid)
     "utkface-dir": {
         "train": {"img_size": 32, "epochs": 10, "lr_milestones": [7, 9]},
-        "bases": ("vanilla",),
+        "bases": ("vanilla", "lds"),
         "phase1": (),
         "posthoc": {"regression_epochs": 10, "linear_epochs": (1, 10, 19)},
     },
@@ -376,7 +376,7 @@ TOTAL_EFFECTS = ("the text method (phases 1-3) against its base",
 SELECTION_EFFECT = "selection optimism: rule (a) - rule (b)"
 PART_EFFECTS = tuple(e for e, _, _ in EFFECTS if e not in TOTAL_EFFECTS + (SELECTION_EFFECT,))
 DATASET_ORDER = ("sts-b-dir", "utkface-dir")
-BASE_ORDER = ("vanilla", "lds", "ranksim")
+BASE_ORDER = ("vanilla", "lds", "ranksim", "conr")
 DATASET_NAMES = {"sts-b-dir": "STS-B-DIR", "utkface-dir": "UTKFace-DIR"}
 
 

@@ -409,127 +409,172 @@ def dataset_tables(df: pd.DataFrame, dataset: str, rule: str = "heldout") -> dic
     return {b: decomposition(df, dataset, b, rule) for b in bases}
 
 
-def dataset_answer(df: pd.DataFrame, dataset: str, rule: str = "heldout") -> str:
-    """The answer for one dataset, generated from its decomposition tables: whether either protocol
-    in total lowers median- or few-shot error, the parts that move those errors beyond their 95%
-    interval (the ones that carry a gain, if any), the parts indistinguishable from zero, and the
-    optimism of selecting the grid point on test data."""
-    tabs = {b: t for b, t in dataset_tables(df, dataset, rule).items() if not t.empty}
-    name = DATASET_NAMES.get(dataset, dataset)
+#: the exploratory effects' arms pairs that are primary questions under rule (b)
+_PRIMARY_PAIRS = {("phase1>text", "base"), ("code@heldout", "base"), ("text", "text-no-norm"),
+                  ("code@heldout", "code-no-norm@heldout"),
+                  ("code-fitted@heldout", "code-no-norm@heldout")}
+
+
+def exploratory_paragraph(df: pd.DataFrame, dataset: str) -> str:
+    """Every non-primary effect on the median and few shots (rule (b), and rule (a) for the code
+    protocol's effects) whose uncorrected 95% interval excludes zero, how many intervals were read
+    (so the reader can weigh chance hits), and the optimism of reading the grid off the test split."""
+    tabs = {b: t for b, t in dataset_tables(df, dataset).items() if not t.empty}
     if not tabs:
-        return f"**{name}**: no audit records yet."
-    metric = main_metric(dataset).upper()
-    seeds = sorted({s for t in tabs.values() for ss in t["seeds"] for s in ss})
+        return ""
     names = {b: base_name(b) for b in tabs}
-
-    def rows(effect, verdicts=None):
-        """``{base: [rows]}`` of ``effect`` on median and few shots (optionally by verdict)."""
-        out = {}
-        for b, t in tabs.items():
-            g = t[(t["effect"] == effect) & t["shot"].isin(["median", "few"])]
-            if verdicts is not None:
-                g = g[g["verdict"].isin(verdicts)]
-            if len(g):
-                out[b] = list(g.itertuples())
-        return out
-
-    def listing(by_base):
-        return "; ".join(f"{names[b]} " + ", ".join(f"{r.shot} {_ci(r)}" for r in rs)
-                         for b, rs in by_base.items())
-
-    s = [f"**{name}** (test {metric}; paired differences over seeds {', '.join(map(str, seeds))}, "
-         f"with their 95% t intervals; negative = lower error)."]
-    down = {e: rows(e, ("lower error",)) for e in TOTAL_EFFECTS}
-    up = {e: rows(e, ("higher error",)) for e in TOTAL_EFFECTS}
-    if any(down.values()):
-        s.append("The method lowers median- or few-shot error beyond its interval here: "
-                 + "; ".join(f"{e} ({listing(d)})" for e, d in down.items() if d) + ".")
-    else:
-        s.append(f"Neither the text's method nor the published code's protocol lowers median- or "
-                 f"few-shot {metric} beyond its interval on any base.")
-    if any(up.values()):
-        s.append("Beyond their interval, these raise it: "
-                 + "; ".join(f"{e} ({listing(d)})" for e, d in up.items() if d) + ".")
-    gains = {e: rows(e, ("lower error",)) for e in PART_EFFECTS}
-    losses = {e: rows(e, ("higher error",)) for e in PART_EFFECTS}
-    present = [e for e in PART_EFFECTS if rows(e)]
-    null = [e for e in present if not gains[e] and not losses[e]]
-    if any(gains.values()):
-        s.append("Of its parts, only these lower median- or few-shot error beyond their interval: "
-                 + "; ".join(f"{e} ({listing(d)})" for e, d in gains.items() if d) + ".")
-    else:
-        s.append("None of its parts lowers median- or few-shot error beyond its interval.")
-    if any(losses.values()):
-        s.append("Parts that raise it: "
-                 + "; ".join(f"{e} ({listing(d)})" for e, d in losses.items() if d) + ".")
-    if null:
-        s.append("Indistinguishable from zero on both shots and every base: " + _join(null) + ".")
-    if rule != "best_test":
-        code_parts = ("the balanced validation data alone", "the norm term under the code protocol",
-                      "the code protocol in total")
-        tabs_a = {b: decomposition(df, dataset, b, "best_test") for b in tabs}
-        moved = []
-        for e in code_parts:
-            by = {}
-            for b, t in tabs_a.items():
-                g = t[(t["effect"] == e) & t["shot"].isin(["median", "few"])
-                      & (t["verdict"] == "lower error")]
-                if len(g):
-                    by[b] = list(g.itertuples())
-            if by:
-                moved.append(f"{e} ({listing(by)})")
-        s.append("With the grid point read off the test split, as the published sweep allows "
-                 "(rule (a)), " + ("these lower median- or few-shot error beyond their interval: "
-                                   + "; ".join(moved) if moved else
-                                   "no code-protocol effect lowers median- or few-shot error "
-                                   "beyond its interval") + ".")
+    rule_a = {b: decomposition(df, dataset, b, "best_test") for b in tabs}
+    read, hits = 0, {"lower error": {}, "higher error": {}}
+    for label, tables in (("", tabs), (" under rule (a)", rule_a)):
+        for b, t in tables.items():
+            for r in t[t["shot"].isin(["median", "few"])].itertuples():
+                if (r.a, r.b) in _PRIMARY_PAIRS or r.effect == SELECTION_EFFECT:
+                    continue
+                if label and not r.a.startswith("code"):
+                    continue        # rule (a) changes the code arms only
+                read += 1
+                if r.verdict in hits:
+                    hits[r.verdict].setdefault(f"{r.effect}{label}", []).append(
+                        f"{names[b]} {r.shot} {_ci(r)}")
+    s = [f"Exploratory effects on the median and few shots ({read} uncorrected 95% intervals; "
+         f"about {read / 20:.0f} would exclude zero by chance alone)."]
+    for word in ("lower error", "higher error"):
+        if hits[word]:
+            s.append(f"With {word}: " + "; ".join(f"{e} ({'; '.join(v)})"
+                                                  for e, v in hits[word].items()) + ".")
+    if not any(hits.values()):
+        s.append("None excludes zero.")
     sel = []
     for b, t in tabs.items():
         for r in t[(t["effect"] == SELECTION_EFFECT) & (t["shot"] == "all")].itertuples():
-            detectable = r.verdict in ("lower error", "higher error")
-            sel.append(f"{names[b]} {_ci(r)}" + ("" if detectable else f" ({r.verdict})"))
+            sel.append(f"{names[b]} {_ci(r)}")
     if sel:
-        s.append(f"Reading the grid off the test split (rule (a)) instead of choosing on held-out "
-                 f"validation data (rule (b)) changes the code protocol's overall test {metric} by "
-                 + "; ".join(sel) + ".")
+        s.append(f"Reading the code's grid off the test split (rule (a)) instead of choosing it on "
+                 f"held-out validation data (rule (b)) changes its overall test "
+                 f"{main_metric(dataset).upper()} by " + "; ".join(sel) + ".")
     return " ".join(s)
 
 
-def answer(df: pd.DataFrame, rule: str = "heldout") -> str:
-    """The one-paragraph answer to "where do the gains come from?", generated from the audit records
-    ``df`` (:func:`collect`): the paper's claim (transcribed from its Table 1), then
-    :func:`dataset_answer` for each audited dataset."""
+def dataset_answer(df: pd.DataFrame, dataset: str, table: Optional[pd.DataFrame] = None) -> str:
+    """One dataset's answer: the primary family's corrected verdicts
+    (:func:`dirlib.audit_primary.dataset_paragraph`), then the exploratory effects."""
+    from .audit_primary import dataset_paragraph, primary_table
+    table = primary_table(df) if table is None else table
+    return "\n\n".join(p for p in (dataset_paragraph(table, dataset),
+                                    exploratory_paragraph(df, dataset)) if p)
+
+
+def paper_claim() -> str:
     from .results import paper_table
     paper = paper_table(1)
     paper = paper[(paper["metric"] == "MAE") & paper["shot"].isin(["median", "few"])]
     val = {(r.method, r.shot): r.value for r in paper.itertuples()}
-    claim = ("The paper reports that its method lowers AgeDB-DIR median-shot MAE from "
-             f"{val[('VANILLA', 'median')]:g} to {val[('Ours', 'median')]:g} and few-shot MAE from "
-             f"{val[('VANILLA', 'few')]:g} to {val[('Ours', 'few')]:g} over Vanilla (transcribed from "
-             "its Table 1). Its text trains three phases from scratch; its published code fine-tunes "
-             "a finished model post hoc on the balanced validation split and sweeps a grid read off "
-             "the test split. We separate those effects with paired controls from one shared base "
-             "checkpoint per seed.")
-    parts = [claim] + [dataset_answer(df, ds, rule) for ds in
+    return ("The paper reports that its method lowers AgeDB-DIR median-shot MAE from "
+            f"{val[('VANILLA', 'median')]:g} to {val[('Ours', 'median')]:g} and few-shot MAE from "
+            f"{val[('VANILLA', 'few')]:g} to {val[('Ours', 'few')]:g} over Vanilla (transcribed "
+            "from its Table 1).")
+
+
+def answer(df: pd.DataFrame) -> str:
+    """The full answer to "where do the gains come from?", generated from the audit records ``df``
+    (:func:`collect`): the paper's claim, then :func:`dataset_answer` for each audited dataset."""
+    from .audit_primary import primary_table
+    table = primary_table(df)
+    claim = (paper_claim() + " Its text trains three phases from scratch; its published code "
+             "fine-tunes a finished model post hoc on the balanced validation split and sweeps a "
+             "grid read off the test split. We separate those effects with paired controls from "
+             "one shared base checkpoint per seed, and read the pre-registered questions "
+             "(docs/audit-plan.md) with a correction for their number.")
+    parts = [claim] + [dataset_answer(df, ds, table) for ds in
                        ordered(df["dataset"].unique(), DATASET_ORDER)]
     return "\n\n".join(parts)
 
 
+def published_bases(root=None) -> dict:
+    """The published post-hoc script's base-loading counts (``results/published-bases.json``)."""
+    import json
+    root = Path(root) if root is not None else Path(__file__).resolve().parent.parent
+    return json.loads((root / "results" / "published-bases.json").read_text())
+
+
+FOREST_FIGURE = "book/figures/audit-forest.png"
+
+
+def summary_block(df: pd.DataFrame, image: str, root=None) -> str:
+    """The answer at a glance, for the README and the introduction: the forest plot (``image``:
+    its path from the file that shows it), the paper's claim, and at most five bullets."""
+    from .audit_primary import bullets, primary_table
+    table = primary_table(df)
+    m = len(table)
+    lines = [f"![Every primary effect with its corrected interval]({image})", "",
+             f"*The pre-registered primary effects (docs/audit-plan.md): paired differences, "
+             f"method arm minus control arm, thick bars at the Bonferroni level over the {m} "
+             f"primary cells, thin bars the uncorrected 95% interval, open diamonds the paper's "
+             f"own effect where its tables have the base. Scale: STS-B-DIR BiLSTM 10 epochs, "
+             f"UTKFace-DIR ResNet-18 at 32 px 10 epochs, both on a 2-core CPU.*", "",
+             paper_claim(), ""]
+    lines += [f"- {b}" for b in bullets(table, published_bases(root))]
+    return "\n".join(lines)
+
+
 ANSWER_BEGIN = "<!-- audit-answer:begin (generated by python -m dirlib.audit tables; do not edit) -->"
 ANSWER_END = "<!-- audit-answer:end -->"
-#: the files whose answer block :func:`update_answer` regenerates (relative to the repository)
-ANSWER_FILES = ("README.md", "book/intro.md")
+#: the files whose answer block :func:`update_answer` regenerates, with the forest plot's path from
+#: each (relative to the repository)
+ANSWER_FILES = {"README.md": FOREST_FIGURE, "book/intro.md": "figures/audit-forest.png"}
 
 
-def update_answer(results="results/audit", files=ANSWER_FILES, root=None, check=False) -> list:
-    """Regenerate the answer block (:data:`ANSWER_BEGIN` ... :data:`ANSWER_END`) in ``files``.
-    Returns the files that were (``check``: would be) out of date."""
+def forest_fingerprint(table: pd.DataFrame) -> str:
+    """What the forest plot draws, hashed: stored in the PNG so that a stale figure is detected
+    without comparing image bytes."""
+    cols = ["question", "dataset", "base", "shot", "n", "mean", "lo", "hi", "lo95", "hi95",
+            "paper"]
+    return records.stable_hash([[r[c] if not isinstance(r[c], float) else round(r[c], 9)
+                                 for c in cols] for _, r in table.iterrows()])
+
+
+def write_forest(df: pd.DataFrame, path) -> Path:
+    """The forest plot of the primary family as a PNG, with :func:`forest_fingerprint` in its
+    metadata."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from .audit_primary import forest_plot, primary_table
+    table = primary_table(df)
+    fig = forest_plot(table)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, metadata={"Description": forest_fingerprint(table),
+                                         "Software": None})
+    plt.close(fig)
+    return path
+
+
+def forest_is_current(df: pd.DataFrame, path) -> bool:
+    from PIL import Image
+    from .audit_primary import primary_table
+    path = Path(path)
+    if not path.exists():
+        return False
+    return Image.open(path).text.get("Description") == forest_fingerprint(primary_table(df))
+
+
+def update_answer(results="results/audit", files=None, root=None, check=False) -> list:
+    """Regenerate the answer block (:data:`ANSWER_BEGIN` ... :data:`ANSWER_END`) in ``files`` and
+    the forest plot. Returns the files that were (``check``: would be) out of date."""
     from .results import replace_block
     root = Path(root) if root is not None else Path(__file__).resolve().parent.parent
-    body = "\n" + answer(collect(results)) + "\n"
+    files = ANSWER_FILES if files is None else files
+    df = collect(results)
     stale = []
-    for f in files:
+    fig = root / FOREST_FIGURE
+    if not forest_is_current(df, fig):
+        stale.append(fig)
+        if not check:
+            write_forest(df, fig)
+    for f, image in files.items():
         path = root / f
+        body = "\n" + summary_block(df, image, root) + "\n"
         if not replace_block(path, ANSWER_BEGIN, ANSWER_END, body, check=True):
             stale.append(path)
             if not check:

@@ -180,3 +180,169 @@ def _example_frame() -> pd.DataFrame:
                      {"dataset": "sts-b-dir", "base": "vanilla", "seed": seed, "arm": arm,
                       "shot": "few", "metric": "mse", "value": few}]
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------ reading
+DATASET_NAMES = {"sts-b-dir": "STS-B-DIR", "utkface-dir": "UTKFace-DIR"}
+METRICS = {"sts-b-dir": "MSE", "utkface-dir": "MAE"}
+
+
+def _name(ds: str) -> str:
+    return DATASET_NAMES.get(ds, ds)
+
+
+def _base(b: str) -> str:
+    from .naming import display_name
+    return display_name(b)
+
+
+def _iv(lo: float, hi: float) -> str:
+    return f"[{lo:+.2f}, {hi:+.2f}]"
+
+
+def cell_text(r) -> str:
+    """``Vanilla median +0.32 [+0.05, +0.59] (95%: [+0.12, +0.53])``: a cell with its corrected
+    interval and the uncorrected one beside it."""
+    return (f"{_base(r.base)} {r.shot} {r.mean:+.2f} {_iv(r.lo, r.hi)} "
+            f"(95%: {_iv(r.lo95, r.hi95)})")
+
+
+def _range(values, unit: str) -> str:
+    v = [x for x in values if np.isfinite(x)]
+    if not v:
+        return "an undefined size"
+    lo, hi = min(v), max(v)
+    return f"{lo:.2f} {unit}" if f"{lo:.2f}" == f"{hi:.2f}" else f"{lo:.2f}-{hi:.2f} {unit}"
+
+
+def dataset_paragraph(table: pd.DataFrame, dataset: str) -> str:
+    """The primary family's verdicts for one dataset, one sentence per question: the cells whose
+    corrected interval excludes zero (with the uncorrected interval beside), and how large an effect
+    the other cells could have shown (their minimum detectable effects)."""
+    t = table[table["dataset"] == dataset]
+    if t.empty:
+        return f"**{_name(dataset)}**: no primary cell has {MIN_SEEDS} paired seeds yet."
+    m, level = len(table), float(table["level"].iloc[0])
+    unit = METRICS.get(dataset, "")
+    seeds = sorted({s for ss in t["seeds"] for s in ss})
+    out = [f"**{_name(dataset)}**, primary questions (test {unit}, paired over seeds "
+           f"{', '.join(map(str, seeds))}; Bonferroni over all {m} primary cells of both datasets, "
+           f"so each interval is at level {100 * level:.2f}%, the 95% interval beside it; negative "
+           f"= lower error)."]
+    for q in QUESTIONS:
+        g = t[t["question"] == q.key]
+        if g.empty:
+            continue
+        parts = []
+        for word in ("lower error", "higher error"):
+            hits = [cell_text(r) for r in g.itertuples() if r.verdict == word]
+            if hits:
+                parts.append(f"{word} for " + "; ".join(hits))
+        rest = g[g["verdict"] == "no effect"]
+        if len(rest):
+            where = f"in the other {len(rest)} cells" if parts else f"in any of its {len(g)} cells"
+            parts.append(f"no detectable effect {where}, where only effects larger than "
+                         f"{_range(rest['mde'], unit)} had an 80% chance of detection")
+        holm = [f"{_base(r.base)} {r.shot}" for r in g.itertuples() if r.holm_only]
+        if holm:
+            parts.append("Holm's step-down would also reject " + ", ".join(holm))
+        out.append(f"{q.key}, {q.text}: " + "; ".join(parts) + ".")
+    return " ".join(out)
+
+
+def bullets(table: pd.DataFrame, published: dict = None) -> list:
+    """At most five plain-words bullets of at most 30 words each, one per group of questions, from
+    the corrected verdicts; the last one from the published-script check (``published``:
+    ``results/published-bases.json``)."""
+    groups = (("Q1", "Q5"), ("Q2",), ("Q3t", "Q3c", "Q4"))
+    labels = {("Q1", "Q5"): "The text's method against its base",
+              ("Q2",): "The published code's protocol against its base",
+              ("Q3t", "Q3c", "Q4"): "The norm term against its no-norm control"}
+    out = []
+    for keys in groups:
+        g = table[table["question"].isin(keys)]
+        if g.empty:
+            continue
+        hit = {w: [f"{_name(r.dataset)} {_base(r.base)} {r.shot}" for r in g.itertuples()
+                   if r.verdict == w] for w in ("lower error", "higher error")}
+        rest = g[g["verdict"] == "no effect"]
+        s = f"**{labels[keys]}** ({', '.join(k for k in keys if k in set(g['question']))}): "
+        found = [f"{w} in {len(v)} ({', '.join(v) if len(v) <= 2 else 'see the chapter'})"
+                 for w, v in hit.items() if v]
+        s += "; ".join(found) if found else f"no detectable effect in {len(g)} cells"
+        if len(rest):
+            sizes = ", ".join(f"{_range(rest.loc[rest['dataset'] == ds, 'mde'], METRICS[ds])}"
+                              for ds in DATASET_NAMES if (rest["dataset"] == ds).any())
+            s += f"{'; elsewhere' if found else ''}; effects below {sizes} could go unseen"
+        out.append(s + ".")
+    if published:
+        zero = [n for n, v in published["bases"].items() if v.get("loaded") == 0]
+        stops = [n for n, v in published["bases"].items() if v.get("loaded") is None]
+        if zero or stops:
+            total = published["resnet18_tensors"]
+            s = "**The published post-hoc script** loads "
+            if zero:
+                s += f"0 of {total} tensors from its {' and '.join(zero)} bases (a random start)"
+            if stops:
+                s += f"{' and ' if zero else ''}stops on {', '.join(stops)}"
+            out.append(s + ".")
+    return out[:5]
+
+
+def forest_plot(table: pd.DataFrame, title: str = ""):
+    """Every primary cell: its corrected interval (wide, light bar), its uncorrected 95% interval
+    (thin dark line), the mean (filled when the corrected interval excludes zero), zero, and the
+    paper's own effect where it has one (open diamond). One panel per dataset, stacked, each on its
+    own metric; one row per question and base; median and few side by side."""
+    import matplotlib.pyplot as plt
+    datasets = [ds for ds in DATASET_NAMES if (table["dataset"] == ds).any()]
+    colors = {"median": "#e66100", "few": "#5d3a9b"}
+    rows_by_ds = {ds: [(q.key, b) for q in QUESTIONS for b in PLAN[ds].get(q.key, ())
+                       if ((table["dataset"] == ds) & (table["question"] == q.key)
+                           & (table["base"] == b)).any()] for ds in datasets}
+    heights = [max(len(rows_by_ds[ds]), 1) for ds in datasets] or [1]
+    fig, axes = plt.subplots(len(heights), 1, squeeze=False,
+                             figsize=(8.5, 1.2 + 0.42 * sum(heights) + 0.5 * len(heights)),
+                             gridspec_kw={"height_ratios": heights})
+    for ax, ds in zip(axes[:, 0], datasets):
+        rows = rows_by_ds[ds]
+        t = table[table["dataset"] == ds]
+        for i, (qk, b) in enumerate(rows):
+            for k, shot in enumerate(PRIMARY_SHOTS):
+                r = t[(t["question"] == qk) & (t["base"] == b) & (t["shot"] == shot)]
+                if r.empty:
+                    continue
+                r = r.iloc[0]
+                y = i + (k - 0.5) * 0.36
+                c = colors[shot]
+                ax.plot([r["lo"], r["hi"]], [y, y], color=c, lw=6, alpha=0.3,
+                        solid_capstyle="butt")
+                ax.plot([r["lo95"], r["hi95"]], [y, y], color=c, lw=1.4, label=f"{shot} shot")
+                filled = r["verdict"] != "no effect"
+                ax.plot(r["mean"], y, "o", ms=5, color=c, mfc=c if filled else "white")
+                if np.isfinite(r["paper"]):
+                    ax.plot(r["paper"], y, "D", ms=6, mfc="none", mec="black", mew=1.1,
+                            label="the paper's effect")
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(range(len(rows)))
+        ax.set_yticklabels([f"{qk} {QUESTION[qk].short}, {_base(b)}" for qk, b in rows],
+                           fontsize=9)
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        ax.set_xlabel(f"{_name(ds)}: paired difference in test {METRICS.get(ds, '')} "
+                      f"(negative = lower error)", fontsize=9)
+        ax.tick_params(axis="x", labelsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    handles, labels = [], []
+    for ax in axes[:, 0]:
+        for h, l in zip(*ax.get_legend_handles_labels()):
+            if l not in labels:
+                handles.append(h)
+                labels.append(l)
+    from matplotlib.lines import Line2D
+    handles.append(Line2D([], [], color="grey", lw=6, alpha=0.3))
+    labels.append("corrected interval")
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=9, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return fig

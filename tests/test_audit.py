@@ -27,42 +27,82 @@ def test_committed_audit_tables_match_regeneration(tmp_path):
 
 
 def test_answer_states_the_numbers_of_its_tables():
+    from dirlib.audit_primary import primary_table
     df = audit.collect(AUDIT)
     text = audit.answer(df)
+    table = primary_table(df)
+    for r in table.itertuples():
+        if r.verdict != "no effect":
+            # a primary verdict is stated with its corrected and its uncorrected interval
+            assert (f"{r.shot} {r.mean:+.2f} [{r.lo:+.2f}, {r.hi:+.2f}] "
+                    f"(95%: [{r.lo95:+.2f}, {r.hi95:+.2f}])") in text, r
+    assert f"Bonferroni over all {len(table)} primary cells" in text
     for ds in df["dataset"].unique():
         for base, t in audit.dataset_tables(df, ds).items():
             for r in t[t["shot"].isin(["median", "few"])].itertuples():
-                if r.verdict in ("lower error", "higher error"):
-                    # every detectable median/few change is stated with its interval
+                if (r.verdict in ("lower error", "higher error")
+                        and (r.a, r.b) not in audit._PRIMARY_PAIRS
+                        and r.effect != audit.SELECTION_EFFECT):
+                    # every exploratory median/few change is stated with its interval
                     assert f"{r.shot} {r.mean:+.2f} [{r.lo:+.2f}, {r.hi:+.2f}]" in text, (
                         ds, base, r.effect, r.shot)
 
 
-def test_answer_sentences_follow_the_verdicts():
-    """Synthetic decomposition input: a part that lowers few-shot error is named as the carrier,
-    one whose interval covers zero is named as indistinguishable from zero."""
+def _frame(effects, noise=(0.01, -0.02, 0.015, 0.0, -0.005)):
+    """A synthetic audit frame: every arm at 10 with jitter, plus ``effects``: {(arm, shot): d}."""
+    arms = ("base", "phase1", "phase1>text", "text", "text-no-norm", "code@heldout",
+            "code-no-norm@heldout", "code@best_test", "code-no-norm@best_test", "code@default",
+            "code-no-norm@default")
     rows = []
-    arms = {"base": 10.0, "phase1": 10.0, "phase1>text": 10.0, "text": 9.0, "text-no-norm": 10.0,
-            "code@heldout": 10.0, "code-no-norm@heldout": 10.0, "code@best_test": 10.0,
-            "code-no-norm@best_test": 10.0, "code@default": 10.0, "code-no-norm@default": 10.0}
-    noise = [0.01, -0.02, 0.015, 0.0, -0.005]
     for seed, eps in enumerate(noise):
-        for arm, v in arms.items():
+        for k, arm in enumerate(arms):
             for shot in audit.SHOTS_ALL:
-                # the norm term lowers few-shot error by 1; everything else only jitters
-                val = v + (eps * (1 + len(arm) % 3) if arm != "text" or shot != "few" else 0)
-                if arm == "text" and shot != "few":
-                    val = 10.0 + eps * 2
-                rows.append({"dataset": "synthetic", "base": "vanilla", "seed": seed, "arm": arm,
-                             "shot": shot, "metric": "mae", "value": val})
-    df = pd.DataFrame(rows)
-    text = audit.dataset_answer(df, "synthetic")
-    t = audit.decomposition(df, "synthetic", "vanilla")
-    norm = t[(t["effect"] == "the norm term under the text protocol") & (t["shot"] == "few")].iloc[0]
+                val = 10.0 + eps * (1 + k % 3) + effects.get((arm, shot), 0.0)
+                rows.append({"dataset": "sts-b-dir", "base": "vanilla", "seed": seed, "arm": arm,
+                             "shot": shot, "metric": "mse", "value": val})
+    return pd.DataFrame(rows)
+
+
+def test_primary_verdicts_are_corrected_and_exploratory_ones_are_not():
+    """A few-shot norm-term effect of -1 (primary Q3t) survives the correction; a median shift
+    of -0.06 in phase 1 alone (exploratory) is reported at 95% only, as exploratory."""
+    from dirlib.audit_primary import primary_table
+    df = _frame({("text", "few"): -1.0, ("phase1", "median"): -0.06})
+    table = primary_table(df)
+    m = len(table)
+    assert m == 8 and (table["level"] == 1 - 0.05 / m).all()     # Q1, Q2, Q3t, Q3c x 2 shots
+    q3t = table[(table["question"] == "Q3t") & (table["shot"] == "few")].iloc[0]
     want = paired_difference(df[(df.arm == "text") & (df.shot == "few")]["value"],
-                             df[(df.arm == "text-no-norm") & (df.shot == "few")]["value"])
-    assert norm["mean"] == pytest.approx(want.mean) and norm["verdict"] == "lower error"
-    carriers = text.split("Of its parts, only these lower")[1].split(".")[0]
-    assert "the norm term under the text protocol" in carriers
-    zero = text.split("Indistinguishable from zero")[1].split(".")[0]
-    assert "phase 1 alone" in zero and "the norm term under the text protocol" not in zero
+                             df[(df.arm == "text-no-norm") & (df.shot == "few")]["value"],
+                             level=1 - 0.05 / m)
+    assert (q3t["lo"], q3t["hi"]) == pytest.approx((want.lo, want.hi))
+    assert q3t["verdict"] == "lower error" and q3t["p_holm"] >= q3t["p"]
+    # every other primary cell: no effect, with a minimum detectable effect above its sd
+    rest = table[table["verdict"] == "no effect"]
+    assert len(rest) == m - 1 and (rest["mde"] > rest["sd"]).all()
+    text = audit.dataset_answer(df, "sts-b-dir")
+    primary, exploratory = text.split("\n\n")
+    assert "Q3t" in primary and "lower error for Vanilla few -1.00" in primary
+    assert "phase 1 alone (the ordinal regulariser) (Vanilla median -0.06" in exploratory
+    assert "phase 1" not in primary
+
+
+def test_bullets_are_few_and_short():
+    from dirlib.audit_primary import bullets, primary_table
+    df = audit.collect(AUDIT)
+    out = bullets(primary_table(df), audit.published_bases(ROOT))
+    assert 1 <= len(out) <= 5
+    for b in out:
+        assert len(b.replace("**", "").split()) <= 30, b
+
+
+def test_published_bases_doc_states_the_committed_counts():
+    pb = audit.published_bases(ROOT)
+    doc = (ROOT / "docs" / "published-bases.md").read_text()
+    for commit in pb["commits"].values():
+        assert f"`{commit}`" in doc
+    assert f"({pb['resnet18_tensors']})" in doc
+    for name, v in pb["bases"].items():
+        assert f"`{name}`" in doc
+        if v["loaded"] is not None:
+            assert f"**{v['loaded']}**" in doc and f"{v['checkpoint_tensors']} tensors" in doc

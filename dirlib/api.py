@@ -50,9 +50,13 @@ def run(method: str, data, *, encoder: Optional[torch.nn.Module] = None, epochs:
     ``config``: other :class:`~dirlib.train.RunConfig` fields (``lr``, ``batch_size``,
     ``method_kwargs`` ...). The record's ``data.info`` shows the task family whose defaults applied.
     """
+    import numbers
     from .experiment import run_experiment
     from .models import register_encoder
     from .train import RunConfig
+    for name, v in (("epochs", epochs), ("seed", seed)):
+        if not isinstance(v, numbers.Integral) or isinstance(v, bool):
+            raise TypeError(f"dirlib.run: {name} must be an integer, got {v!r}")
     config = dict(config)
     config.setdefault("progress", False)
     if encoder is not None:

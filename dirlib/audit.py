@@ -101,6 +101,11 @@ def _mirror(work: Path, results: Path, rec_dir: Path):
     dst = results / rec_dir.relative_to(work) / "run.json"
     if src.exists() and records.read_json(src).get("status") == "completed":
         dst.parent.mkdir(parents=True, exist_ok=True)
+        diff = src.with_name(records.DIFF_NAME)
+        if diff.exists():      # the uncommitted changes it was made with travel with it
+            records.write_text_atomic(dst.with_name(records.DIFF_NAME), diff.read_text())
+        elif dst.with_name(records.DIFF_NAME).exists():
+            dst.with_name(records.DIFF_NAME).unlink()
         records.write_text_atomic(dst, src.read_text())
 
 
@@ -736,6 +741,8 @@ def main(argv=None) -> int:
     t.add_argument("--out", default="results/tables/audit")
     t.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 when the answer blocks are out of date")
+    t.add_argument("--allow-dirty", action="store_true",
+                   help="read records written from a dirty tree before diffs were stored")
     a = p.parse_args(argv)
     if a.cmd == "run":
         from .posthoc import PUBLISHED_LINEAR_EPOCHS
@@ -749,6 +756,12 @@ def main(argv=None) -> int:
         run_tuned(a.dataset, a.seeds, trials=a.trials, methods=a.methods, results=a.results,
                   data_dir=a.data_dir, log=lambda m: print(m, flush=True))
         return 0
+    from .results import load_records, refuse_dirty
+    try:
+        refuse_dirty(load_records(Path(a.results), status="completed"), a.allow_dirty)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if a.check:
         stale = update_answer(a.results, check=True)
         for path in stale:

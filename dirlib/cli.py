@@ -155,12 +155,18 @@ def main(argv=None) -> int:
         print(f"interrupted ({e or 'SIGINT'}): {a.out}/run.json says so; the same command resumes",
               file=sys.stderr)
         return 130
-    t = rec["test"]
     metric = "mse" if cfg.dataset == "sts-b-dir" else "mae"
-    print(f"test {metric}: " + "  ".join(f"{s} {t[s][metric]:.4f}" if t[s][metric] is not None
-                                         else f"{s} nan" for s in ("all", "many", "median", "few")))
+    print(f"test {metric}: {_metric_line(rec['test'], metric)}")
     print(f"run record: {a.out}/run.json")
     return 0
+
+
+def _metric_line(test: dict, metric: str) -> str:
+    """``all 3.0712  many 2.5  median nan  few nan``: a shot without samples prints nan."""
+    def one(s):
+        v = (test.get(s) or {}).get(metric)
+        return f"{s} {v:.4f}" if isinstance(v, (int, float)) else f"{s} nan"
+    return "  ".join(one(s) for s in ("all", "many", "median", "few"))
 
 
 def _posthoc(a) -> int:
@@ -169,10 +175,18 @@ def _posthoc(a) -> int:
     if a.full_grid:
         opts.setdefault("regression_epochs", 40)
         opts.setdefault("linear_epochs", list(PUBLISHED_LINEAR_EPOCHS))
+    import dataclasses
+    known = {f.name for f in dataclasses.fields(PosthocConfig)} - {"variant"}
+    unknown = sorted(set(opts) - known)
+    if unknown:
+        print(f"error: unknown posthoc --option {', '.join(unknown)}; valid: "
+              f"{', '.join(sorted(known))}", file=sys.stderr)
+        return 2
     try:
         pc = PosthocConfig(variant=a.variant, **opts)
-    except TypeError as e:
-        raise SystemExit(f"posthoc: unknown --option ({e}); see PosthocConfig in dirlib/posthoc.py")
+    except (TypeError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     from .checkpoint import CheckpointError
     from .records import RunLocked
     try:
@@ -180,10 +194,12 @@ def _posthoc(a) -> int:
     except (RunLocked, CheckpointError, RuntimeError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:
+        print(f"interrupted ({e or 'SIGINT'}): {a.out}/run.json says so; the same command resumes",
+              file=sys.stderr)
+        return 130
     metric = "mse" if rec["config"]["dataset"] == "sts-b-dir" else "mae"
-    t = rec["test"]
-    print(f"test {metric} ({rec.get('final')}): " + "  ".join(
-        f"{s} {t[s][metric]:.4f}" for s in ("all", "many", "median", "few")))
+    print(f"test {metric} ({rec.get('final')}): {_metric_line(rec['test'], metric)}")
     print(f"record: {a.out}/run.json")
     return 0
 

@@ -87,6 +87,7 @@ def recorded(record: dict, rec_path: Path):
     ``completed`` when the block returns, ``interrupted`` on SIGINT or SIGTERM (turned into
     :class:`RunInterrupted`), ``failed`` with the error and traceback otherwise."""
     t0 = time.time()
+    record.setdefault("attempts", [])
     try:
         with sigterm_as_interrupt():
             yield
@@ -99,7 +100,19 @@ def recorded(record: dict, rec_path: Path):
     finally:
         record["wall_time_s"] = time.time() - t0
         record["finished"] = records.now()
+        record["attempts"].append({k: record.get(k) for k in ("started", "finished", "status",
+                                                                "wall_time_s")})
         records.write_json(rec_path, record)
+
+
+def earlier_attempts(old: Optional[dict]) -> list:
+    """The attempts of an unfinished record that a new attempt resumes: its ``attempts`` list, or
+    one entry made of its own fields for records written before attempts were kept."""
+    if not old:
+        return []
+    if old.get("attempts"):
+        return list(old["attempts"])
+    return [{k: old.get(k) for k in ("started", "finished", "status", "wall_time_s")}]
 
 
 def _read_existing(rec_path: Path) -> Optional[dict]:
@@ -152,13 +165,20 @@ def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRDat
     """
     cfg.validate()
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file, not a folder: choose a folder for run.json")
+    try:
+        resolve_device(cfg.device)
+    except RuntimeError as e:          # no CUDA here: refused before anything is written
+        raise ValueError(str(e)) from None
     rec_path = out_dir / "run.json"
-    if data is None:
-        data = load_for_config(cfg, data_dir)
-    else:
-        data = apply_subset(cfg, data)
+    full = load_for_config(cfg, data_dir, subset=False) if data is None else data
+    data = apply_subset(cfg, full)
     spec = build_method(cfg, data)
     dhash = records.data_hash(data)
+    # a subset is drawn per seed, so its hash differs from seed to seed: the data it was drawn
+    # from is what seeds of one experiment share
+    source_hash = records.data_hash(full) if data is not full else None
     key = resume_key(cfg.to_dict(), dhash)
     out_dir.mkdir(parents=True, exist_ok=True)
     with records.RunLock(out_dir):
@@ -178,7 +198,14 @@ def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRDat
                 if log:
                     log(f"skip  {rec_path}: completed")
                 return old
-            if old_key != key:
+            if old_key != key and old.get("status") == "failed":
+                # a failed record holds no result: it is kept beside, and the new run starts
+                kept = _set_aside(rec_path)
+                shutil.rmtree(ckpt_dir, ignore_errors=True)
+                if log:
+                    log(f"kept the failed record of another configuration as {kept}")
+                old = None
+            elif old_key != key:
                 raise RunExists(
                     f"{rec_path} holds a {old.get('status', 'unknown')} run of another "
                     f"configuration or data ({_differences(old.get('config'), cfg.to_dict())}); "
@@ -189,28 +216,35 @@ def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRDat
             raise RunExists(f"{ckpt_dir} holds checkpoints of another run (resume key "
                             f"{stamp.read_text().strip()} != {key}); delete that folder or use "
                             f"another --out")
-        return _run(cfg, data, spec, out_dir, rec_path, ckpt_dir, stamp, key, dhash)
+        return _run(cfg, data, spec, out_dir, rec_path, ckpt_dir, stamp, key, dhash,
+                    earlier_attempts(old), source_hash)
 
 
-def _run(cfg, data, spec, out_dir, rec_path, ckpt_dir, stamp, key, dhash) -> dict:
+def _run(cfg, data, spec, out_dir, rec_path, ckpt_dir, stamp, key, dhash, attempts,
+         source_hash=None) -> dict:
     record = {"schema": "dirlib.run/1", "status": "running", "started": records.now(),
+              "attempts": attempts,
               "config": cfg.to_dict(), "config_hash": records.stable_hash(cfg.to_dict()),
-              "resume_key": key, "git": records.git_commit(), "versions": records.versions(),
+              "resume_key": key, "git": records.provenance(rec_path),
+              "versions": records.versions(),
               "device": str(resolve_device(cfg.device)),
               "data": data.summary(), "data_checksums": data.info.get("checksums", {}),
               "data_hash": dhash, "method_info": spec.settings}
+    if source_hash is not None:
+        record["data_source_hash"] = source_hash
     records.write_json(rec_path, record)
     with recorded(record, rec_path):
         ckpt_dir.mkdir(exist_ok=True)
         stamp.write_text(key)
         if spec.phases is None:
-            res = fit(cfg, data, spec, ckpt_path=ckpt_dir / "main.pt")
+            res = fit(cfg, data, spec, ckpt_path=ckpt_dir / "main.pt", run_key=key)
             result = {"phases": {"main": strip_result(res)}, "final": "main"}
         else:
             def phase_done(progress):
                 record.update(progress)
                 records.write_json(rec_path, record)
-            result = run_phases(spec.phases, cfg, data, spec, ckpt_dir, on_phase_end=phase_done)
+            result = run_phases(spec.phases, cfg, data, spec, ckpt_dir, on_phase_end=phase_done,
+                                run_key=key)
         final = result["phases"][result["final"]]
         record.update(result)
         record["test"] = final["test"]

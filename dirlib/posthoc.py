@@ -58,7 +58,7 @@ import torch.nn.functional as F
 
 from . import records
 from .checkpoint import load as load_checkpoint
-from .experiment import recorded
+from .experiment import earlier_attempts, recorded
 from .data.base import SHOTS, DIRData, SubsetItems
 from .metrics import shot_metrics
 from .train import RunConfig, fit, make_loader, predict, resolve_device, seed_everything
@@ -109,7 +109,14 @@ class PosthocConfig:
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown post-hoc variant {self.variant!r}; valid: {', '.join(VARIANTS)}")
-        self.linear_epochs = tuple(int(v) for v in self.linear_epochs)
+        le = self.linear_epochs
+        if isinstance(le, int) and not isinstance(le, bool):
+            le = (le,)
+        if not isinstance(le, (list, tuple)) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in le):
+            raise ValueError(f"posthoc option linear_epochs must be an integer or a list of "
+                             f"integers (e.g. linear_epochs=[1,3,5]), got {le!r}")
+        self.linear_epochs = tuple(le)
         for name in ("sft_epochs", "regression_epochs", "norm_epochs", "code_batch_size",
                      "linear_batch_size"):
             v = getattr(self, name)
@@ -486,6 +493,9 @@ def load_base(base_dir, data: Optional[DIRData] = None, data_dir=None, check: bo
     data = load_for_config(cfg, data_dir) if data is None else apply_subset(cfg, data)
     _check_data(rec, data, rec_path)
     ck = load_checkpoint(ckpt)
+    if ck.get("run_key") is not None and ck["run_key"] != rec.get("resume_key"):
+        raise ValueError(f"posthoc: {ckpt} belongs to another run (key {ck['run_key']}, the "
+                         f"record's {rec.get('resume_key')})")
     if ck.get("phase") != "main" or not ck.get("best", {}).get("state"):
         raise ValueError(f"posthoc: {ckpt} holds no best-validation state of a 'main' phase")
     model = build_model(cfg.model or data.model, **{**data.model_kwargs, **cfg.model_kwargs})
@@ -548,20 +558,22 @@ def run_posthoc(base_dir, variant: str, out_dir, *, data: Optional[DIRData] = No
                   "variant": variant, "posthoc": pc.to_dict(), "base": base_link,
                   "config": {**cfg.to_dict(), "method": f"{cfg.method}>{variant}"},
                   "config_hash": config_hash, "data_hash": base_rec.get("data_hash"),
-                  "git": records.git_commit(), "versions": records.versions(), "device": str(device),
+                  "git": records.provenance(rec_path), "versions": records.versions(),
+                  "device": str(device),
                   "base_test": base_rec["test"]}
         if old is not None and old.get("grid"):
             record["grid"] = old["grid"]   # finished fine-tunes of an interrupted run
+        record["attempts"] = earlier_attempts(old)
         records.write_json(rec_path, record)
         with recorded(record, rec_path):
             if variant.startswith("text"):
-                record.update(_run_text(cfg, data, model, pc, out_dir, device))
+                record.update(_run_text(cfg, data, model, pc, out_dir, device, config_hash))
             else:
                 _run_code(cfg, data, model, pc, device, record, rec_path, log)
         return record
 
 
-def _run_text(cfg, data, model, pc: PosthocConfig, out_dir: Path, device) -> dict:
+def _run_text(cfg, data, model, pc: PosthocConfig, out_dir: Path, device, run_key: str) -> dict:
     """The paper's text protocol: its phases 2 and 3 (:mod:`dirlib.methods.frobenius`) on the
     trained base model."""
     from .methods import build_method
@@ -576,7 +588,7 @@ def _run_text(cfg, data, model, pc: PosthocConfig, out_dir: Path, device) -> dic
     ckpt = out_dir / "ckpt"
     ckpt.mkdir(parents=True, exist_ok=True)
     res = fit(cfg3, data, spec, model=model, ckpt_path=ckpt / "sft.pt", phase="sft",
-              track_test=True)
+              track_test=True, run_key=run_key)
     res.pop("model")
     return {"phases": {"norm": norm_phase, "sft": res}, "final": "sft", "test": res["test"],
             "val": res["val"]}

@@ -110,6 +110,55 @@ def git_commit(cwd=None) -> dict:
     return {"commit": commit, "dirty": dirty}
 
 
+def working_tree_diff(cwd=None) -> str:
+    """The uncommitted changes of the checkout that holds this package, as a patch against HEAD:
+    the tracked files' changes (``git diff HEAD --binary``) and every untracked, not ignored file
+    as a new file. ``git apply`` on a checkout of HEAD gives back the tree that ran."""
+    cwd = cwd or Path(__file__).resolve().parent.parent
+    run = lambda *a: subprocess.run(["git", *a], cwd=cwd, capture_output=True, text=True,
+                                    timeout=60)
+    patch = run("diff", "HEAD", "--binary").stdout
+    for f in run("ls-files", "--others", "--exclude-standard", "-z").stdout.split("\0"):
+        if f:
+            patch += run("diff", "--no-index", "--binary", "--", "/dev/null", f).stdout
+    return patch
+
+
+DIFF_NAME = "run.diff"
+
+
+def provenance(rec_path, cwd=None) -> dict:
+    """:func:`git_commit` for a record about to be written to ``rec_path``. From a dirty tree the
+    diff against the commit is written beside the record (:data:`DIFF_NAME`) and its sha256 goes
+    into the returned dict, so the record names the code that made it."""
+    git = git_commit(cwd)
+    if git.get("dirty"):
+        patch = working_tree_diff(cwd)
+        path = Path(rec_path).with_name(DIFF_NAME)
+        write_text_atomic(path, patch)
+        git["diff"] = DIFF_NAME
+        git["diff_sha256"] = hashlib.sha256(patch.encode()).hexdigest()
+    return git
+
+
+def provenance_problem(rec_path, rec: dict):
+    """Why ``rec`` (read from ``rec_path``) does not say which code made it, or None:
+
+    * ``"dirty"``: written from a dirty tree before diffs were stored (no ``git.diff``);
+    * a message: it names a diff that is missing or does not match its hash."""
+    git = rec.get("git") or {}
+    if not git.get("dirty"):
+        return None
+    if not git.get("diff"):
+        return "dirty"
+    path = Path(rec_path).with_name(git["diff"])
+    if not path.exists():
+        return f"written from a dirty tree, and its diff {path} is missing"
+    if hashlib.sha256(path.read_bytes()).hexdigest() != git.get("diff_sha256"):
+        return f"written from a dirty tree, and its diff {path} does not match the record's hash"
+    return None
+
+
 def versions() -> dict:
     out = {"python": platform.python_version(), "platform": platform.platform()}
     for mod in ("torch", "torchvision", "numpy", "scipy", "sklearn", "pandas"):

@@ -46,6 +46,10 @@ INDEX_COLUMNS = ["table", "dataset", "n_records", "n_methods", "methods", "seeds
 
 
 # ----------------------------------------------------------------------------------- reading
+#: the record formats this version reads
+KNOWN_SCHEMAS = ("dirlib.run/1", "dirlib.posthoc/1")
+
+
 class RecordError(ValueError):
     """Run records that cannot be trusted: unreadable, or edited after they were written."""
 
@@ -57,6 +61,13 @@ def record_problem(path, rec) -> Optional[str]:
     from .records import stable_hash
     if not isinstance(rec, dict) or not isinstance(rec.get("config"), dict):
         return "not a run record (no 'config' object)"
+    from .records import provenance_problem
+    why = provenance_problem(path, rec)
+    if why and why != "dirty":
+        return why
+    if rec.get("schema") not in KNOWN_SCHEMAS:
+        return (f"unknown record schema {rec.get('schema')!r} (this dirlib reads "
+                f"{', '.join(KNOWN_SCHEMAS)}): written by another version of dirlib?")
     if rec.get("schema") == "dirlib.posthoc/1":
         try:
             want = stable_hash({"posthoc": rec["posthoc"], "base": rec["base"]["config_hash"]})
@@ -195,13 +206,18 @@ def check_comparable(records: Sequence[dict]) -> None:
     if not records:
         return
     first = records[0]
+
+    def data_of(r):
+        # seeds of a subset run draw their own subsets of one data set (recorded as its source)
+        return r.get("data_source_hash") or r.get("data_hash")
+
     for r in records:
         if not r.get("data_hash"):
             raise ValueError(f"run record {_name(r)} has no data_hash; cannot check it used the same data")
-        if r["data_hash"] != first["data_hash"]:
+        if data_of(r) != data_of(first):
             raise ValueError(
-                f"refusing to aggregate runs on different data: data_hash {first['data_hash']} "
-                f"({_name(first)}) != {r['data_hash']} ({_name(r)})")
+                f"refusing to aggregate runs on different data: data_hash {data_of(first)} "
+                f"({_name(first)}) != {data_of(r)} ({_name(r)})")
     by_method = {}
     for r in records:
         by_method.setdefault(r["config"].get("method"), []).append(r)
@@ -356,6 +372,12 @@ def paired_effects(method_records: Sequence[dict], base_records: Sequence[dict],
     on both sides is left out."""
     from .stats import paired_difference
     m_recs, b_recs = completed(method_records, warn=False), completed(base_records, warn=False)
+    for name, recs in (("method", m_recs), ("base", b_recs)):
+        seeds = [r["config"].get("seed") for r in recs]
+        twice = sorted({s for s in seeds if seeds.count(s) > 1}, key=str)
+        if twice:
+            raise ValueError(f"paired_effects: the {name} records hold seed(s) {twice} more than "
+                             f"once; each seed pairs once")
     base = {r["config"].get("seed"): r for r in b_recs}
     pairs = [(r, base[r["config"].get("seed")]) for r in m_recs if r["config"].get("seed") in base]
     out = {}
@@ -445,6 +467,33 @@ def _protocol_text(recs: Sequence[dict]) -> str:
             f"{len(recs)} runs on {', '.join(devices)}")
 
 
+def dirty_records(recs: Sequence[dict]) -> list:
+    """The records written from a tree with uncommitted changes before dirlib stored the diff with
+    each record: the commit they name is not exactly the code that ran."""
+    from .records import provenance_problem
+    return [r for r in recs if provenance_problem(r.get("_path", "run.json"), r) == "dirty"]
+
+
+def dirty_note(recs: Sequence[dict]) -> str:
+    """A footnote counting :func:`dirty_records` among ``recs`` ("" when there are none)."""
+    n = len(dirty_records(recs))
+    if not n:
+        return ""
+    return (f"*{n} of these {len(recs)} records were written from a working tree with uncommitted "
+            f"changes, before dirlib stored the diff with each record: the commit they name is not "
+            f"exactly the code that ran. docs/reproduction.md has the commands to rerun them.*")
+
+
+def refuse_dirty(recs: Sequence[dict], allow: bool) -> None:
+    """The table commands' rule: a record without the code that made it is refused unless
+    ``allow`` (``--allow-dirty``), and then the table says so (:func:`dirty_note`)."""
+    bad = dirty_records(recs)
+    if bad and not allow:
+        raise ValueError(f"{len(bad)} record(s) were written from a dirty tree without their diff "
+                         f"(e.g. {_name(bad[0])}); rerun them, or pass --allow-dirty to table them "
+                         f"with a footnote that counts them")
+
+
 def readme_results(results_dir) -> str:
     """The README's results block: per dataset in :data:`README_DATASETS`, the protocol with the most
     completed records, mean ± sample std over seeds of the table's first metric per shot, rows in
@@ -477,6 +526,9 @@ def readme_results(results_dir) -> str:
             lines.append(f"| *paper's Vanilla, {pds} (transcribed; another scale)* | "
                          + " | ".join("" if pd.isna(vals.get(s)) else f"*{vals.get(s):g}*" for s in SHOTS_ALL)
                          + " | |")
+        note = dirty_note(recs)
+        if note:
+            lines += ["", note]
     lines += ["", README_END]
     return "\n".join(lines)
 
@@ -533,11 +585,39 @@ def main(argv=None) -> int:
     r.add_argument("--results", default="results")
     r.add_argument("--readme", default="README.md")
     r.add_argument("--check", action="store_true", help="exit 1 if the block is out of date")
+    for q in (t, r):
+        q.add_argument("--allow-dirty", action="store_true",
+                       help="table records written from a dirty tree before diffs were stored "
+                            "(the README block counts them in a footnote)")
+    rp = sub.add_parser("reproduce", help="rerun a stored record with the code that made it "
+                                          "(its commit and diff) and compare every metric")
+    rp.add_argument("record", help="a run.json")
+    rp.add_argument("--data-dir", default=None, help="default: $DIRLIB_DATA")
+    rp.add_argument("--rtol", type=float, default=1e-6,
+                    help="relative tolerance for runs that were not on the CPU")
     a = p.parse_args(argv)
+    if a.cmd == "reproduce":
+        from .reproduce import ReproduceError, report, reproduce
+        try:
+            res = reproduce(a.record, data_dir=a.data_dir, rtol=a.rtol)
+        except (ReproduceError, OSError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(report(res))
+        return 0 if res["ok"] else 1
+    try:
+        refuse_dirty(load_records(a.results, status="completed"), a.allow_dirty)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if a.cmd == "readme":
-        ok = update_readme(a.results, a.readme, check=a.check)
+        try:
+            ok = update_readme(a.results, a.readme, check=a.check)
+        except (ValueError, FileNotFoundError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
         if not ok:
-            print(f"{a.readme}: the results block is out of date; run python -m dirlib.results readme",
+            print(f"{a.readme}: the results block is out of date; run python -m dirlib.results readme --allow-dirty",
                   file=sys.stderr)
         return 0 if ok else 1
     try:

@@ -146,7 +146,14 @@ def run_local(jobs: Sequence[Job], *, progress: bool = True, log=print) -> List[
                                                 j.data_dir, subset=False)
                 except Exception:   # run_job reports it against this job
                     data[key] = None
-            r = run_job(j, data=data[key])
+            try:
+                r = run_job(j, data=data[key])
+            except KeyboardInterrupt as e:    # SIGINT, or SIGTERM under sigterm_as_interrupt
+                r = {"job": j, "status": "interrupted", "path": str(j.folder),
+                     "seconds": float("nan"), "message": str(e) or "SIGINT"}
+                out.append(r)
+                _log_result(r, log)
+                break                          # the rest of the grid is not started
             out.append(r)
             _log_result(r, log)
             bar.update(1)
@@ -230,6 +237,8 @@ def _log_result(r: dict, log) -> None:
     j = r["job"]
     if r["status"] == "failed":
         log(f"FAILED {j.name} ({j.folder}): {r['message']}")
+    elif r["status"] == "interrupted":
+        log(f"interrupted {j.name} ({j.folder}): {r['message']}; the same command resumes")
     elif r["status"] == "skipped":
         log(f"skip  {j.name}: completed")
     else:
@@ -238,8 +247,10 @@ def _log_result(r: dict, log) -> None:
 
 def summary(results: Sequence[dict]) -> str:
     """The table that ends a sweep: completed / skipped / failed runs, then each failed run."""
-    n = {s: sum(r["status"] == s for r in results) for s in ("completed", "skipped", "failed")}
-    lines = [f"sweep: {n['completed']} completed, {n['skipped']} skipped, {n['failed']} failed"]
+    n = {s: sum(r["status"] == s for r in results)
+         for s in ("completed", "skipped", "failed", "interrupted")}
+    lines = [f"sweep: {n['completed']} completed, {n['skipped']} skipped, {n['failed']} failed"
+             + (f", {n['interrupted']} interrupted" if n["interrupted"] else "")]
     lines += [f"  failed: {r['path']}" for r in results if r["status"] == "failed"]
     return "\n".join(lines)
 
@@ -310,8 +321,20 @@ def main(argv=None) -> int:
     threads = int(a.cpus_per_run) if a.backend == "local" and a.cpus_per_run else None
     jobs = grid(a.dataset, a.methods, a.seeds, a.out, overrides, data_dir=a.data_dir,
                 delete_ckpt=a.delete_ckpt, overwrite=a.overwrite, threads=threads)
-    results = run_grid(jobs, a.backend, log=lambda m: print(m, flush=True), **opts)
-    done = [r for r in results if r["status"] != "failed"]
+    try:   # every run's config is refused before anything is written
+        from .methods import parse_method
+        for j in jobs:
+            parse_method(j.method)
+            make_cfg(j.dataset, j.method, j.seed, dict(j.overrides)).validate()
+    except (ValueError, TypeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from .experiment import sigterm_as_interrupt
+    with sigterm_as_interrupt():
+        results = run_grid(jobs, a.backend, log=lambda m: print(m, flush=True), **opts)
+    if any(r["status"] == "interrupted" for r in results):
+        return 130
+    done = [r for r in results if r["status"] not in ("failed", "interrupted")]
     return 0 if len(done) == len(a.methods) * len(a.seeds) else 1
 
 

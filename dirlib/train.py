@@ -113,10 +113,22 @@ class RunConfig:
         for name in ("epochs", "batch_size", "img_size"):
             if not is_int(getattr(self, name)) or getattr(self, name) < 1:
                 bad(name, "an integer >= 1")
-        for name in ("max_batches", "subset_train", "subset_eval", "eval_max_samples"):
+        for name in ("max_batches", "subset_train", "subset_eval"):
             v = getattr(self, name)
             if v is not None and (not is_int(v) or v < 1):
                 bad(name, "an integer >= 1, or unset")
+        if self.eval_max_samples is not None:
+            bad("eval_max_samples", "unset: every evaluation covers its whole split (subset_eval "
+                                    "draws smaller balanced val/test splits)")
+        if not is_int(self.seed) or not 0 <= self.seed < 2 ** 32:
+            bad("seed", f"an integer in [0, {2 ** 32 - 1}]")
+        if self.optimizer not in ("adam", "sgd"):
+            bad("optimizer", "adam or sgd")
+        for k, v in (self.data_kwargs or {}).items():
+            if k in _FIELD_NAMES and v != getattr(self, k):
+                raise ValueError(f"data argument {k}={v!r} contradicts option {k} "
+                                 f"(--{k.replace('_', '-')}) = {getattr(self, k)!r}: set it once, "
+                                 f"as the option, so that the record says what ran")
         if self.data_cache not in ("off", "cpu", "gpu"):
             bad("data_cache", "off, cpu or gpu")
         if not is_int(self.num_workers) or self.num_workers < 0:
@@ -134,6 +146,9 @@ class RunConfig:
         if any(not is_int(m) or m < 1 for m in self.lr_milestones):
             bad("lr_milestones", "integers >= 1")
         return self
+
+
+_FIELD_NAMES = {f.name for f in dataclasses.fields(RunConfig)}
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -263,6 +278,10 @@ def predict(model, loader, device, *, return_features=False, max_samples=None, d
     n = 0
     for x, y, _ in tqdm(loader, desc=desc, leave=False, disable=not progress):
         pred, z = model(x.to(device, non_blocking=True))
+        if pred.reshape(-1).shape[0] != len(y):
+            raise ValueError(f"the model returned {pred.reshape(-1).shape[0]} predictions for a "
+                             f"batch of {len(y)} inputs: every sample must get exactly one (does "
+                             f"the encoder pool or mix samples across the batch?)")
         preds.append(pred.float().cpu())
         ys.append(y.float())
         if return_features:
@@ -280,7 +299,10 @@ def evaluate(model, data: DIRData, split: str, cfg: RunConfig, device, loader=No
     ds = getattr(data, split)
     loader = loader or make_loader(ds, max(cfg.batch_size, 128), False, cfg)
     p, _ = predict(model, loader, device)
-    labels = getattr(data, f"{split}_labels")[: len(p)]
+    labels = getattr(data, f"{split}_labels")
+    if len(p) != len(labels):
+        raise ValueError(f"evaluation of the {split} split saw {len(p)} samples of {len(labels)}: "
+                         f"every sample must be evaluated exactly once")
     pred = p * data.target_scale
     m = shot_metrics(pred, labels, data.shot_reference, spec=data.shot_spec, binning=data.binning,
                      gm_eps=data.gm_eps, pearson=data.pearson)
@@ -363,6 +385,10 @@ def step_loss(st: TrainState, spec: MethodSpec, b: Batch, amp_dtype=None):
                 z = f(z)
             return z
     pred, z = model_forward(st.model, b.x, ft, amp_dtype)
+    if pred.shape[0] != b.y.shape[0]:
+        raise ValueError(f"the model returned {pred.shape[0]} predictions for a batch of "
+                         f"{b.y.shape[0]} inputs: every sample must get exactly one (does the "
+                         f"encoder pool or mix samples across the batch?)")
     b.pred, b.z = pred, z
     if spec.base_loss_fn is not None:
         loss = spec.base_loss_fn(pred, b.y, b.weights)
@@ -475,13 +501,20 @@ class StepLog:
         return self.total / max(self.count, 1)
 
 
-def _resume(ckpt_path, phase: str, model, st: "TrainState", callbacks) -> tuple:
+def _resume(ckpt_path, phase: str, model, st: "TrainState", callbacks,
+            run_key: Optional[str] = None) -> tuple:
     """``(start_epoch, best)`` from the phase's checkpoint at ``ckpt_path``, restoring the model,
-    optimiser, scheduler, callbacks, history and RNG; ``(0, fresh best)`` without one."""
+    optimiser, scheduler, callbacks, history and RNG; ``(0, fresh best)`` without one. With
+    ``run_key``, a checkpoint that carries another run's key (or none) is refused."""
     best = {"value": math.inf, "epoch": -1, "state": None}
     if ckpt_path is None or not Path(ckpt_path).exists():
         return 0, best
     ck = load_checkpoint(ckpt_path)
+    if run_key is not None and ck.get("run_key") != run_key:
+        from .checkpoint import CheckpointError, restart_hint
+        raise CheckpointError(f"checkpoint {ckpt_path} belongs to another run (its key "
+                              f"{ck.get('run_key') or 'is missing'}, this run's {run_key}): it is "
+                              f"not resumed. {restart_hint(ckpt_path)}")
     if ck.get("phase") != phase:
         return 0, best
     model.load_state_dict(ck["model"])
@@ -538,7 +571,8 @@ def _epoch_record(st: "TrainState", data: DIRData, log: StepLog, val: dict, trai
 
 def fit(cfg: RunConfig, data: DIRData, spec: MethodSpec, model: Optional[torch.nn.Module] = None,
         *, ckpt_path: Optional[Path] = None, phase: str = "main",
-        select_on: Optional[str] = None, track_test: bool = False) -> dict:
+        select_on: Optional[str] = None, track_test: bool = False,
+        run_key: Optional[str] = None) -> dict:
     """Train one phase and return its results (metrics, history, best epoch, timings, model).
 
     ``track_test``: also evaluate the test split after every epoch and keep its shot metrics in the
@@ -547,7 +581,8 @@ def fit(cfg: RunConfig, data: DIRData, spec: MethodSpec, model: Optional[torch.n
 
     ``ckpt_path``: if given, a checkpoint is written there at every epoch end, and an existing one
     (same phase) is resumed from: a killed run restarted with the same command loses at most the
-    epoch in progress.
+    epoch in progress. ``run_key``: the run's identity, stored in every checkpoint and checked on
+    resuming, so that a checkpoint of another run (a copied folder, a removed record) is refused.
     """
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
@@ -559,7 +594,7 @@ def fit(cfg: RunConfig, data: DIRData, spec: MethodSpec, model: Optional[torch.n
     st.scheduler = torch.optim.lr_scheduler.MultiStepLR(st.optimizer, list(cfg.lr_milestones),
                                                         gamma=cfg.lr_gamma)
     metric = select_on or data.main_metric
-    start_epoch, best = _resume(ckpt_path, phase, model, st, callbacks)
+    start_epoch, best = _resume(ckpt_path, phase, model, st, callbacks, run_key)
 
     train_ds = data.extra["train_two_view"] if spec.train_views == 2 and "train_two_view" in data.extra \
         else data.train
@@ -599,7 +634,8 @@ def fit(cfg: RunConfig, data: DIRData, spec: MethodSpec, model: Optional[torch.n
             best = {"value": v, "epoch": epoch + 1,
                     "state": {k: t.detach().cpu().clone() for k, t in model.state_dict().items()}}
         if ckpt_path is not None:
-            save_checkpoint({"phase": phase, "epoch": epoch, "model": model.state_dict(),
+            save_checkpoint({"phase": phase, "run_key": run_key, "epoch": epoch,
+                             "model": model.state_dict(),
                              "optimizer": st.optimizer.state_dict(),
                              "scheduler": st.scheduler.state_dict(),
                              "callbacks": [cb.state_dict() for cb in callbacks],

@@ -27,5 +27,5 @@ for seed in $SEEDS; do
         --delete-ckpt --train-arg "${args[@]}"
   done
 done
-$PY -m dirlib.results tables --results results/ --out results/tables/
-$PY -m dirlib.results readme
+$PY -m dirlib.results tables --allow-dirty --results results/ --out results/tables/
+$PY -m dirlib.results readme --allow-dirty

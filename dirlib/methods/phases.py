@@ -39,6 +39,7 @@ class PhaseRun:
     ckpt_dir: Path
     model: object = None
     results: dict = field(default_factory=dict)
+    run_key: Optional[str] = None          # the run's identity, checked in every checkpoint
 
     @property
     def device(self):
@@ -50,15 +51,16 @@ class PhaseRun:
         trained model and return the phase's result."""
         cfg = dataclasses.replace(copy.deepcopy(self.cfg), **cfg_changes)
         res = fit(cfg, self.data, spec or self.spec, model=self.model,
-                  ckpt_path=self.ckpt_dir / f"{phase}.pt", phase=phase)
+                  ckpt_path=self.ckpt_dir / f"{phase}.pt", phase=phase, run_key=self.run_key)
         self.model = res.pop("model")
         return res
 
 
 def run_phases(phases: List[Phase], cfg: RunConfig, data, spec: MethodSpec, ckpt_dir: Path,
-               on_phase_end: Optional[Callable[[dict], None]] = None) -> dict:
+               on_phase_end: Optional[Callable[[dict], None]] = None,
+               run_key: Optional[str] = None) -> dict:
     """Run ``phases`` in order; return ``{"phases", "final", "phase_times_s"}`` for the record."""
-    r = PhaseRun(cfg, data, spec, Path(ckpt_dir))
+    r = PhaseRun(cfg, data, spec, Path(ckpt_dir), run_key=run_key)
     times = {}
     for ph in phases:
         t0 = time.time()

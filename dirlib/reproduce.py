@@ -1,0 +1,153 @@
+"""Rerun a stored record with the code that made it, and compare every metric.
+
+::
+
+    python -m dirlib.results reproduce results/runs/sts-b-dir/vanilla/seed0/run.json
+
+The record's commit is exported from this repository's history into a scratch folder (``git
+archive``), its stored diff is applied when it was written from a dirty tree (``run.diff`` beside
+it, checked against the record's hash), and the run is made again there, in a fresh process that
+imports that code. A post-hoc record reproduces its base run first, then itself.
+
+Every number of the ``test`` and ``val`` blocks is compared: bit for bit when the record ran on
+the CPU (dirlib's CPU runs are deterministic), to ``rtol`` otherwise. A record that is dirty without
+its diff cannot be reproduced and is refused by name.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from . import records
+
+_RUN = """
+import json, sys
+from dirlib.train import RunConfig
+from dirlib.experiment import run_experiment
+cfg = json.loads(sys.argv[1])
+cfg["lr_milestones"] = tuple(cfg.get("lr_milestones") or ())
+run_experiment(RunConfig(**cfg), sys.argv[2], data_dir=sys.argv[3] or None)
+"""
+_POSTHOC = """
+import json, sys
+from dirlib.posthoc import PosthocConfig, run_posthoc
+pc = json.loads(sys.argv[1])
+run_posthoc(sys.argv[2], pc["variant"], sys.argv[3], data_dir=sys.argv[4] or None,
+            config=PosthocConfig(**pc), log=lambda m: None)
+"""
+
+
+class ReproduceError(RuntimeError):
+    """The record cannot be rerun as it was made."""
+
+
+def _git(repo, *args, **kw):
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, check=False, **kw)
+
+
+def export_source(rec: dict, rec_path: Path, dest: Path, repo=None) -> Path:
+    """The code that wrote ``rec``: its commit exported to ``dest``, with its diff applied."""
+    repo = Path(repo) if repo else Path(__file__).resolve().parent.parent
+    git = rec.get("git") or {}
+    commit = git.get("commit")
+    if not commit:
+        raise ReproduceError(f"{rec_path}: the record names no commit")
+    why = records.provenance_problem(rec_path, rec)
+    if why == "dirty":
+        raise ReproduceError(f"{rec_path}: written from a dirty tree before diffs were stored; the "
+                             f"code that ran is not known, so it cannot be reproduced")
+    if why:
+        raise ReproduceError(f"{rec_path}: {why}")
+    if _git(repo, "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
+        raise ReproduceError(f"{rec_path}: commit {commit} is not in this repository's history "
+                             f"(a shallow clone? git fetch --unshallow)")
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = _git(repo, "archive", "--format=tar", commit)
+    if archive.returncode != 0:
+        raise ReproduceError(f"git archive {commit} failed: {archive.stderr.decode()[:200]}")
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    if git.get("diff"):
+        patch = Path(rec_path).with_name(git["diff"])
+        r = subprocess.run(["git", "apply", "--whitespace=nowarn", str(patch.resolve())],
+                           cwd=dest, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise ReproduceError(f"{patch} does not apply to {commit}: {r.stderr[:300]}")
+    return dest
+
+
+def _python(src: Path, script: str, *args) -> None:
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    env.pop("DIRLIB_SOURCE_COMMIT", None)
+    r = subprocess.run([sys.executable, "-c", script, *map(str, args)], cwd=src, env=env,
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise ReproduceError(f"the rerun failed:\n{r.stderr[-2000:]}")
+
+
+def compare(old: dict, new: dict, exact: bool, rtol: float = 1e-6) -> list:
+    """``(block, shot, metric, old, new, equal)`` for every number of the ``test`` and ``val``
+    blocks."""
+    rows = []
+    for block in ("test", "val"):
+        for shot, m in (old.get(block) or {}).items():
+            for k, v in (m or {}).items():
+                w = ((new.get(block) or {}).get(shot) or {}).get(k)
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or v is None:
+                    same = v == w
+                elif not isinstance(w, (int, float)):
+                    same = False
+                elif exact:
+                    same = v == w or (math.isnan(v) and math.isnan(w))
+                else:
+                    same = math.isclose(v, w, rel_tol=rtol, abs_tol=1e-12)
+                rows.append((block, shot, k, v, w, bool(same)))
+    return rows
+
+
+def reproduce(rec_path, *, data_dir=None, rtol: float = 1e-6, repo=None, keep=None) -> dict:
+    """Rerun the record at ``rec_path`` with its own code; returns ``{"exact", "rows", "ok",
+    "record"}`` (the new record). ``keep``: a folder to keep the scratch tree and runs in."""
+    rec_path = Path(rec_path).resolve()
+    rec = records.read_json(rec_path)
+    if rec.get("status") != "completed":
+        raise ReproduceError(f"{rec_path} is {rec.get('status')!r}, not completed")
+    data_dir = data_dir or os.environ.get("DIRLIB_DATA") or ""
+    scratch = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="dirlib-reproduce-"))
+    try:
+        if rec.get("schema") == "dirlib.posthoc/1":
+            base_path = (rec_path.parent / rec["base"]["path"] / "run.json").resolve()
+            base = records.read_json(base_path)
+            src = export_source(rec, rec_path, scratch / "src", repo)
+            base_src = src if (base.get("git") or {}).get("commit") == rec["git"]["commit"] \
+                and not base["git"].get("dirty") else export_source(base, base_path,
+                                                                    scratch / "base-src", repo)
+            _python(base_src, _RUN, json.dumps(base["config"]), scratch / "base", data_dir)
+            _python(src, _POSTHOC, json.dumps(rec["posthoc"]), scratch / "base",
+                    scratch / "posthoc", data_dir)
+            new = records.read_json(scratch / "posthoc" / "run.json")
+        else:
+            src = export_source(rec, rec_path, scratch / "src", repo)
+            _python(src, _RUN, json.dumps(rec["config"]), scratch / "run", data_dir)
+            new = records.read_json(scratch / "run" / "run.json")
+    finally:
+        if not keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+    exact = str(rec.get("device", "")).startswith("cpu")
+    rows = compare(rec, new, exact, rtol)
+    return {"exact": exact, "rows": rows, "ok": all(r[-1] for r in rows), "record": new}
+
+
+def report(result: dict) -> str:
+    """The comparison as text: one line per metric that differs, then a verdict."""
+    rows = result["rows"]
+    how = "bit for bit (a CPU run)" if result["exact"] else "to the stated tolerance"
+    lines = [f"{b}[{s}][{k}]: stored {v!r}, rerun {w!r}" for b, s, k, v, w, same in rows if not same]
+    lines.append(f"{sum(r[-1] for r in rows)} of {len(rows)} numbers reproduced {how}: "
+                 + ("REPRODUCED" if result["ok"] else "NOT REPRODUCED"))
+    return "\n".join(lines)

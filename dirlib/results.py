@@ -41,7 +41,7 @@ DEFAULT_METRICS = ("mae", "gm")
 PAPER_TABLES = Path(__file__).resolve().parent.parent / "results" / "paper_tables.csv"
 #: sub-folders of a results folder that hold other kinds of records (the gains audit's base runs and
 #: post-hoc arms, ``dirlib.audit``): left out of the method tables unless the folder is named itself
-SEPARATE_FOLDERS = ("audit",)
+SEPARATE_FOLDERS = ("audit", "reproduce-check")
 INDEX_COLUMNS = ["table", "dataset", "n_records", "n_methods", "methods", "seeds", "data_hash", "file"]
 
 

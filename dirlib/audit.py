@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import pandas as pd
 
 from . import records
@@ -637,7 +638,7 @@ def plot_decomposition(tables: dict, metric: str, title: str = ""):
     bases = [b for b, t in tables.items() if not t.empty]
     effects = [e for e, _, _ in EFFECTS]
     fig, axes = plt.subplots(1, max(len(bases), 1), figsize=(3.6 * max(len(bases), 1) + 3.4, 6.2),
-                             sharey=True, squeeze=False)
+                             sharey=True, sharex=True, squeeze=False)
     for ax, b in zip(axes[0], bases):
         t = tables[b]
         for k, shot in enumerate(SHOTS_ALL):
@@ -679,6 +680,89 @@ def rules_table(df: pd.DataFrame, dataset: str, base: str, metric: str) -> pd.Da
                     row[f"{shot} ({metric.upper()})"] = _fmt_ci(*g.loc[shot, ["mean", "lo", "hi"]])
             out.append(row)
     return pd.DataFrame(out)
+
+
+def _posthoc_records(results):
+    """``(path, record)`` of every completed post-hoc record under ``results``."""
+    from .results import read_records
+    root = Path(results)
+    for path, rec in read_records(sorted(root.rglob("run.json"))):
+        if rec.get("schema") == "dirlib.posthoc/1" and rec.get("status") == "completed":
+            yield path, rec
+
+
+def norm_fit_table(results="results/audit") -> pd.DataFrame:
+    """How well each code-family norm net fits the majority labels' observed norms: per dataset,
+    base, seed, arm and net (the code's after L epochs, or the fitted one), the RMSE and R^2 on
+    those labels, and the range of the observed and the predicted norms."""
+    rows = []
+    for path, rec in _posthoc_records(results):
+        norm = rec.get("norm")
+        if not norm:
+            continue
+        obs = np.asarray(norm["observed_norm"], dtype=float)
+        maj = np.asarray(norm["majority"], dtype=bool)
+        for key, v in norm["by_linear_epochs"].items():
+            pred = np.asarray(v["predicted_norm"], dtype=float)
+            fit = v.get("fit") or {}
+            if not fit:   # records made before the fit error was stored: computed here
+                err = pred[maj] - obs[maj]
+                sst = ((obs[maj] - obs[maj].mean()) ** 2).sum()
+                fit = {"rmse": float(np.sqrt((err ** 2).mean())),
+                       "r2": float(1 - (err ** 2).sum() / sst) if sst > 0 else math.nan}
+            rows.append({"dataset": rec["config"]["dataset"], "base": rec["base"]["method"],
+                         "seed": rec["config"]["seed"], "arm": rec["variant"],
+                         "norm net": "fitted (L-BFGS)" if key == "fitted" else f"code, {key} epochs",
+                         "RMSE": fit["rmse"], "R2": fit["r2"],
+                         "observed majority norms": f"{np.nanmin(obs[maj]):.1f}-{np.nanmax(obs[maj]):.1f}",
+                         "predicted majority norms": f"{np.nanmin(pred[maj]):.1f}-{np.nanmax(pred[maj]):.1f}"})
+    return pd.DataFrame(rows)
+
+
+def health_table(results="results/audit") -> pd.DataFrame:
+    """Every held-out fine-tune of the code-family arms (:func:`dirlib.posthoc.fine_tune_health`):
+    the norm term / task loss in its first and last epoch, the held-out half's error at its start
+    and after its last epoch, and whether it ended worse than it started. Records made before the
+    start was stored use the base run's whole-validation error as the start (``start from``)."""
+    from .posthoc import fine_tune_health
+    rows = []
+    for path, rec in _posthoc_records(results):
+        if not rec["variant"].startswith("code"):
+            continue
+        ds = rec["config"]["dataset"]
+        metric = main_metric(ds)
+        base_path = (path.parent / rec["base"]["path"] / "run.json")
+        base_val = None
+        if base_path.exists():
+            base_val = ((records.read_json(base_path).get("val") or {}).get("all") or {}).get(metric)
+        for h in fine_tune_health(rec, metric, start_heldout=base_val):
+            rows.append({"dataset": ds, "base": rec["base"]["method"], "seed": rec["config"]["seed"],
+                         "arm": rec["variant"],
+                         "norm-net epochs": "-" if h["linear_epochs"] is None else h["linear_epochs"],
+                         "norm/task, first epoch": h["norm_to_task_first"],
+                         "norm/task, last epoch": h["norm_to_task_last"],
+                         "metric": metric.upper(),
+                         "held-out error at start": h["start"],
+                         "held-out error at end": h["end"],
+                         "ended worse": h["worse"],
+                         "start from": "the fine-tune's start" if h["start_stored"]
+                         else "the base's whole validation split"})
+    return pd.DataFrame(rows)
+
+
+def tuning_table(results="results/audit") -> pd.DataFrame:
+    """The tuned arms' choices (``tuned/<method>/choice.json``): per dataset and method, each trial's
+    setting and validation score, and which was chosen."""
+    import json
+    rows = []
+    for path in sorted(Path(results).glob("*/tuned/*/choice.json")):
+        c = json.loads(path.read_text())
+        for t in c["trials"]:
+            rows.append({"dataset": c["dataset"], "method": c["method"],
+                         "setting": ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                                              for k, v in t["point"].items()),
+                         c["metric"]: t["val"], "chosen": t["point"] == c["chosen"]})
+    return pd.DataFrame(rows)
 
 
 def compute_used(results="results/audit") -> pd.DataFrame:

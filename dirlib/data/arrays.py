@@ -22,6 +22,7 @@ model regresses.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Optional
 
 import numpy as np
@@ -49,28 +50,77 @@ def _labels(a, what: str) -> np.ndarray:
         y = y[:, 0]
     if y.ndim != 1:
         raise ValueError(f"from_arrays: {what} must be 1-d (N,), got shape {y.shape}")
+    bad = np.flatnonzero(~np.isfinite(y))
+    if len(bad):
+        raise ValueError(f"from_arrays: {what} holds {len(bad)} NaN or infinite label(s), the first "
+                         f"at row {bad[0]} ({y[bad[0]]}); drop or fix those rows")
     return y
+
+
+def _finite_inputs(x: torch.Tensor, what: str) -> None:
+    if x.dtype.is_floating_point:
+        rows = torch.nonzero(~torch.isfinite(x.reshape(len(x), -1)).all(dim=1)).reshape(-1)
+        if len(rows):
+            raise ValueError(f"from_arrays: {what} holds NaN or infinite values in {len(rows)} "
+                             f"row(s), the first at row {int(rows[0])}; impute or drop them")
+
+
+#: more bins than this from integer labels without bins is almost surely a unit or outlier problem
+MAX_INTEGER_BINS = 10_000
 
 
 def make_binning(labels: np.ndarray, bin_width: Optional[float] = None, edges=None) -> Binning:
     """The bins of :func:`from_arrays` (see the module docstring)."""
     if bin_width is not None and edges is not None:
         raise ValueError("from_arrays: give bin_width or edges, not both")
-    if edges is not None:
-        return Binning(np.asarray(edges, dtype=np.float64))
     lo, hi = float(np.min(labels)), float(np.max(labels))
+    if edges is not None:
+        e = np.asarray(edges, dtype=np.float64)
+        outside = int(((labels < e[0]) | (labels > e[-1])).sum()) if e.size else len(labels)
+        if outside:
+            raise ValueError(f"from_arrays: {outside} label(s) lie outside the edges [{e[0]:g}, "
+                             f"{e[-1]:g}] (the labels span [{lo:g}, {hi:g}]); widen the edges, "
+                             f"or they would be clipped into the end bins")
+        return Binning(e)
     if bin_width is not None:
-        if not (isinstance(bin_width, (int, float)) and bin_width > 0 and math.isfinite(bin_width)):
+        if not (isinstance(bin_width, numbers.Real) and not isinstance(bin_width, bool)
+                and bin_width > 0 and math.isfinite(bin_width)):
             raise ValueError(f"from_arrays: bin_width must be a number > 0, got {bin_width!r}")
+        bin_width = float(bin_width)
         a = math.floor(lo / bin_width) * bin_width
         b = max(math.ceil(hi / bin_width) * bin_width, a + bin_width)
         if b <= hi:
             b += bin_width
         return Binning.uniform(a, b, bin_width)
     if np.all(labels == np.round(labels)):
+        if hi - lo + 1 > MAX_INTEGER_BINS:
+            raise ValueError(f"from_arrays: integer labels from {lo:g} to {hi:g} would make "
+                             f"{int(hi - lo + 1)} bins of one unit; pass bin_width=... or edges=[...] "
+                             f"(or check the labels' units and outliers)")
         return Binning.integer(int(lo), int(hi))
     raise ValueError("from_arrays: the labels are not integers, so the bins must be given: pass "
                      "bin_width=... (equal bins) or edges=[...] (bin edges)")
+
+
+def _check_item_targets(ds, model_targets: np.ndarray, split: str, probes: int = 20) -> None:
+    """The items' ``y`` must be the labels divided by ``target_scale``, at the same index: every item
+    of a dataset that holds its targets as ``.y``, else ``probes`` items spread over the split."""
+    y = getattr(ds, "y", None)
+    if isinstance(y, (torch.Tensor, np.ndarray)) and len(y) == len(model_targets):
+        idx = np.arange(len(model_targets))
+        got = np.asarray(y, dtype=np.float64).reshape(-1)
+    else:
+        idx = np.unique(np.linspace(0, len(model_targets) - 1, min(probes, len(model_targets)))
+                        .astype(int))
+        got = np.array([float(ds[int(i)][1]) for i in idx])
+    want = model_targets[idx]
+    bad = np.flatnonzero(~np.isclose(got, want, rtol=1e-5, atol=1e-6))
+    if len(bad):
+        i = int(idx[bad[0]])
+        raise ValueError(f"from_datasets: the {split} items' targets disagree with {split}_labels / "
+                         f"target_scale at {len(bad)} checked index(es), the first at {i} (item y "
+                         f"{got[bad[0]]:g}, label / target_scale {want[bad[0]]:g}): the labels must "
+                         f"be aligned with the items, and the items must hold label / target_scale")
 
 
 def from_datasets(train, val, test, *, train_labels, val_labels, test_labels, bin_width=None,
@@ -86,9 +136,13 @@ def from_datasets(train, val, test, *, train_labels, val_labels, test_labels, bi
         raise ValueError(f"main_metric must be 'mae' or 'mse', got {main_metric!r}")
     labels = {s: _labels(v, f"y_{s}") for s, v in (("train", train_labels), ("val", val_labels),
                                                    ("test", test_labels))}
+    if not (isinstance(target_scale, numbers.Real) and not isinstance(target_scale, bool)
+            and target_scale > 0 and math.isfinite(target_scale)):
+        raise ValueError(f"target_scale must be a number > 0, got {target_scale!r}")
     for s, ds in (("train", train), ("val", val), ("test", test)):
         if len(ds) != len(labels[s]):
             raise ValueError(f"from_arrays: {len(ds)} {s} inputs but {len(labels[s])} {s} labels")
+        _check_item_targets(ds, labels[s] / float(target_scale), s)
     binning = make_binning(np.concatenate(list(labels.values())), bin_width, edges)
     given_bins = bin_width is not None or edges is not None
     spec = ShotSpec(many_thr=int(many_thr), few_thr=int(few_thr), by="bin" if given_bins else "label")
@@ -112,11 +166,17 @@ def from_arrays(x_train, y_train, x_val, y_val, x_test, y_test, *, bin_width=Non
     shapes = {tuple(x.shape[1:]) for x in xs.values()}
     if len(shapes) != 1:
         raise ValueError(f"from_arrays: the splits' inputs differ in shape: {sorted(shapes)}")
-    ys = {s: torch.tensor(_labels(y, f"y_{s}"), dtype=torch.float32)
+    if not (isinstance(target_scale, numbers.Real) and not isinstance(target_scale, bool)
+            and target_scale > 0 and math.isfinite(target_scale)):
+        raise ValueError(f"from_arrays: target_scale must be a number > 0, got {target_scale!r}")
+    # the model regresses label / target_scale (as the STS-B loader's 0-5 scores / 5); metrics
+    # multiply its predictions back
+    ys = {s: torch.tensor(_labels(y, f"y_{s}") / float(target_scale), dtype=torch.float32)
           for s, y in (("train", y_train), ("val", y_val), ("test", y_test))}
     for s in xs:
         if len(xs[s]) != len(ys[s]):
             raise ValueError(f"from_arrays: {len(xs[s])} {s} inputs but {len(ys[s])} {s} labels")
+        _finite_inputs(xs[s], f"x_{s}")
     flat = xs["train"].dim() == 2
     return from_datasets(*(TensorItems(xs[s], ys[s]) for s in ("train", "val", "test")),
                          train_labels=y_train, val_labels=y_val, test_labels=y_test,

@@ -35,7 +35,7 @@ def _feature_dim(encoder: torch.nn.Module, data) -> int:
 
 
 def run(method: str, data, *, encoder: Optional[torch.nn.Module] = None, epochs: int, seed: int = 0,
-        out=None, **config) -> dict:
+        out=None, overwrite: bool = False, **config) -> dict:
     """Train ``method`` (any name of :func:`dirlib.methods.method_names`, including the
     multi-phase ``frobenius``, ``rrt`` and ``rnc``, and ``+`` compositions) on ``data`` for ``epochs`` with ``seed``, and return the run
     record (a dict).
@@ -46,7 +46,12 @@ def run(method: str, data, *, encoder: Optional[torch.nn.Module] = None, epochs:
     ``custom:<class>:<hash of its repr>``, so a rerun into the same ``out`` with another encoder
     of the same architecture counts as the same run. Without it the data's default encoder is used. ``out``: a folder for
     ``run.json`` and checkpoints (resumable, as the CLI); without it the run works in a temporary
-    folder that is removed before ``run`` returns, so nothing is left on disk.
+    folder that is removed before ``run`` returns, so nothing is left on disk. ``overwrite``: an
+    existing record of another run in ``out`` is kept beside as ``run.replaced-<time>.json`` and the
+    run starts anew (the CLI's ``--overwrite``). The caller's random states (Python, numpy, torch)
+    are the same after ``run`` as before. ``seed`` seeds the run (its data order, its augmentation
+    and dirlib's own encoders); a given ``encoder`` keeps the weights it has, so seed it yourself
+    to pair runs of several seeds.
     ``config``: other :class:`~dirlib.train.RunConfig` fields (``lr``, ``batch_size``,
     ``method_kwargs`` ...). The record's ``data.info`` shows the task family whose defaults applied.
     """
@@ -70,7 +75,15 @@ def run(method: str, data, *, encoder: Optional[torch.nn.Module] = None, epochs:
         register_encoder(name, lambda: copy.deepcopy(template), _feature_dim(template, data))
         config["model"] = name
     cfg = RunConfig(dataset=data.name, method=method, epochs=int(epochs), seed=int(seed), **config)
-    if out is not None:
-        return run_experiment(cfg, Path(out), data=data)
-    with tempfile.TemporaryDirectory(prefix="dirlib-run-") as tmp:
-        return run_experiment(cfg, Path(tmp), data=data)
+    import random
+    import numpy as np
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            if out is not None:
+                return run_experiment(cfg, Path(out), data=data, overwrite=overwrite)
+            with tempfile.TemporaryDirectory(prefix="dirlib-run-") as tmp:
+                return run_experiment(cfg, Path(tmp), data=data)
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)

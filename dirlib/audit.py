@@ -149,13 +149,16 @@ def _ensure_base(cfg, rd: Path, data, needs_ckpt: bool, log):
 def run_audit(dataset: str, seeds, *, work="runs/audit", results="results/audit", data_dir=None,
               bases=None, variants=None, posthoc: Optional[dict] = None, train=None,
               plan: Optional[dict] = None, data=None, replace_dirty: bool = False,
-              log=print) -> None:
+              verify_bases: bool = False, log=print) -> None:
     """Train and post-process every arm of the audit for ``dataset`` and ``seeds``, resumably.
     ``plan`` defaults to ``PLANS[dataset]``; ``data`` to the dataset loaded from ``data_dir``;
     ``variants`` to :data:`BASE_VARIANTS`, plus ``code-from-scratch`` on :data:`SCRATCH_BASE`.
 
     ``replace_dirty``: a stored record written from a dirty tree (``git.dirty``) counts as missing:
-    it is rerun here (a base must reproduce it) and the new record replaces it."""
+    it is rerun here (a base must reproduce it) and the new record replaces it.
+    ``verify_bases``: every base is retrained (when its checkpoint is gone) even if all its arms are
+    stored; one that does not reproduce its record has its arms rerun, so that every arm of a seed
+    pairs with what the current code trains."""
     from .experiment import load_for_config
     from .sweep import make_cfg
     plan = plan or PLANS[dataset]
@@ -180,7 +183,7 @@ def run_audit(dataset: str, seeds, *, work="runs/audit", results="results/audit"
                         if not (done(posthoc_dir(work, dataset, method, seed, v))
                                 or done(posthoc_dir(results, dataset, method, seed, v)))]
                 stored = base_dir(results, dataset, method, seed) / "run.json"
-                if not todo and done(stored.parent):
+                if not todo and done(stored.parent) and not verify_bases:
                     log(f"skip  {rd}: every arm is stored in {results}")
                     continue
                 if _completed(stored.parent) and not (rd / "run.json").exists():
@@ -189,7 +192,7 @@ def run_audit(dataset: str, seeds, *, work="runs/audit", results="results/audit"
                     shutil.copyfile(stored, rd / "run.json")
                 if data is None:
                     data = load_for_config(cfg, data_dir, subset=False)
-                needs_ckpt = any(v != SCRATCH_VARIANT for v in todo)
+                needs_ckpt = verify_bases or any(v != SCRATCH_VARIANT for v in todo)
                 if replace_dirty and _completed(rd) and _dirty(rd) and not _has_ckpt(rd):
                     needs_ckpt = True   # retrained from this tree, it replaces the dirty record
                 base_rec = _ensure_base(cfg, rd, data, needs_ckpt=needs_ckpt, log=log)
@@ -811,6 +814,8 @@ def main(argv=None) -> int:
                    help="the published grid: 40 fine-tune epochs x norm-net epochs 1,3,...,19")
     r.add_argument("--replace-dirty", action="store_true",
                    help="rerun the stored records written from a dirty tree and replace them")
+    r.add_argument("--verify-bases", action="store_true",
+                   help="retrain every base; rerun the arms of one that does not reproduce")
     tu = sub.add_parser("tune", help="the tuned arms (Q5): the base and the text's method, each "
                                      "tuned on validation data with the same budget (dirlib.tune)")
     tu.add_argument("--dataset", required=True, choices=sorted(PLANS))
@@ -834,6 +839,7 @@ def main(argv=None) -> int:
                 if a.full_grid else None)
         run_audit(a.dataset, a.seeds, work=a.work, results=a.results, data_dir=a.data_dir,
                   bases=a.bases, posthoc=opts, replace_dirty=a.replace_dirty,
+                  verify_bases=a.verify_bases,
                   log=lambda m: print(m, flush=True))
         return 0
     if a.cmd == "tune":

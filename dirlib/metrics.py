@@ -58,15 +58,18 @@ def regression_metrics(pred, target, *, gm_eps: float = 0.0, pearson: bool = Fal
     return out
 
 
-def shot_metrics(pred, target, train_target, *, spec: ShotSpec = ShotSpec(),
+def shot_metrics(pred, target, train_target, *, spec: Optional[ShotSpec] = None,
                  binning: Optional[Binning] = None, gm_eps: float = 0.0, pearson: bool = False,
                  shots: Optional[np.ndarray] = None) -> dict:
     """Metrics overall and per shot: ``{"all": {...}, "many": {...}, "median": {...}, "few": {...}}``.
 
     ``pred`` and ``target`` are in label space. ``train_target`` are the training labels that define
     the shots (``spec``, ``binning``: see :func:`dirlib.data.base.assign_shots`); ``shots`` may be
-    given precomputed instead.
+    given precomputed instead. Without ``spec``, shots are counted per bin when ``binning`` is
+    given and per exact label otherwise (the DIR benchmark's integer ages).
     """
+    if spec is None:
+        spec = ShotSpec(by="bin") if binning is not None else ShotSpec()
     pred = np.asarray(pred, dtype=np.float64).reshape(-1)
     target = np.asarray(target, dtype=np.float64).reshape(-1)
     if pred.shape != target.shape:

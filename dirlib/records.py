@@ -93,13 +93,23 @@ def stable_hash(obj) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+#: what a run's code is not: records and tables (a worktree that writes its records in place
+#: stays clean)
+CODE_EXCLUDES = (":(exclude)results",)
+
+
 def git_commit(cwd=None) -> dict:
     cwd = cwd or Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                                 text=True, timeout=10).stdout.strip() or None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=10).stdout.strip() != ""
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                *CODE_EXCLUDES], cwd=cwd, capture_output=True, text=True,
+                               timeout=10).stdout.strip() != ""
+        # a new file of the package changes what runs as much as an edited one
+        dirty = dirty or subprocess.run(
+            ["git", "ls-files", "--others", "--exclude-standard", "--", "dirlib"], cwd=cwd,
+            capture_output=True, text=True, timeout=10).stdout.strip() != ""
     except (OSError, subprocess.SubprocessError):
         commit, dirty = None, None
     if os.environ.get("DIRLIB_SOURCE_COMMIT"):
@@ -112,13 +122,14 @@ def git_commit(cwd=None) -> dict:
 
 def working_tree_diff(cwd=None) -> str:
     """The uncommitted changes of the checkout that holds this package, as a patch against HEAD:
-    the tracked files' changes (``git diff HEAD --binary``) and every untracked, not ignored file
-    as a new file. ``git apply`` on a checkout of HEAD gives back the tree that ran."""
+    the tracked files' changes outside ``results/`` (``git diff HEAD --binary``) and every
+    untracked, not ignored file of the package as a new file. ``git apply`` on a checkout of HEAD
+    gives back the code that ran."""
     cwd = cwd or Path(__file__).resolve().parent.parent
     run = lambda *a: subprocess.run(["git", *a], cwd=cwd, capture_output=True, text=True,
                                     timeout=60)
-    patch = run("diff", "HEAD", "--binary").stdout
-    for f in run("ls-files", "--others", "--exclude-standard", "-z").stdout.split("\0"):
+    patch = run("diff", "HEAD", "--binary", "--", ".", *CODE_EXCLUDES).stdout
+    for f in run("ls-files", "--others", "--exclude-standard", "-z", "--", "dirlib").stdout.split("\0"):
         if f:
             patch += run("diff", "--no-index", "--binary", "--", "/dev/null", f).stdout
     return patch

@@ -92,3 +92,60 @@ def test_from_datasets_refuses_labels_that_disagree_with_the_items():
     with pytest.raises(ValueError, match="the test items' targets disagree with test_labels"):
         from_datasets(*items, train_labels=y[:120], val_labels=y[120:160],
                       test_labels=wrong_test, bin_width=5.0)
+
+
+# ------------------------------------------------------------------------ the public API
+def test_api_1_public_modules_are_attributes_of_the_package():
+    import subprocess
+    import sys
+    code = ("import dirlib; print(dirlib.data.from_arrays.__name__, dirlib.losses.__name__, "
+            "dirlib.metrics.shot_metrics.__name__, 'run' in dir(dirlib))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["from_arrays", "dirlib.losses", "shot_metrics", "True"]
+
+
+def test_api_2_run_takes_overwrite_as_the_error_says(tmp_path):
+    from dirlib.experiment import RunExists
+    x, y = _xy()
+    data = from_arrays(*_split(x, y), bin_width=5.0)
+    dirlib.run("vanilla", data, epochs=1, seed=0, out=tmp_path, diagnostics=False)
+    with pytest.raises(RunExists, match="--overwrite"):
+        dirlib.run("vanilla", data, epochs=2, seed=0, out=tmp_path, diagnostics=False)
+    rec = dirlib.run("vanilla", data, epochs=2, seed=0, out=tmp_path, diagnostics=False,
+                     overwrite=True)
+    assert rec["config"]["epochs"] == 2 and list(tmp_path.glob("run.replaced-*.json"))
+
+
+def test_api_4_run_leaves_the_callers_random_state_alone():
+    import random
+    import torch
+    x, y = _xy()
+    data = from_arrays(*_split(x, y), bin_width=5.0)
+    torch.manual_seed(123)
+    np.random.seed(123)
+    random.seed(123)
+    want = (torch.rand(3), np.random.rand(3), random.random())
+    torch.manual_seed(123)
+    np.random.seed(123)
+    random.seed(123)
+    dirlib.run("vanilla", data, epochs=1, seed=7, diagnostics=False)
+    got = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(got[0], want[0]) and np.array_equal(got[1], want[1]) and got[2] == want[2]
+
+
+def test_api_5_the_record_names_the_base_loss_it_used():
+    x, y = _xy()
+    data = from_arrays(*_split(x, y), bin_width=5.0)
+    assert dirlib.run("vanilla", data, epochs=1, diagnostics=False)["loss_used"] == "l1"
+    data = from_arrays(*_split(x, y), bin_width=5.0, main_metric="mse")
+    assert dirlib.run("vanilla", data, epochs=1, diagnostics=False)["loss_used"] == "mse"
+
+
+def test_api_6_shot_metrics_with_a_binning_counts_shots_per_bin():
+    from dirlib.data.base import Binning
+    from dirlib.metrics import shot_metrics
+    rng = np.random.RandomState(0)
+    train = rng.uniform(0, 10, 3000)                 # float labels: every exact value is unique
+    test = rng.uniform(0, 10, 40)
+    m = shot_metrics(test, test, train, binning=Binning.uniform(0.0, 10.0, 1.0))
+    assert m["many"]["n"] == 40 and m["few"]["n"] == 0

@@ -356,3 +356,21 @@ def test_a_committed_record_reproduces_with_its_own_commit():
             pytest.skip(str(e))
         raise
     assert res["exact"] and res["ok"], report(res)
+
+
+def test_records_written_in_place_do_not_make_the_tree_dirty(tmp_path):
+    repo = tmp_path / "r"
+    (repo / "dirlib").mkdir(parents=True)
+    (repo / "results").mkdir()
+    (repo / "dirlib" / "a.py").write_text("a\n")
+    (repo / "results" / "run.json").write_text("{}\n")
+    g = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)
+    g("init", "-q")
+    g("add", "-A")
+    g("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "x")
+    (repo / "results" / "run.json").write_text('{"new": 1}\n')      # a record replaced in place
+    assert records.git_commit(repo)["dirty"] is False
+    (repo / "dirlib" / "b.py").write_text("b\n")                     # a new module is code
+    assert records.git_commit(repo)["dirty"] is True
+    assert "b.py" in records.working_tree_diff(repo)
+    assert "run.json" not in records.working_tree_diff(repo)

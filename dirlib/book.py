@@ -55,6 +55,8 @@ VENDOR = BOOK / "_vendor"
 KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
 DOCS = ROOT / "docs"
 EXEC_PREFIX = "_exec/"
+#: pages the build writes itself (the staged docs, the execution status): no notebook behind them
+GENERATED_PREFIX = "_exec/docs/"
 #: docs the "choices and deviations" page includes; a missing one gets a placeholder (build goes on)
 OPTIONAL_DOCS = ("frobenius-choices.md", "baseline-defaults.md", "reproduction.md")
 SOURCES = ("cached", "rerun")
@@ -181,7 +183,8 @@ def toc_notebooks(book: Path = BOOK) -> list:
             for k, v in node.items():
                 if k in ("file", "root") and isinstance(v, str):
                     f = v[:-6] if v.endswith(".ipynb") else v
-                    if f.startswith(EXEC_PREFIX) and f[len(EXEC_PREFIX):] not in names:
+                    if (f.startswith(EXEC_PREFIX) and not f.startswith(GENERATED_PREFIX)
+                            and f[len(EXEC_PREFIX):] not in names):
                         names.append(f[len(EXEC_PREFIX):])
                 else:
                     walk(v)
@@ -307,6 +310,12 @@ def run(params: str = "quick", only: Optional[Sequence[str]] = None, overrides: 
         p = resolve_params(pset, n)
         log(f"running {n} ({pset['path']}) ...")
         t = execute(n, p, out_dir=out_dir, timeout=timeout)
+        t["status"] = "completed"
+        t["finished"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+        t["parameter_set"] = Path(pset["path"]).name
+        # the page's parameters as it ran, without the builder's local paths
+        t["parameters"] = {k: (("set" if v else "unset") if k.endswith("_DIR") else v)
+                           for k, v in p.items()}
         log(f"  {n}: {t['seconds']:.1f} s -> {t['path']}")
         timings.append(t)
     if timings:
@@ -376,6 +385,49 @@ def stage_docs(dest: Path = EXEC / "docs") -> dict:
     return status
 
 
+def execution_rows(timings_path: Path = EXEC / "timings.json") -> list:
+    """One row per notebook of the book: its parameter set, parameters, run time, status and when
+    it finished, from the build's ``timings.json`` (a notebook without an entry: "not run")."""
+    done = {}
+    if timings_path.is_file():
+        done = {t["name"]: t for t in json.loads(timings_path.read_text())}
+    rows = []
+    for n in toc_notebooks():
+        t = done.get(n)
+        if t is None:
+            rows.append({"notebook": n, "status": "not run"})
+            continue
+        params = t.get("parameters") or {}
+        shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in params.items()
+                          if k in ("QUICK", "DATASET", "METHODS", "SEEDS", "EPOCHS", "DEVICE",
+                                   "SOURCE", "DATA_DIR"))
+        rows.append({"notebook": n, "status": t.get("status", "completed"),
+                     "parameter set": t.get("parameter_set", "?"), "parameters": shown,
+                     "run time (s)": f"{t['seconds']:.1f}", "finished (UTC)": t.get("finished", "?")})
+    return rows
+
+
+def write_execution_page(dest: Path = EXEC / "docs" / "execution.md") -> Path:
+    """The book's execution status page (as QuantEcon's): every notebook with its parameters, run
+    time and status in this build, generated from ``timings.json``."""
+    rows = execution_rows()
+    cols = ["notebook", "status", "parameter set", "parameters", "run time (s)", "finished (UTC)"]
+    lines = ["# Execution status", "",
+             "Every page of this book is a notebook executed by `python -m dirlib.book run` with "
+             "papermill, then rendered. This table is written by the build from its own timings "
+             "(`book/_exec/timings.json`). `DATA_DIR=\"set\"` means the page found the real data; "
+             "the pages that read stored records name them in their source boxes.", "",
+             "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        lines.append("| " + " | ".join(str(r.get(c, "")).replace("|", "\\|") for c in cols) + " |")
+    total = sum(float(r["run time (s)"]) for r in rows if "run time (s)" in r)
+    lines += ["", f"{sum(r['status'] == 'completed' for r in rows)} of {len(rows)} notebooks "
+              f"executed, {total:.0f} s in all."]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text("\n".join(lines) + "\n")
+    return dest
+
+
 # ----------------------------------------------------------------------------------- build
 def vendored() -> bool:
     """Whether scripts/vendor_js.sh has filled book/_vendor in the layout _config.yml names."""
@@ -418,6 +470,7 @@ def build(params: str = "quick", only: Optional[Sequence[str]] = None, run_first
     if missing:
         raise BookError(f"no executed copy of {missing} in {EXEC}: run `python -m dirlib.book run` first")
     staged = stage_docs()
+    write_execution_page()
     for d, ok in staged.items():
         if not ok:
             log(f"note: docs/{d} does not exist yet: the book shows a placeholder")

@@ -25,7 +25,7 @@ from . import figures as figs
 from .ridge import label_norms, shared_ridge_fit
 from .runs import cached_runs, record_datasets, stored_specs
 from .figures import convergence_epoch, shot_gaps
-from .naming import METRIC_NAMES
+from .naming import METRIC_NAMES, dataset_name, signed
 
 
 #: |Spearman| at or above which a label range's prototype norms are called ordinal
@@ -64,7 +64,7 @@ def shot_gap_finding(table: pd.DataFrame, metric: str, dataset: str) -> str:
     ``label, shot, <metric>_mean`` (:func:`dirlib.figures.shot_table`)."""
     gaps = shot_gaps(table, metric)
     if not len(gaps):
-        return f"On {dataset}, there are no runs to compare."
+        return f"On {dataset_name(dataset)}, there are no runs to compare."
     name = f"test {METRIC_NAMES.get(metric, metric)}"
     parts = []
     for s in ("few", "median"):
@@ -84,7 +84,7 @@ def shot_gap_finding(table: pd.DataFrame, metric: str, dataset: str) -> str:
         else:
             size = f", by a factor of {above.min():.2f} to {above.max():.2f}"
         parts.append(f"{subject} {who}{size}")
-    return f"On {dataset}, " + "; ".join(parts) + "."
+    return f"On {dataset_name(dataset)}, " + "; ".join(parts) + "."
 
 
 # ----------------------------------------------------------------------------------- Figs. 2 and 5
@@ -98,7 +98,7 @@ def premise_finding(label: str, score: dict, dataset: str) -> str:
     (:func:`dirlib.figures.ordinality`); ordinal means ``|Spearman| >= ORDINAL_RHO``."""
     rho = {s: score.get(f"spearman_{s}") for s in ("many", "median", "few")}
     shown = ", ".join(f"{s} {_num(v)}" for s, v in rho.items() if v is not None)
-    head = (f"On {dataset}, {label}'s prototype norms have a Spearman correlation with the label of "
+    head = (f"On {dataset_name(dataset)}, {label}'s prototype norms have a Spearman correlation with the label of "
             f"{_num(score.get('spearman'))} over all labels ({shown})")
     flags = {s: _ordinal(v) for s, v in rho.items() if _ordinal(v) is not None}
     if "many" not in flags or len(flags) < 2:
@@ -113,26 +113,45 @@ def premise_finding(label: str, score: dict, dataset: str) -> str:
     return f"{head}; with ordinal meaning |Spearman| ≥ {ORDINAL_RHO}, {verdict}."
 
 
-def method_change_finding(pairs: Sequence[Tuple[str, dict, str, dict]]) -> str:
+def method_change_finding(pairs: Sequence[Tuple[str, Sequence[dict], str, Sequence[dict]]],
+                          seeds: Sequence[int] = ()) -> str:
     """Fig. 5: how the method changes the overall Spearman of the prototype norms, per
-    ``(base label, base score, method label, method score)``."""
+    ``(base label, base scores, method label, method scores)`` with one score per seed (paired by
+    position; ``seeds`` names them). Per base, the seeds whose |Spearman| rises, falls, or stays
+    the same at two decimals; every seed's value is stated, so a sign change shows."""
     if not pairs:
         return "No run with the method has its base run stored beside it."
-    bits = [f"{bl} {_num(b.get('spearman'))} → {_num(a.get('spearman'))}" for bl, b, al, a in pairs]
-    moves = [round(abs(a.get("spearman") or 0), 2) - round(abs(b.get("spearman") or 0), 2) for _, b, _, a in pairs]
-    up, down = sum(m > 0 for m in moves), sum(m < 0 for m in moves)
-    same = len(moves) - up - down
-    tally = [f"{k} {w}" for k, w in ((up, "more ordinal"), (down, "less ordinal"),
-                                     (same, "unchanged at two decimals")) if k]
-    return (f"With the method, the overall Spearman of the norms goes {'; '.join(bits)}: "
-            f"{', '.join(tally)} (of {len(pairs)}).")
+    groups = {"more ordinal": [], "less ordinal": [], "unchanged at two decimals": [], "mixed": []}
+    for bl, b, al, a in pairs:
+        b, a = list(b) if isinstance(b, (list, tuple)) else [b], list(a) if isinstance(a, (list, tuple)) else [a]
+        vb = [x.get("spearman") for x in b]
+        va = [x.get("spearman") for x in a]
+        moves = [round(abs(y or 0), 2) - round(abs(x or 0), 2) for x, y in zip(vb, va)]
+        text = f"{bl} {', '.join(_num(x) for x in vb)} → {', '.join(_num(y) for y in va)}"
+        if all(m > 0 for m in moves):
+            groups["more ordinal"].append(text)
+        elif all(m < 0 for m in moves):
+            groups["less ordinal"].append(text)
+        elif all(m == 0 for m in moves):
+            groups["unchanged at two decimals"].append(text)
+        else:
+            groups["mixed"].append(text)
+    n = max(len(b) if isinstance(b, (list, tuple)) else 1 for _, b, _, _ in pairs)
+    over = (f"over seeds {', '.join(map(str, seeds))}" if seeds else
+            f"over {n} seed{'s' if n > 1 else ''}")
+    parts = [f"{word} in every seed for {'; '.join(items)}" if word != "mixed" else
+             f"in no common direction for {'; '.join(items)}"
+             for word, items in groups.items() if items]
+    return f"With the method, the overall Spearman of the norms ({over}) is " + "; ".join(parts) + "."
 
 
 # ----------------------------------------------------------------------------------- Fig. 3
-def settle_finding(curves: pd.DataFrame, dataset: str, label: str, tol: float = 0.1) -> str:
+def settle_finding(curves: pd.DataFrame, dataset: str, label: str, tol: float = 0.1,
+                   lr_drops: Sequence[int] = ()) -> str:
     """Fig. 3: the epoch from which each shot's training MAE stays within ``tol`` of its final value,
-    next to the paper's "the majority converges by epoch 40 of 90". ``curves`` is
-    :func:`dirlib.figures.training_curves`."""
+    next to the paper's "the majority converges at epoch ≈ 40". ``curves`` is
+    :func:`dirlib.figures.training_curves`; ``lr_drops``: the epochs after which the learning rate
+    drops (the run's ``lr_milestones``), which a settling epoch may simply follow."""
     epochs = int(curves["epoch"].max())
     settle = {}
     for s in ("many", "median", "few"):
@@ -140,7 +159,7 @@ def settle_finding(curves: pd.DataFrame, dataset: str, label: str, tol: float = 
         if len(c) and not np.isnan(c).all():
             settle[s] = convergence_epoch(c, tol)
     if "many" not in settle:
-        return f"On {dataset}, {label} has no many-shot training curve."
+        return f"On {dataset_name(dataset)}, {label} has no many-shot training curve."
     pe, pn = PAPER_SETTLE
     txt = ", ".join(f"{SHOT_WORDS[s]} by epoch {e}" for s, e in settle.items())
     many = settle["many"]
@@ -153,9 +172,19 @@ def settle_finding(curves: pd.DataFrame, dataset: str, label: str, tol: float = 
                  f"{_names([SHOT_WORDS[s] for s in rest if s not in later])} labels")
     else:
         order = "no earlier than the other shots"
-    return (f"On {dataset}, {label}'s training MAE settles (stays within {int(tol * 100)}% of its final "
-            f"value) {txt} of {epochs}: the many shot at {100 * many / epochs:.0f}% of training, {order}; "
-            f"the paper reports epoch {pe} of {pn} ({100 * pe / pn:.0f}%) for the many shot.")
+    drops = sorted(int(d) for d in lr_drops)
+    if drops:
+        near = sorted({e for e in settle.values() if any(0 <= e - d <= 1 for d in drops)})
+        lr = (f" The learning rate drops after epochs {_names([str(d) for d in drops])}"
+              + (f", so settling by epoch {_names([str(e) for e in near])} may just follow a drop"
+                 if near else ", and no shot settles right after a drop") + ".")
+    else:
+        lr = " The learning rate does not drop in this run."
+    return (f"On {dataset_name(dataset)}, {label}'s training MAE settles (stays within "
+            f"{int(tol * 100)}% of its final value) {txt} of {epochs}: the many shot at "
+            f"{100 * many / epochs:.0f}% of training, {order}.{lr} The paper says the majority "
+            f"converges at epoch ≈ {pe} and gives no total; the DIR benchmark's recipe is {pn} "
+            f"epochs ({100 * pe / pn:.0f}%).")
 
 
 # ----------------------------------------------------------------------------------- tables
@@ -164,13 +193,14 @@ def base_finding(comparisons: Sequence[Tuple[str, Dict[str, object]]], metric: s
     """Tables: does the method beat its base per shot? ``comparisons`` holds ``(name, effects)``
     pairs, ``effects`` from :func:`dirlib.results.paired_effects`. Lower is better unless the metric is Pearson."""
     if not comparisons:
-        return f"On {dataset}, no run of the method has its base stored beside it."
+        return f"On {dataset_name(dataset)}, no run of the method has its base stored beside it."
     from .results import HIGHER_IS_BETTER
     higher_better = metric in HIGHER_IS_BETTER
     better, worse, none = [], [], []
     for name, eff in comparisons:
         for s, d in eff.items():
-            item = f"{name} {s} {d.mean:+.{digits}f} [{d.lo:+.{digits}f}, {d.hi:+.{digits}f}]"
+            item = (f"{name} {s} {signed(d.mean, digits)} [{signed(d.lo, digits)}, "
+                    f"{signed(d.hi, digits)}]")
             if not d.detectable:
                 none.append(f"{name} {s}")
             elif (d.mean < 0) != higher_better:
@@ -178,7 +208,7 @@ def base_finding(comparisons: Sequence[Tuple[str, Dict[str, object]]], metric: s
             else:
                 worse.append(item)
     seeds = sorted({d.n for _, eff in comparisons for d in eff.values()})
-    head = (f"On {dataset} (test {METRIC_NAMES.get(metric, metric)}, {contrast}, paired over "
+    head = (f"On {dataset_name(dataset)} (test {METRIC_NAMES.get(metric, metric)}, {contrast}, paired over "
             f"{'/'.join(map(str, seeds))} seeds, 95% t intervals)")
     parts = []
     parts.append(f"{subject} lowers the error beyond its interval for {_names(better)}" if better
@@ -200,9 +230,9 @@ def norm_fit_finding(labels, observed, predicted, shots, counts, dataset: str) -
     maj = have & (shots == "many")
     rest = have & (shots != "many")
     if not rest.any():
-        return f"On {dataset}, every label with samples is a majority label: phase 2 predicts no unseen norm."
+        return f"On {dataset_name(dataset)}, every label with samples is a majority label: phase 2 predicts no unseen norm."
     gap = np.abs(predicted[rest] - observed[rest])
-    return (f"On {dataset}, f_F, fitted on {int(maj.sum())} majority labels, predicts norms of "
+    return (f"On {dataset_name(dataset)}, f_F, fitted on {int(maj.sum())} majority labels, predicts norms of "
             f"{predicted[rest].min():.3g} to {predicted[rest].max():.3g} for the {int(rest.sum())} median- "
             f"and few-shot labels with samples, whose observed prototype norms are "
             f"{observed[rest].min():.3g} to {observed[rest].max():.3g}: a mean absolute gap of "
@@ -270,21 +300,34 @@ def fig1_finding(runs) -> str:
 
 
 def fig25_finding(runs, fig2_specs, fig5_specs, fig5_base: Dict[str, str]) -> str:
-    """The premise for the first Fig. 2 panel with a run, then how the method changes each base's
-    ordinality (:func:`premise_finding`, :func:`method_change_finding`)."""
+    """The premise for the first Fig. 2 panel with a run (its lowest seed, as the panel), then how
+    the method changes each base's ordinality, seed by seed (:func:`premise_finding`,
+    :func:`method_change_finding`)."""
     first = next((s for s in fig2_specs if s.label in runs.records), None)
     if first is None:
-        return f"On {runs.dataset}, no Fig. 2 panel has a run."
-    pairs = [(fig5_base[s.label], figs.ordinality(runs.first(fig5_base[s.label])), s.label,
-              figs.ordinality(runs.first(s.label)))
-             for s in fig5_specs if s.label in runs.records and fig5_base.get(s.label) in runs.records]
-    return (premise_finding(first.label, figs.ordinality(runs.first(first.label)), runs.dataset)
-            + " " + method_change_finding(pairs))
+        return f"On {dataset_name(runs.dataset)}, no Fig. 2 panel has a run."
+    pairs, seeds = [], None
+    for s in fig5_specs:
+        base = fig5_base.get(s.label)
+        if s.label not in runs.records or base not in runs.records:
+            continue
+        by_seed_b = {r["config"]["seed"]: r for r in runs.records[base]}
+        by_seed_m = {r["config"]["seed"]: r for r in runs.records[s.label]}
+        common = sorted(set(by_seed_b) & set(by_seed_m))
+        seeds = common if seeds is None else sorted(set(seeds) & set(common))
+        pairs.append((base, [figs.ordinality(by_seed_b[k]) for k in common], s.label,
+                      [figs.ordinality(by_seed_m[k]) for k in common]))
+    return (premise_finding(first.label, figs.ordinality(runs.first(first.label)),
+                            runs.dataset).rstrip(".")
+            + f" (seed {runs.first(first.label)['config']['seed']}, the panel's). "
+            + method_change_finding(pairs, seeds or ()))
 
 
 def fig3_finding(runs, label: str) -> str:
-    """:func:`settle_finding` for the run ``label`` of a page's runs."""
-    return settle_finding(figs.training_curves(runs.first(label)), runs.dataset, label)
+    """:func:`settle_finding` for the run ``label`` of a page's runs (with its lr drops)."""
+    rec = runs.first(label)
+    return settle_finding(figs.training_curves(rec), runs.dataset, label,
+                          lr_drops=rec["config"].get("lr_milestones") or ())
 
 
 def tables_finding(runs) -> str:

@@ -28,6 +28,27 @@ LOSS_NAMES = {"mse": "MSE", "l1": "MAE", "huber": "Huber", "focal_l1": "focal L1
               "focal_mse": "focal MSE"}
 
 METRIC_NAMES = {"mae": "MAE", "gm": "GM", "mse": "MSE", "pearson": "Pearson"}
+#: how a dataset is named in prose (its id elsewhere)
+DATASET_NAMES = {"sts-b-dir": "STS-B-DIR", "utkface-dir": "UTKFace-DIR", "agedb-dir": "AgeDB-DIR",
+                 "imdb-wiki-dir": "IMDB-WIKI-DIR", "synthetic": "the synthetic task"}
+
+
+def dataset_name(dataset: str) -> str:
+    """``"utkface-dir"`` -> ``"UTKFace-DIR"``; an unknown id is returned as it is."""
+    return DATASET_NAMES.get(dataset, dataset)
+
+
+def signed(x: float, digits: int = 2) -> str:
+    """``+0.40``; a nonzero value that would print as ``+0.00`` gets the digits it needs (up to 4).
+
+    >>> signed(0.4), signed(0.003), signed(-0.00004), signed(0.0)
+    ('+0.40', '+0.003', '-0.0000', '+0.00')
+    """
+    for d in range(digits, 5):
+        text = f"{x:+.{d}f}"
+        if x == 0 or text.strip("+-0.") != "":
+            return text
+    return f"{x:+.4f}"
 #: decimals as the paper prints them
 METRIC_DIGITS = {"mae": 2, "gm": 2, "mse": 3, "pearson": 1}
 

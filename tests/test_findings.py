@@ -63,9 +63,17 @@ def test_premise_finding_follows_the_spearman_values():
                                    "spearman_few": 0.10}, "toy")
     assert "does not hold" in flat and "ordinal over the median-shot labels" in flat
     assert "not over the many-shot and few-shot labels" in flat
-    change = F.method_change_finding([("V", {"spearman": 0.28}, "V+", {"spearman": -0.12}),
-                                      ("L", {"spearman": 0.5}, "L+", {"spearman": 0.9})])
-    assert "V 0.28 → -0.12" in change and "1 more ordinal, 1 less ordinal (of 2)" in change
+    change = F.method_change_finding([("V", [{"spearman": 0.28}, {"spearman": 0.29}], "V+",
+                                       [{"spearman": -0.12}, {"spearman": 0.11}]),
+                                      ("L", [{"spearman": 0.5}, {"spearman": 0.4}], "L+",
+                                       [{"spearman": 0.9}, {"spearman": 0.8}]),
+                                      ("R", [{"spearman": 0.99}, {"spearman": 0.99}], "R+",
+                                       [{"spearman": 0.99}, {"spearman": 0.2}])], seeds=[0, 1])
+    # every seed's value is stated, so the sign change of V's first seed shows
+    assert "(over seeds 0, 1)" in change
+    assert "less ordinal in every seed for V 0.28, 0.29 → -0.12, 0.11" in change
+    assert "more ordinal in every seed for L 0.50, 0.40 → 0.90, 0.80" in change
+    assert "in no common direction for R 0.99, 0.99 → 0.99, 0.20" in change
 
 
 def test_settle_finding_reports_each_shots_epoch():
@@ -77,7 +85,11 @@ def test_settle_finding_reports_each_shots_epoch():
     s = F.settle_finding(curves, "toy", "Vanilla")
     assert "many-shot by epoch 3, median-shot by epoch 6, few-shot by epoch 8 of 10" in s
     assert "at 30% of training, before the median-shot and few-shot labels" in s
-    assert "epoch 40 of 90" in s                                   # the paper's statement
+    assert "converges at epoch ≈ 40 and gives no total" in s       # the paper's statement
+    assert "does not drop" in s
+    s = F.settle_finding(curves, "utkface-dir", "Vanilla", lr_drops=(2, 7))
+    assert s.startswith("On UTKFace-DIR,")
+    assert "drops after epochs 2 and 7, so settling by epoch 3 and 8 may just follow a drop" in s
 
 
 def test_base_finding_sorts_effects_by_their_intervals():

@@ -394,8 +394,10 @@ def ordered(values, order):
 
 
 def _fmt_ci(mean: float, lo: float, hi: float) -> str:
-    """``+0.40 [+0.10, +0.69]``: a paired mean difference and its interval."""
-    return f"{mean:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+    """``+0.40 [+0.10, +0.69]``: a paired mean difference and its interval (a nonzero bound never
+    prints as ``+0.00``)."""
+    from .naming import signed
+    return f"{signed(mean)} [{signed(lo)}, {signed(hi)}]"
 
 
 def _ci(r) -> str:

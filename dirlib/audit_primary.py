@@ -197,13 +197,15 @@ def _base(b: str) -> str:
 
 
 def _iv(lo: float, hi: float) -> str:
-    return f"[{lo:+.2f}, {hi:+.2f}]"
+    from .naming import signed
+    return f"[{signed(lo)}, {signed(hi)}]"
 
 
 def cell_text(r) -> str:
     """``Vanilla median +0.32 [+0.05, +0.59] (95%: [+0.12, +0.53])``: a cell with its corrected
     interval and the uncorrected one beside it."""
-    return (f"{_base(r.base)} {r.shot} {r.mean:+.2f} {_iv(r.lo, r.hi)} "
+    from .naming import signed
+    return (f"{_base(r.base)} {r.shot} {signed(r.mean)} {_iv(r.lo, r.hi)} "
             f"(95%: {_iv(r.lo95, r.hi95)})")
 
 
@@ -346,3 +348,91 @@ def forest_plot(table: pd.DataFrame, title: str = ""):
         fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
+
+
+def seed_differences(df: pd.DataFrame, question: str) -> pd.DataFrame:
+    """The per-seed paired differences behind one question's cells: columns ``dataset, base, shot,
+    seed, difference`` (``a - b`` of :data:`QUESTIONS`)."""
+    q = QUESTION[question]
+    rows = []
+    for (ds, base, shot), g in df[df["shot"].isin(PRIMARY_SHOTS)].groupby(
+            ["dataset", "base", "shot"]):
+        a = g[g["arm"] == q.a].set_index("seed")["value"]
+        b = g[g["arm"] == q.b].set_index("seed")["value"]
+        for seed in sorted(set(a.index) & set(b.index)):
+            rows.append({"dataset": ds, "base": base, "shot": shot, "seed": int(seed),
+                         "difference": float(a[seed] - b[seed])})
+    return pd.DataFrame(rows, columns=["dataset", "base", "shot", "seed", "difference"])
+
+
+def plot_seed_differences(df: pd.DataFrame, table: pd.DataFrame, question: str, dataset: str,
+                          ax=None):
+    """One question on one dataset, seed by seed (seaborn): each seed's paired difference as a dot,
+    per base and shot, with the cell's mean, its corrected interval (wide, light) and its 95%
+    interval (thin); zero marked. Returns the axes."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    d = seed_differences(df, question)
+    d = d[d["dataset"] == dataset]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 0.5 + 0.55 * max(d["base"].nunique(), 1) * 2))
+    if d.empty:
+        ax.set_axis_off()
+        return ax
+    d = d.assign(row=[f"{_base(b)}, {s}" for b, s in zip(d["base"], d["shot"])])
+    order = [f"{_base(b)}, {s}" for b in PLAN[dataset].get(question, ()) for s in PRIMARY_SHOTS
+             if ((d["base"] == b) & (d["shot"] == s)).any()]
+    sns.stripplot(data=d, x="difference", y="row", hue="shot", order=order, ax=ax, size=6,
+                  jitter=0.15, palette={"median": "#e66100", "few": "#5d3a9b"}, legend=False)
+    t = table[(table["question"] == question) & (table["dataset"] == dataset)]
+    for i, label in enumerate(order):
+        base, shot = label.rsplit(", ", 1)
+        r = t[(t["base"].map(_base) == base) & (t["shot"] == shot)]
+        if r.empty:
+            continue
+        r = r.iloc[0]
+        ax.plot([r["lo"], r["hi"]], [i, i], color="grey", lw=7, alpha=0.25, solid_capstyle="butt")
+        ax.plot([r["lo95"], r["hi95"]], [i, i], color="black", lw=1.2)
+        ax.plot(r["mean"], i, "|", color="black", ms=14, mew=2)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_ylabel("")
+    ax.set_xlabel(f"{question}: {QUESTION[question].short}, paired difference in test "
+                  f"{METRICS.get(dataset, '')} per seed", fontsize=9)
+    ax.tick_params(labelsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    return ax
+
+
+def code_grid(record: dict, metric: str) -> pd.DataFrame:
+    """A code-family record's grid as a table: rows the norm net's epochs (``fitted`` for
+    ``code-fitted``, ``none`` without a norm term), columns the fine-tune epochs, values the
+    overall test ``metric`` of the whole-validation fine-tune."""
+    rows = {}
+    for g in record.get("grid", []):
+        if g["fit_on"] != "val":
+            continue
+        key = ("none" if record.get("variant") == "code-no-norm" else "fitted") \
+            if g["linear_epochs"] is None else str(g["linear_epochs"])
+        rows[key] = {e["epoch"]: e["test"]["all"][metric] for e in g["epochs"]}
+    out = pd.DataFrame(rows).T
+    out.index.name, out.columns.name = "norm-net epochs", "fine-tune epochs"
+    return out
+
+
+def plot_code_grid(record: dict, metric: str, base_value: float = None, ax=None):
+    """The code protocol's grid (seaborn heatmap): test error per norm-net epochs x fine-tune
+    epochs, each cell annotated; ``base_value``: the base model's test error, named in the title,
+    so cells worse than the start stand out (a diverging palette centred on it)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    grid = code_grid(record, metric)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8.5, 0.9 + 0.45 * len(grid)))
+    centre = base_value if base_value is not None else float(np.nanmedian(grid.to_numpy()))
+    sns.heatmap(grid, ax=ax, cmap="RdBu_r", center=centre, annot=True, fmt=".2f",
+                annot_kws={"fontsize": 8}, cbar_kws={"label": f"test {metric.upper()}"})
+    ax.set_title(f"{record.get('variant')}: test {metric.upper()} over the grid"
+                 + (f" (the base before fine-tuning: {base_value:.2f}; red is worse)"
+                    if base_value is not None else ""), fontsize=9)
+    ax.tick_params(labelsize=9)
+    return ax

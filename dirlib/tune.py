@@ -192,6 +192,9 @@ def tune(dataset: str, method: str, *, out, trials: int, seeds: Sequence[int] = 
         if seed == tune_seed:
             # the trial at the chosen point is this seed's run: the same config, trained once
             folder.mkdir(parents=True, exist_ok=True)
+            diff = folders[best] / records.DIFF_NAME
+            if diff.exists():      # the code it was made with travels with it
+                shutil.copyfile(diff, folder / records.DIFF_NAME)
             shutil.copyfile(folders[best] / "run.json", folder / "run.json")
             continue
         cfg = trial_config(dataset, method, seed, points[best], overrides)

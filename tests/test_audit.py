@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from dirlib import audit
+from dirlib.naming import signed
 from dirlib.stats import paired_difference
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,8 +35,8 @@ def test_answer_states_the_numbers_of_its_tables():
     for r in table.itertuples():
         if r.verdict != "no effect":
             # a primary verdict is stated with its corrected and its uncorrected interval
-            assert (f"{r.shot} {r.mean:+.2f} [{r.lo:+.2f}, {r.hi:+.2f}] "
-                    f"(95%: [{r.lo95:+.2f}, {r.hi95:+.2f}])") in text, r
+            assert (f"{r.shot} {signed(r.mean)} [{signed(r.lo)}, {signed(r.hi)}] "
+                    f"(95%: [{signed(r.lo95)}, {signed(r.hi95)}])") in text, r
     assert f"Bonferroni over all {len(table)} primary cells" in text
     for ds in df["dataset"].unique():
         for base, t in audit.dataset_tables(df, ds).items():
@@ -44,7 +45,7 @@ def test_answer_states_the_numbers_of_its_tables():
                         and (r.a, r.b) not in audit._PRIMARY_PAIRS
                         and r.effect != audit.SELECTION_EFFECT):
                     # every exploratory median/few change is stated with its interval
-                    assert f"{r.shot} {r.mean:+.2f} [{r.lo:+.2f}, {r.hi:+.2f}]" in text, (
+                    assert f"{r.shot} {signed(r.mean)} [{signed(r.lo)}, {signed(r.hi)}]" in text, (
                         ds, base, r.effect, r.shot)
 
 

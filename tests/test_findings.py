@@ -31,7 +31,7 @@ def test_intro_block_matches_the_stored_records():
     # one question per page, one line per dataset with records
     for q in F.QUESTIONS.values():
         assert q in block
-    assert block.count("- On sts-b-dir") == 4 and block.count("- On utkface-dir") == 4
+    assert block.count("- On STS-B-DIR") == 4 and block.count("- On UTKFace-DIR") == 4
 
 
 def _table(rows):

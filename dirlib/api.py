@@ -74,7 +74,8 @@ def run(method: str, data, *, encoder: Optional[torch.nn.Module] = None, epochs:
         name = f"custom:{type(encoder).__name__}:{arch}"
         register_encoder(name, lambda: copy.deepcopy(template), _feature_dim(template, data))
         config["model"] = name
-    cfg = RunConfig(dataset=data.name, method=method, epochs=int(epochs), seed=int(seed), **config)
+    cfg = RunConfig.for_dataset(data.name, method=method, epochs=int(epochs), seed=int(seed),
+                                **config)
     import random
     import numpy as np
     py_state, np_state = random.getstate(), np.random.get_state()

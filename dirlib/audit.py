@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 from . import records
-from .data import main_metric
+from .datasets import main_metric
+from .datasets import title as dataset_title
 from .posthoc import RULES, PosthocConfig, run_posthoc
 from .stats import paired_difference
 
@@ -386,7 +387,8 @@ SELECTION_EFFECT = "selection optimism: rule (a) - rule (b)"
 PART_EFFECTS = tuple(e for e, _, _ in EFFECTS if e not in TOTAL_EFFECTS + (SELECTION_EFFECT,))
 DATASET_ORDER = ("sts-b-dir", "utkface-dir")
 BASE_ORDER = ("vanilla", "lds", "ranksim", "conr")
-DATASET_NAMES = {"sts-b-dir": "STS-B-DIR", "utkface-dir": "UTKFace-DIR"}
+#: how prose names the audited datasets (their dataset files' titles)
+DATASET_NAMES = {ds: dataset_title(ds) for ds in DATASET_ORDER}
 
 
 def ordered(values, order):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .datasets import main_metric, title
 from .stats import paired_difference
 
 ALPHA = 0.05
@@ -183,8 +184,8 @@ def _example_frame() -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------ reading
-DATASET_NAMES = {"sts-b-dir": "STS-B-DIR", "utkface-dir": "UTKFace-DIR"}
-METRICS = {"sts-b-dir": "MSE", "utkface-dir": "MAE"}
+DATASET_NAMES = {ds: title(ds) for ds in PLAN}
+METRICS = {ds: main_metric(ds).upper() for ds in PLAN}
 
 
 def _name(ds: str) -> str:

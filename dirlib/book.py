@@ -84,8 +84,8 @@ def _is_int(v):
 PARAMS = {
     "QUICK": (lambda v: isinstance(v, bool), "true | false (CPU-quick settings)"),
     "DATASET": (lambda v: isinstance(v, str) and v != "",
-                "a dataset name (sts-b-dir, utkface-dir, agedb-dir, imdb-wiki-dir, synthetic) or "
-                "\"auto\" (real data when DATA_DIR has it, else synthetic)"),
+                "a dataset name (python -m dirlib datasets lists them), a dataset file (*.toml, a "
+                "table of your own) or \"auto\" (real data when DATA_DIR has it, else synthetic)"),
     "METHODS": (lambda v: v is None or (_is_str_list(v) and len(v) > 0),
                 "a non-empty list of method names, e.g. [\"vanilla\", \"ranksim+frobenius\"], or null "
                 "(the notebook's own list)"),

@@ -11,8 +11,18 @@ import argparse
 import json
 import sys
 
-from .data import DATASETS
-from .train import DATASET_DEFAULTS
+from .datasets import main_metric
+
+
+
+def _dataset(name: str) -> str:
+    """``--dataset``: a known name or a dataset file; anything else is refused with the list."""
+    from .datasets import get
+    try:
+        get(name)
+    except (ValueError, OSError) as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return name
 
 
 def _kv(items):
@@ -33,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train and evaluate one method; writes OUT/run.json")
-    t.add_argument("--dataset", required=True, choices=DATASETS)
+    t.add_argument("--dataset", required=True, type=_dataset,
+                   help="a dataset name (python -m dirlib datasets lists them) or a dataset file "
+                        "(*.toml) describing a table of your own")
     t.add_argument("--method", default="vanilla",
                    help="method name, components joined with '+' (e.g. lds+fds, ranksim+frobenius); "
                         "`python -m dirlib methods` lists them")
@@ -76,8 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
                                        "and where it comes from)")
     m.add_argument("--defaults", action="store_true",
                    help="a Markdown table of every method's options (--method-arg NAME.KEY=VALUE)")
+    ds = sub.add_parser("datasets", help="list the named datasets: family, metric, images, recipe, "
+                                         "and whether the data root has their files")
+    ds.add_argument("--data-dir", default=None)
     d = sub.add_parser("data", help="load a dataset and print its summary")
-    d.add_argument("--dataset", required=True, choices=DATASETS)
+    d.add_argument("--dataset", required=True, type=_dataset)
     d.add_argument("--data-dir", default=None)
     ph = sub.add_parser("posthoc", help="phases 2-3 of the paper's method (text or published-code "
                                         "protocol, or a control) on a finished run")
@@ -100,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(a):
     """The :class:`~dirlib.train.RunConfig` of ``python -m dirlib train`` arguments."""
     from .train import RunConfig
-    d = dict(DATASET_DEFAULTS.get(a.dataset, {}))
+    d = {}
     for k in ("epochs", "batch_size", "lr", "weight_decay", "grad_clip", "img_size"):
         v = getattr(a, k)
         if v is not None:
@@ -110,7 +125,7 @@ def config_from_args(a):
     method = a.method
     if a.base_loss:
         method = f"{a.base_loss}+{method}"
-    return RunConfig(dataset=a.dataset, method=method, loss=a.loss, seed=a.seed, device=a.device,
+    return RunConfig.for_dataset(a.dataset, method=method, loss=a.loss, seed=a.seed, device=a.device,
                      num_workers=a.num_workers, data_cache=a.data_cache, model=a.model, model_kwargs=_kv(a.model_arg),
                      data_kwargs=_kv(a.data_arg), method_kwargs=_kv(a.method_arg),
                      max_batches=a.max_batches, subset_train=a.subset_train,
@@ -131,8 +146,16 @@ def main(argv=None) -> int:
     if a.cmd == "bench":
         from .bench import run_bench
         return run_bench(a)
+    if a.cmd == "datasets":
+        from .datasets import catalog
+        for name, info in catalog().items():
+            have = "found" if info.has_data(a.data_dir) else "missing"
+            print(f"{name:14s} {info.title:20s} family {info.family}, {info.main_metric.upper()}"
+                  f"{', images' if info.images else ''}; data {have}; recipe "
+                  + " ".join(f"{k}={v}" for k, v in info.recipe.items()))
+        return 0
     if a.cmd == "data":
-        from .data import load_dataset
+        from .datasets import load_dataset
         print(json.dumps(load_dataset(a.dataset, data_dir=a.data_dir).summary(), indent=1,
                          default=str))
         return 0
@@ -155,7 +178,7 @@ def main(argv=None) -> int:
         print(f"interrupted ({e or 'SIGINT'}): {a.out}/run.json says so; the same command resumes",
               file=sys.stderr)
         return 130
-    metric = "mse" if cfg.dataset == "sts-b-dir" else "mae"
+    metric = main_metric(cfg.dataset)
     print(f"test {metric}: {_metric_line(rec['test'], metric)}")
     print(f"run record: {a.out}/run.json")
     return 0
@@ -189,8 +212,10 @@ def _posthoc(a) -> int:
         return 2
     from .checkpoint import CheckpointError
     from .records import RunLocked
+    from .experiment import sigterm_as_interrupt
     try:
-        rec = run_posthoc(a.base, a.variant, a.out, data_dir=a.data_dir, config=pc)
+        with sigterm_as_interrupt():     # from the start, not only once the record exists
+            rec = run_posthoc(a.base, a.variant, a.out, data_dir=a.data_dir, config=pc)
     except (RunLocked, CheckpointError, RuntimeError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -198,7 +223,7 @@ def _posthoc(a) -> int:
         print(f"interrupted ({e or 'SIGINT'}): {a.out}/run.json says so; the same command resumes",
               file=sys.stderr)
         return 130
-    metric = "mse" if rec["config"]["dataset"] == "sts-b-dir" else "mae"
+    metric = main_metric(rec["config"]["dataset"])
     print(f"test {metric} ({rec.get('final')}): {_metric_line(rec['test'], metric)}")
     print(f"record: {a.out}/run.json")
     return 0

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 from . import records
-from .data import load_dataset
+from .datasets import get as dataset_info
 from .data.base import DIRData
 from .methods import build_method
 from .methods.phases import run_phases
@@ -27,9 +27,10 @@ from .train import RunConfig, fit, resolve_device
 
 def load_for_config(cfg: RunConfig, data_dir=None, subset: bool = True) -> DIRData:
     kwargs = dict(cfg.data_kwargs)
-    if cfg.dataset in ("utkface-dir", "agedb-dir", "imdb-wiki-dir"):
+    info = dataset_info(cfg.dataset)
+    if info.images:
         kwargs.setdefault("img_size", cfg.img_size)
-    data = load_dataset(cfg.dataset, data_dir=data_dir, **kwargs)
+    data = info.load(data_dir=data_dir, **kwargs)
     return apply_subset(cfg, data) if subset else data
 
 

@@ -23,7 +23,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from .data import main_metric  # noqa: F401  (pages call figs.main_metric)
+from .datasets import main_metric  # noqa: F401  (pages call figs.main_metric)
 from .naming import METRIC_DIGITS, METRIC_NAMES, SHOT_NAMES, display_name, format_mean_std  # noqa: F401
 from .runs import Runs, RunSpec, repo_relative, cached_runs, run_spec, scratch_dir, train_runs
 

@@ -28,14 +28,11 @@ LOSS_NAMES = {"mse": "MSE", "l1": "MAE", "huber": "Huber", "focal_l1": "focal L1
               "focal_mse": "focal MSE"}
 
 METRIC_NAMES = {"mae": "MAE", "gm": "GM", "mse": "MSE", "pearson": "Pearson"}
-#: how a dataset is named in prose (its id elsewhere)
-DATASET_NAMES = {"sts-b-dir": "STS-B-DIR", "utkface-dir": "UTKFace-DIR", "agedb-dir": "AgeDB-DIR",
-                 "imdb-wiki-dir": "IMDB-WIKI-DIR", "synthetic": "the synthetic task"}
-
-
 def dataset_name(dataset: str) -> str:
-    """``"utkface-dir"`` -> ``"UTKFace-DIR"``; an unknown id is returned as it is."""
-    return DATASET_NAMES.get(dataset, dataset)
+    """``"utkface-dir"`` -> ``"UTKFace-DIR"`` (its dataset file's ``TITLE``); an unknown id is
+    returned as it is."""
+    from .datasets import title
+    return title(dataset)
 
 
 def signed(x: float, digits: int = 2) -> str:

@@ -60,6 +60,7 @@ from . import records
 from .checkpoint import load as load_checkpoint
 from .experiment import earlier_attempts, recorded
 from .data.base import SHOTS, DIRData, SubsetItems
+from .methods.options import family
 from .metrics import shot_metrics
 from .train import RunConfig, fit, make_loader, predict, resolve_device, seed_everything
 
@@ -519,8 +520,7 @@ def _check_data(rec: dict, data: DIRData, rec_path: Path):
                          f"{rec['data_hash']} in {rec_path})")
 
 
-def family_of(data: DIRData) -> str:
-    return "sts" if data.main_metric == "mse" else "age"
+
 
 
 # ------------------------------------------------------------------------------------ the run
@@ -540,7 +540,7 @@ def run_posthoc(base_dir, variant: str, out_dir, *, data: Optional[DIRData] = No
     rec_path = out_dir / "run.json"
     base_rec, cfg, data, model, device = load_base(base_dir, data, data_dir,
                                                    from_scratch=variant in FROM_SCRATCH_VARIANTS)
-    pc = pc.resolved(cfg, family_of(data))
+    pc = pc.resolved(cfg, family(data))
     base_link = {"path": os.path.relpath(Path(base_dir).resolve(), out_dir.resolve()),
                  "config_hash": base_rec["config_hash"], "data_hash": base_rec.get("data_hash"),
                  "method": cfg.method, "seed": cfg.seed}

@@ -32,13 +32,21 @@ from typing import Iterable, Optional, Sequence, Tuple, Union
 import numpy as np
 import pandas as pd
 
+from .datasets import find as find_dataset
+
 SHOTS_ALL = ("all", "many", "median", "few")
 #: config keys that do not change what a run computes (ignored when checking comparability)
 RUNTIME_KEYS = ("seed", "progress", "device", "num_workers")
 #: the metrics each dataset's table reports (the paper's Tables 1-3); others: MAE and GM
-DATASET_METRICS = {"sts-b-dir": ("mse", "pearson")}
-DEFAULT_METRICS = ("mae", "gm")
+
 PAPER_TABLES = Path(__file__).resolve().parent.parent / "results" / "paper_tables.csv"
+def table_metrics(dataset: str) -> tuple:
+    """The metrics a dataset's table reports (its file's ``TABLE_METRICS``: MSE and Pearson on
+    STS-B-DIR, as the paper's Table 3; MAE and GM otherwise)."""
+    info = find_dataset(dataset)
+    return info.table_metrics if info is not None else ("mae", "gm")
+
+
 #: sub-folders of a results folder that hold other kinds of records (the gains audit's base runs and
 #: post-hoc arms, ``dirlib.audit``): left out of the method tables unless the folder is named itself
 SEPARATE_FOLDERS = ("audit", "reproduce-check")
@@ -260,7 +268,7 @@ def _metric(rec: dict, split: str, shot: str, metric: str) -> float:
     return float(v)
 
 
-def summary_table(records: Sequence[dict], metrics: Sequence[str] = DEFAULT_METRICS,
+def summary_table(records: Sequence[dict], metrics: Sequence[str] = ("mae", "gm"),
                   split: str = "test", shots: Sequence[str] = SHOTS_ALL) -> pd.DataFrame:
     """Mean and sample std over seeds, one row per method x shot.
 
@@ -346,7 +354,7 @@ def regenerate_tables(results_dir, out_dir) -> list:
             groups.append((ds, name, recs))
     for ds, name, recs in groups:
         try:
-            df = summary_table(recs, metrics=DATASET_METRICS.get(ds, DEFAULT_METRICS))
+            df = summary_table(recs, metrics=table_metrics(ds))
         except ValueError as e:
             raise ValueError(f"table {name}: {e}") from None
         fname = f"{name}.csv"
@@ -398,7 +406,8 @@ def stored_recipes(records: Sequence[dict]) -> pd.DataFrame:
     for r in completed(records, warn=False):
         c, v = r["config"], r.get("versions") or {}
         dev = v.get("cuda_device") if r.get("device") == "cuda" else (r.get("device") or "?")
-        images = c.get("dataset") not in ("sts-b-dir", "synthetic")
+        info = find_dataset(c.get("dataset"))
+        images = bool(info and info.images)
         drops = c.get("lr_milestones") or []
         key = (c.get("dataset"), str(dev), json.dumps(c.get("model_kwargs") or {}, sort_keys=True),
                c.get("img_size") if images else None, c.get("epochs"), tuple(drops), c.get("batch_size"), c.get("lr"))
@@ -457,10 +466,11 @@ def _protocol_groups(records: Sequence[dict]) -> dict:
 def _protocol_text(recs: Sequence[dict]) -> str:
     c = recs[0]["config"]
     parts = [f"{c.get('epochs')} epochs", f"batch {c.get('batch_size')}", f"lr {c.get('lr')}"]
-    if c.get("dataset") == "sts-b-dir":
-        parts.insert(0, f"BiLSTM hidden {(c.get('model_kwargs') or {}).get('hidden', 'default')}")
-    else:
+    info = find_dataset(c.get("dataset"))
+    if info is not None and info.images:
         parts.insert(0, f"{c.get('model') or 'ResNet-18'} at {c.get('img_size')} px")
+    elif (c.get("model_kwargs") or {}).get("hidden"):
+        parts.insert(0, f"BiLSTM hidden {c['model_kwargs']['hidden']}")
     devices = sorted({str(r.get("versions", {}).get("cuda_device") or r.get("device")) for r in recs})
     seeds = sorted({r["config"].get("seed") for r in recs})
     return (", ".join(parts) + f"; seeds {', '.join(map(str, seeds))}; "

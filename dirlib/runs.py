@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from .datasets import get as get_dataset
+from .datasets import is_spec
 from .naming import display_name
 
 #: the repository (the book's scratch folder and the paths pages show are relative to it)
@@ -49,21 +51,15 @@ QUICK_SUBSET = {"subset_train": 1500, "subset_eval": 300}
 
 # ----------------------------------------------------------------------------------- page configs
 def has_data(dataset: str, data_dir=None) -> bool:
-    """Whether the files ``dataset`` needs are under ``data_dir`` (else ``$DIRLIB_DATA``)."""
-    if dataset == "synthetic":
+    """Whether the files ``dataset`` needs are under ``data_dir`` (else ``$DIRLIB_DATA``); a
+    dataset that needs none (synthetic) always has them."""
+    info = get_dataset(dataset)
+    if not info.files(Path(".")):
         return True
     d = data_dir or os.environ.get("DIRLIB_DATA")
     if not d or not Path(d).is_dir():
-        return False
-    d = Path(d)
-    need = {"sts-b-dir": [d / "sts-b-dir" / f"{s}_new.tsv" for s in ("train", "dev", "test")],
-            "utkface-dir": [d / "utkface" / "crop_part1"],
-            "agedb-dir": [d / "agedb-dir" / "agedb.csv", d / "agedb-dir" / "AgeDB"],
-            "imdb-wiki-dir": [d / "imdb-wiki-dir" / "imdb_wiki.csv"]}
-    if dataset not in need:
-        from .data import DATASETS
-        raise ValueError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
-    return all(p.exists() for p in need[dataset])
+        return info.has_data(".") if is_spec(dataset) else False
+    return info.has_data(d)
 
 
 def resolve_dataset(dataset: str, data_dir=None, prefer: Sequence[str] = ("sts-b-dir", "utkface-dir")
@@ -71,14 +67,17 @@ def resolve_dataset(dataset: str, data_dir=None, prefer: Sequence[str] = ("sts-b
     """The dataset a notebook uses: ``dataset`` itself (its data must exist: a clear error
     otherwise), or for ``"auto"`` the first of ``prefer`` whose data is present, else
     ``"synthetic"``."""
-    from .data import DATASETS
     if dataset == "auto":
         for name in prefer:
             if has_data(name, data_dir):
                 return name
         return "synthetic"
-    if dataset not in DATASETS:
-        raise ValueError(f"DATASET = {dataset!r} is not valid; use one of {', '.join(DATASETS)} or 'auto'")
+    if is_spec(dataset) and not Path(dataset).is_absolute() and not Path(dataset).exists():
+        dataset = str(ROOT / dataset)         # a dataset file named from the repository's root
+    try:
+        get_dataset(dataset)
+    except ValueError as e:
+        raise ValueError(f"DATASET = {dataset!r} is not valid ({e}), or use 'auto'") from None
     if not has_data(dataset, data_dir):
         from .data import DataNotFoundError
         raise DataNotFoundError(f"DATASET = {dataset!r} but its files are not under DATA_DIR = "
@@ -87,8 +86,8 @@ def resolve_dataset(dataset: str, data_dir=None, prefer: Sequence[str] = ("sts-b
     return dataset
 
 
-#: quick settings: epochs and training-batch cap per dataset (None: no cap)
-QUICK_EPOCHS = {"synthetic": 5}
+#: quick settings on real data: a cap on training batches per epoch (a dataset file's ``QUICK``
+#: may change the quick settings; a ``SMALL`` one trains uncapped)
 QUICK_MAX_BATCHES = 20
 
 
@@ -97,25 +96,25 @@ def make_config(dataset: str, method: str, *, seed: int = 0, epochs: Optional[in
     """A :class:`~dirlib.train.RunConfig` with the dataset's recipe defaults (``dirlib.cli``). Quick:
     ``epochs`` defaults to 5 on synthetic data and 1 elsewhere, training capped at
     :data:`QUICK_MAX_BATCHES` batches per epoch on real data, no progress bars."""
-    from .train import DATASET_DEFAULTS
     from .train import RunConfig
-    d = dict(DATASET_DEFAULTS.get(dataset, {}))
+    d = {}
     if quick:
-        d["epochs"] = QUICK_EPOCHS.get(dataset, 1)
-        if dataset != "synthetic":
-            d["max_batches"] = QUICK_MAX_BATCHES
+        info = get_dataset(dataset)
+        d.update({"epochs": 1, "max_batches": QUICK_MAX_BATCHES, **info.quick})
+        if info.small:
+            d.pop("max_batches")
     if epochs is not None:
         d["epochs"] = int(epochs)
     d.update(overrides)
     d.setdefault("progress", False)
-    return RunConfig(dataset=dataset, method=method, seed=seed, device=device, **d)
+    return RunConfig.for_dataset(dataset, method=method, seed=seed, device=device, **d)
 
 
 
 def default_loss(dataset: str) -> str:
     """The base loss a run gets when its config says ``loss=None`` (:func:`dirlib.methods.default_loss`:
     MSE on STS-B-DIR, L1 on the age datasets and synthetic data)."""
-    return "mse" if dataset == "sts-b-dir" else "l1"
+    return get_dataset(dataset).default_loss
 
 
 def scratch_dir() -> Path:
@@ -337,7 +336,7 @@ class Runs:
 
     @property
     def synthetic(self) -> bool:
-        return self.dataset == "synthetic"
+        return get_dataset(self.dataset).small
 
     def seeds(self) -> list:
         return sorted({r["config"].get("seed") for rs in self.records.values() for r in rs},
@@ -494,7 +493,7 @@ def run_config(spec: RunSpec, dataset: str, seed: int, *, quick: bool, epochs: O
     """The :class:`~dirlib.train.RunConfig` of one training run (:func:`make_config`
     plus the spec's overrides; quick runs on real data also get :data:`QUICK_SUBSET`)."""
     over = spec.overrides(dataset)
-    if quick and dataset != "synthetic":
+    if quick and not get_dataset(dataset).small:
         over = {**QUICK_SUBSET, **over}
     return make_config(dataset, spec.method, seed=seed, epochs=epochs, quick=quick, device=device,
                        **over)
@@ -521,7 +520,7 @@ def train_runs(specs: Sequence[RunSpec], seeds: Sequence[int], *, dataset: str, 
     out = Runs(dataset=dataset, source="trained", folder=str(folder), quick=quick, specs=specs,
                reason=reason)
     seen_warn = {}
-    threads = 1 if dataset == "synthetic" else None
+    threads = 1 if get_dataset(dataset).small else None
     for s in specs:
         recs = []
         for seed in seeds:
@@ -598,7 +597,7 @@ def get_runs(specs: Sequence[RunSpec], seeds: Sequence[int], *, dataset: str = "
             raise ValueError("train=False with SOURCE='rerun'")
         reason = "SOURCE = rerun"
     ds = training_dataset(dataset, quick=quick, data_dir=data_dir, prefer=prefer)
-    if epochs is None and quick and ds == "synthetic" and quick_epochs is not None:
+    if epochs is None and quick and get_dataset(ds).small and quick_epochs is not None:
         epochs = quick_epochs
     folder = Path(scratch) if scratch is not None else (
         scratch_dir() if quick else Path(results_dir) / "runs")

@@ -38,7 +38,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from . import records
 from .cli import _kv
-from .train import DATASET_DEFAULTS, RunConfig
+from .train import RunConfig
 
 BACKENDS = ("local", "ray", "slurm")
 
@@ -49,11 +49,7 @@ def run_dir(out, dataset, method, seed, slug: Optional[str] = None) -> Path:
 
 
 def make_cfg(dataset, method, seed, overrides: dict) -> RunConfig:
-    d = dict(DATASET_DEFAULTS.get(dataset, {}))
-    d.update(overrides)
-    if "lr_milestones" in d:
-        d["lr_milestones"] = tuple(d["lr_milestones"])
-    return RunConfig(dataset=dataset, method=method, seed=seed, **d)
+    return RunConfig.for_dataset(dataset, method=method, seed=seed, **overrides)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -46,15 +46,14 @@ class DivergenceError(RuntimeError):
 LATE_FIELDS = {"data_cache": "off"}
 
 
-#: per-dataset recipe defaults of a run (CPU scale; docs/reproduction.md); the CLI's flags and a
-#: sweep's --train-arg override them
-DATASET_DEFAULTS = {
-    "synthetic": dict(batch_size=64, lr=1e-3, epochs=10),
-    "utkface-dir": dict(batch_size=64, lr=1e-3, epochs=10, img_size=64),
-    "agedb-dir": dict(batch_size=64, lr=1e-3, epochs=90, img_size=224, lr_milestones=(60, 80)),
-    "imdb-wiki-dir": dict(batch_size=256, lr=1e-3, epochs=90, img_size=224, lr_milestones=(60, 80)),
-    "sts-b-dir": dict(batch_size=128, lr=1e-3, epochs=10, weight_decay=1e-5, grad_clip=5.0),
-}
+def dataset_recipe(dataset: str) -> dict:
+    """The recipe a run on ``dataset`` starts from (its dataset file's ``RECIPE``; none for data
+    dirlib does not know, such as ``from_arrays`` data)."""
+    from .datasets import get
+    try:
+        return dict(get(dataset).recipe)
+    except (ValueError, OSError):
+        return {}
 
 
 @dataclass
@@ -90,6 +89,18 @@ class RunConfig:
                                          # where bf16 is missing); the head and losses stay float32
     channels_last: bool = False          # NHWC memory format for the model and 4-d inputs (images)
     data_cache: str = "off"              # face images: off (PIL per item) | cpu | gpu (DeviceBatches)
+
+    @classmethod
+    def for_dataset(cls, dataset: str, method: str = "vanilla", seed: int = 0,
+                    **overrides) -> "RunConfig":
+        """The one way to build a run's config: the dataset's recipe (:func:`dataset_recipe`), then
+        ``overrides`` (any field). The CLI, sweeps, tuning, the book's pages and ``dirlib.run``
+        all call it."""
+        d = dataset_recipe(dataset)
+        d.update(overrides)
+        if "lr_milestones" in d:
+            d["lr_milestones"] = tuple(d["lr_milestones"] or ())
+        return cls(dataset=dataset, method=method, seed=seed, **d)
 
     def to_dict(self) -> dict:
         """The config as a record stores it. Fields added after records were stored

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from . import records
-from .train import DATASET_DEFAULTS, RunConfig
+from .train import RunConfig
 
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
 
@@ -83,17 +83,14 @@ def choose_points(points: list, trials: int, seed: int = 0) -> list:
 def trial_config(dataset: str, method: str, seed: int, point: dict, overrides: dict) -> RunConfig:
     """The run of one trial: the dataset's recipe, ``overrides``, then the point (trainer fields
     directly, method options into ``method_kwargs``)."""
-    d = dict(DATASET_DEFAULTS.get(dataset, {}))
-    d.update(overrides)
+    d = dict(overrides)
     kw = dict(d.pop("method_kwargs", {}) or {})
     for k, v in point.items():
         if k in _CONFIG_FIELDS:
             d[k] = v
         else:
             kw[k] = v
-    if "lr_milestones" in d:
-        d["lr_milestones"] = tuple(d["lr_milestones"])
-    return RunConfig(dataset=dataset, method=method, seed=seed, method_kwargs=kw, **d)
+    return RunConfig.for_dataset(dataset, method=method, seed=seed, method_kwargs=kw, **d)
 
 
 def point_slug(point: dict) -> str:
@@ -151,7 +148,7 @@ def tune(dataset: str, method: str, *, out, trials: int, seeds: Sequence[int] = 
     """Choose ``method``'s setting on the validation split of ``tune_seed``'s runs (``trials``
     points of its declared space), then train it for every seed of ``seeds``. Resumable: finished
     runs are kept. Returns the choice (also written to ``out/choice.json``)."""
-    from .data import main_metric
+    from .datasets import main_metric
     from .experiment import load_for_config, run_experiment
     out = Path(out)
     overrides = dict(overrides or {})

@@ -49,13 +49,11 @@ def explore_method(method: str, beta: float) -> Tuple[str, dict]:
 def explore_data(dataset: str, data_dir=None, *, quick: bool = True, seed: int = 0):
     """The data an explorer trains on: the whole set for synthetic data, else (quick) the
     :data:`QUICK_SUBSET` subsets."""
-    from .data import load_dataset
-    from .train import DATASET_DEFAULTS
-    kwargs = {}
-    if dataset in ("utkface-dir", "agedb-dir", "imdb-wiki-dir"):
-        kwargs["img_size"] = DATASET_DEFAULTS[dataset]["img_size"]
-    data = load_dataset(dataset, data_dir=data_dir, **kwargs)
-    if quick and dataset != "synthetic":
+    from .datasets import get
+    info = get(dataset)
+    kwargs = {"img_size": info.recipe["img_size"]} if info.images else {}
+    data = info.load(data_dir=data_dir, **kwargs)
+    if quick and not info.small:
         data = data.subset(QUICK_SUBSET["subset_train"], QUICK_SUBSET["subset_eval"], seed=seed)
     return data
 

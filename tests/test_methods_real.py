@@ -3,7 +3,7 @@ short CPU epoch each on small subsets (loaded once per module)."""
 import numpy as np
 import pytest
 
-from dirlib.data import load_dataset
+from dirlib.datasets import load_dataset
 from dirlib.experiment import run_experiment
 from dirlib.train import RunConfig
 

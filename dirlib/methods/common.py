@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..data.base import Binning
+from ..datasets import find as find_dataset
 from ..train import Batch, Callback
 from .options import family
 
@@ -56,12 +57,10 @@ def feat_dim(cfg, data) -> int:
 
 def fds_buckets(data) -> dict:
     """The FDS bucket layout of the DIR benchmark for this dataset (FDS, and VIR's PRM)."""
-    if family(data) == "sts":
-        return {"binning": data.binning, "bucket_start": 0}
-    if data.name in ("agedb-dir", "utkface-dir"):
-        return {"binning": Binning.integer(0, 99), "bucket_start": 3}
-    if data.name == "imdb-wiki-dir":
-        return {"binning": Binning.integer(0, 99), "bucket_start": 0}
+    info = find_dataset(data.name)
+    if info is not None and info.buckets:
+        b = info.buckets
+        return {"binning": Binning.integer(b["first"], b["last"]), "bucket_start": b["start"]}
     return {"binning": data.binning, "bucket_start": 0}
 
 

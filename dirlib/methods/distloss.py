@@ -5,23 +5,23 @@ import warnings
 
 import torch
 
+from ..datasets import find as find_dataset
 from ..train import Callback, elementwise_loss
 from .common import Part
-from .options import Default, family
+from .options import Default
 
 NAMES = {"distloss": "Dist Loss (Nie et al. 2025): L(p, y) + L(softsort(p), KDE pseudo-labels) per "
                      "batch (bandwidth 0.5, weight 1, regularisation 0.1); incomplete batches drop the "
                      "distribution term (distloss.incomplete=resize to keep it)."}
 _SRC = "Dist agedb-dir/train.py"
-FACE_DATASETS = ("agedb-dir", "imdb-wiki-dir", "utkface-dir")
 
 
 def _grid(data):
-    """The label grid of the pseudo-labels: ages 0..120 by 1, STS-B 0..5 by 0.1, else the bins'."""
-    if data.name in FACE_DATASETS:
-        return 0.0, 120.0, 1.0
-    if family(data) == "sts":
-        return 0.0, 5.0, 0.1
+    """The label grid of the pseudo-labels: the dataset file's ``LABEL_GRID`` (ages 0..120 by 1,
+    STS-B 0..5 by 0.1), else the bins'."""
+    info = find_dataset(data.name)
+    if info is not None and info.label_grid:
+        return tuple(float(v) for v in info.label_grid)
     cen = data.binning.centers
     return float(cen[0]), float(cen[-1]), float(cen[1] - cen[0]) if len(cen) > 1 else 1.0
 

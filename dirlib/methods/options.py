@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Dict
 
+from ..datasets import find as find_dataset
+
 _SAME = object()
 
 
@@ -115,7 +117,8 @@ def family(data) -> str:
     stated = (data.info or {}).get("task_family")
     if stated:
         return "sts" if str(stated).startswith("sts") else "age"
-    return "sts" if data.name == "sts-b-dir" else "age"
+    info = find_dataset(data.name)
+    return info.family if info is not None else "age"
 
 
 def epochs_of_run(cfg) -> int:

@@ -1,0 +1,21 @@
+"""IMDB-WIKI-DIR (Yang et al. 2021): the benchmark's split file over the IMDB-WIKI images."""
+NAME = "imdb-wiki-dir"
+TITLE = "IMDB-WIKI-DIR"
+FAMILY = "age"
+MAIN_METRIC = "mae"
+IMAGES = True
+#: the benchmark's recipe (imdb-wiki-dir/train.py)
+RECIPE = dict(batch_size=256, lr=1e-3, epochs=90, img_size=224, lr_milestones=(60, 80))
+
+#: the DIR benchmark's FDS buckets (fds.py) and the label grid of Dist Loss (agedb-dir/train.py)
+BUCKETS = dict(first=0, last=99, start=0)
+LABEL_GRID = (0.0, 120.0, 1.0)
+
+
+def files(root):
+    return [root / "imdb-wiki-dir" / "imdb_wiki.csv"]
+
+
+def load(data_dir=None, **kwargs):
+    from ..data.faces import load_imdb_wiki
+    return load_imdb_wiki(data_dir=data_dir, **kwargs)

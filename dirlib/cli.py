@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     ds = sub.add_parser("datasets", help="list the named datasets: family, metric, images, recipe, "
                                          "and whether the data root has their files")
     ds.add_argument("--data-dir", default=None)
+    ds.add_argument("action", nargs="?", choices=("list", "fetch-example"), default="list",
+                    help="fetch-example NAME --out DIR: copy a public example table (checked by "
+                         "its sha256) from the package that ships it")
+    ds.add_argument("name", nargs="?", help="fetch-example: the table (randhie)")
+    ds.add_argument("--out", default="examples", help="fetch-example: the folder to copy it to")
     d = sub.add_parser("data", help="load a dataset and print its summary")
     d.add_argument("--dataset", required=True, type=_dataset)
     d.add_argument("--data-dir", default=None)
@@ -146,6 +151,14 @@ def main(argv=None) -> int:
     if a.cmd == "bench":
         from .bench import run_bench
         return run_bench(a)
+    if a.cmd == "datasets" and a.action == "fetch-example":
+        from .datasets.table import fetch_example
+        try:
+            print(fetch_example(a.name, a.out))
+        except (ValueError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
     if a.cmd == "datasets":
         from .datasets import catalog
         for name, info in catalog().items():

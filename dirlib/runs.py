@@ -72,8 +72,6 @@ def resolve_dataset(dataset: str, data_dir=None, prefer: Sequence[str] = ("sts-b
             if has_data(name, data_dir):
                 return name
         return "synthetic"
-    if is_spec(dataset) and not Path(dataset).is_absolute() and not Path(dataset).exists():
-        dataset = str(ROOT / dataset)         # a dataset file named from the repository's root
     try:
         get_dataset(dataset)
     except ValueError as e:

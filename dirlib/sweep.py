@@ -38,14 +38,17 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from . import records
 from .cli import _kv
+from .datasets import is_spec
 from .train import RunConfig
 
 BACKENDS = ("local", "ray", "slurm")
 
 
 def run_dir(out, dataset, method, seed, slug: Optional[str] = None) -> Path:
-    """``OUT/<dataset>/<slug>/seed<k>``; the slug defaults to the method (``+`` -> ``_``)."""
-    return Path(out) / dataset / (slug or method.replace("+", "_")) / f"seed{seed}"
+    """``OUT/<dataset>/<slug>/seed<k>``; the slug defaults to the method (``+`` -> ``_``). A dataset
+    file's folder is its file name without the suffix (``examples/randhie.toml`` -> ``randhie``)."""
+    folder = Path(dataset).stem if is_spec(dataset) else dataset
+    return Path(out) / folder / (slug or method.replace("+", "_")) / f"seed{seed}"
 
 
 def make_cfg(dataset, method, seed, overrides: dict) -> RunConfig:

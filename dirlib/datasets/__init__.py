@@ -108,12 +108,22 @@ def is_spec(name: str) -> bool:
     return str(name).endswith(SPEC_SUFFIXES)
 
 
+def locate_spec(name: str) -> Path:
+    """A dataset file's path: as given (from the working folder), else from the repository's root
+    (the book's pages run in ``notebooks/``)."""
+    p = Path(name)
+    if p.is_absolute() or p.exists():
+        return p
+    root = Path(__file__).resolve().parent.parent.parent / p
+    return root if root.exists() else p
+
+
 def get(name: str) -> Dataset:
     """The dataset called ``name``, or the table a dataset file ``name`` describes; an unknown
     name is an error listing the valid ones."""
     if is_spec(name):
         from .table import dataset_from_spec
-        return dataset_from_spec(name)
+        return dataset_from_spec(name, locate_spec(name))
     try:
         return catalog()[name]
     except KeyError:

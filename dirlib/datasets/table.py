@@ -101,8 +101,9 @@ def draw_balanced(labels: np.ndarray, binning, per_bin: int, seed: int):
     return tuple(np.sort(np.asarray(v, dtype=np.int64)) for v in (tr, va, te))
 
 
-def load_table(path, data_dir=None, **_):
-    """The :class:`~dirlib.data.base.DIRData` a dataset file describes (see the module docstring)."""
+def load_table(path, data_dir=None, name=None, **_):
+    """The :class:`~dirlib.data.base.DIRData` a dataset file describes (see the module docstring);
+    ``name``: the data's name (default: the path as given)."""
     from ..data.arrays import from_arrays, make_binning
     spec = read_spec(path)
     df = read_table(spec)
@@ -144,7 +145,7 @@ def load_table(path, data_dir=None, **_):
     try:
         data = from_arrays(xs[idx["train"]], y[idx["train"]], xs[idx["val"]], y[idx["val"]],
                            xs[idx["test"]], y[idx["test"]], bin_width=spec.get("bin_width"),
-                           edges=spec.get("edges"), name=str(path),
+                           edges=spec.get("edges"), name=str(name or path),
                            many_thr=spec.get("many_thr", 100), few_thr=spec.get("few_thr", 20),
                            task_family=spec.get("task_family"),
                            main_metric=spec.get("main_metric", "mae"),
@@ -158,15 +159,51 @@ def load_table(path, data_dir=None, **_):
     return data
 
 
-def dataset_from_spec(path: str):
-    """A :class:`dirlib.datasets.Dataset` for the dataset file ``path``."""
+#: public tables that ship inside a PyPI package, for the README's example: where, and the sha256
+#: of the file as published
+EXAMPLES = {
+    "randhie": {"package": "statsmodels.datasets.randhie", "file": "randhie.csv",
+                "sha256": "9f6c87d05aef087a82cc4465310c8cd3f38327be6eafa43bd81fb98c4f3d088c",
+                "what": "RAND Health Insurance Experiment (statsmodels): outpatient visits"},
+}
+
+
+def fetch_example(name: str, out) -> Path:
+    """Copy the public table ``name`` (:data:`EXAMPLES`) from the package that ships it into the
+    folder ``out``, after checking its sha256. Nothing is downloaded."""
+    import hashlib
+    import importlib
+    if name not in EXAMPLES:
+        raise ValueError(f"unknown example table {name!r}; known: {', '.join(EXAMPLES)}")
+    ex = EXAMPLES[name]
+    try:
+        pkg = importlib.import_module(ex["package"])
+    except ImportError:
+        raise ValueError(f"example {name!r} ships with {ex['package'].split('.')[0]}: pip install "
+                         f"{ex['package'].split('.')[0]}") from None
+    src = Path(pkg.__file__).parent / ex["file"]
+    data = src.read_bytes()
+    got = hashlib.sha256(data).hexdigest()
+    if got != ex["sha256"]:
+        raise ValueError(f"{src}: sha256 {got} is not the published file's {ex['sha256']}")
+    dest = Path(out) / ex["file"]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(data)
+    return dest
+
+
+def dataset_from_spec(name: str, path=None):
+    """A :class:`dirlib.datasets.Dataset` for the dataset file ``name`` (found at ``path``): its
+    name is the file's name as given, so records do not hold where it lies on this machine."""
     from . import Dataset
+    path = Path(path or name)
     spec = read_spec(path)
     table = spec["_table"]
-    return Dataset(name=str(path), title=spec.get("name", Path(path).stem),
+    return Dataset(name=str(name), title=spec.get("name", Path(name).stem),
                    family=spec.get("task_family") or "age",
                    main_metric=spec.get("main_metric", "mae"), images=False,
                    recipe=dict(spec.get("recipe") or {}),
                    table_metrics=(spec.get("main_metric", "mae"), "gm"),
                    files=lambda root, _t=table: [_t],
-                   loader=lambda data_dir=None, _p=str(path), **kw: load_table(_p, data_dir, **kw))
+                   loader=lambda data_dir=None, _p=path, _n=str(name), **kw: load_table(
+                       _p, data_dir, name=_n, **kw))

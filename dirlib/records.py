@@ -170,8 +170,25 @@ def provenance_problem(rec_path, rec: dict):
     return None
 
 
+def cpu_identity() -> dict:
+    """The CPU's model name and a hash of its feature flags (``/proc/cpuinfo``): float kernels are
+    chosen by those flags, so CPU runs repeat bit for bit only where both are the same."""
+    model, flags = platform.processor() or None, ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, val = line.partition(":")
+            if key.strip() == "model name" and not model:
+                model = val.strip()
+            elif key.strip() in ("flags", "Features") and not flags:
+                flags = " ".join(sorted(val.split()))
+    except OSError:
+        pass
+    return {"cpu_model": model, "cpu_flags": hashlib.sha256(flags.encode()).hexdigest()[:12]
+            if flags else None}
+
+
 def versions() -> dict:
-    out = {"python": platform.python_version(), "platform": platform.platform()}
+    out = {"python": platform.python_version(), "platform": platform.platform(), **cpu_identity()}
     for mod in ("torch", "torchvision", "numpy", "scipy", "sklearn", "pandas"):
         try:
             out[mod] = __import__(mod).__version__

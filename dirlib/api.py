@@ -43,8 +43,10 @@ def run(method: str, data, *, encoder: Optional[torch.nn.Module] = None, epochs:
     ``encoder``: any ``nn.Module`` mapping a batch of inputs to ``(B, d)`` features; dirlib adds
     the linear head, and every build of the model (multi-phase methods build it more than once)
     starts from a copy of it, with the weights it has. The record names it
-    ``custom:<class>:<hash of its repr>``, so a rerun into the same ``out`` with another encoder
-    of the same architecture counts as the same run. Without it the data's default encoder is used. ``out``: a folder for
+    ``custom:<class>:<hash of its repr>`` and its initial weights by their hash
+    (``config.encoder_weights``): runs of one architecture on several seeds aggregate, and a rerun
+    into the same ``out`` with other weights is another run. Without it the data's default encoder
+    is used. ``out``: a folder for
     ``run.json`` and checkpoints (resumable, as the CLI); without it the run works in a temporary
     folder that is removed before ``run`` returns, so nothing is left on disk. ``overwrite``: an
     existing record of another run in ``out`` is kept beside as ``run.replaced-<time>.json`` and the
@@ -53,7 +55,8 @@ def run(method: str, data, *, encoder: Optional[torch.nn.Module] = None, epochs:
     and dirlib's own encoders); a given ``encoder`` keeps the weights it has, so seed it yourself
     to pair runs of several seeds.
     ``config``: other :class:`~dirlib.train.RunConfig` fields (``lr``, ``batch_size``,
-    ``method_kwargs`` ...). The record's ``data.info`` shows the task family whose defaults applied.
+    ``method_kwargs`` ...). The record's ``data.task_family`` shows the task family whose defaults
+    applied.
     """
     import numbers
     from .experiment import run_experiment
@@ -74,6 +77,12 @@ def run(method: str, data, *, encoder: Optional[torch.nn.Module] = None, epochs:
         name = f"custom:{type(encoder).__name__}:{arch}"
         register_encoder(name, lambda: copy.deepcopy(template), _feature_dim(template, data))
         config["model"] = name
+        # its initial weights are part of the run's identity: a rerun into the same ``out`` with
+        # other weights is another run (refused, or --overwrite), not the old record returned
+        weights = hashlib.sha256()
+        for k, v in template.state_dict().items():
+            weights.update(k.encode() + v.detach().cpu().contiguous().numpy().tobytes())
+        config["encoder_weights"] = weights.hexdigest()[:16]
     cfg = RunConfig.for_dataset(data.name, method=method, epochs=int(epochs), seed=int(seed),
                                 **config)
     import random

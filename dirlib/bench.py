@@ -716,6 +716,57 @@ def load_results(path) -> dict:
 
 
 # ----------------------------------------------------------------------------------- entry
+def identity_cost(data_dir=None, img_size: int = 32, log=print) -> dict:
+    """Seconds to hash every UTKFace-DIR image (the data's content identity) with an empty digest
+    index (cold) and with a filled one (warm: one ``stat`` per file), and of one training epoch of
+    Vanilla at ``img_size`` px on this device, measured in the same run, and their ratios."""
+    import tempfile
+    import time
+    from .data import image_cache as IC
+    from .data.faces import list_utkface
+    from .data.base import resolve_data_dir
+    from .experiment import load_for_config
+    from .methods import build_method
+    from .train import RunConfig, fit
+    folder = resolve_data_dir(data_dir) / "utkface" / "crop_part1"
+    names, _ = list_utkface(folder)
+    paths = [folder / n for n in names]
+    old = os.environ.get("DIRLIB_CACHE")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["DIRLIB_CACHE"] = tmp
+        try:
+            t0 = time.perf_counter()
+            IC.content_digest(paths)
+            cold = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            IC.content_digest(paths)
+            warm = time.perf_counter() - t0
+        finally:
+            if old is None:
+                os.environ.pop("DIRLIB_CACHE", None)
+            else:
+                os.environ["DIRLIB_CACHE"] = old
+    cfg = RunConfig.for_dataset("utkface-dir", epochs=1, img_size=img_size, progress=False,
+                                diagnostics=False, device="cpu")
+    data = load_for_config(cfg, data_dir)
+    log(f"identity: {len(paths)} images hashed in {cold:.2f} s cold, {warm:.3f} s warm; "
+        f"timing one epoch at {img_size} px ...")
+    t0 = time.perf_counter()
+    fit(cfg, data, build_method(cfg, data))
+    epoch = time.perf_counter() - t0
+    return {"images": len(paths), "cold_s": cold, "warm_s": warm, "epoch_s": epoch,
+            "img_size": img_size, "threads": torch.get_num_threads(),
+            "cold_per_epoch": cold / epoch, "warm_per_epoch": warm / epoch}
+
+
+def identity_markdown(res: dict) -> str:
+    return ("| what | seconds | / one epoch |\n|---|---|---|\n"
+            f"| hash {res['images']} images, cold | {res['cold_s']:.2f} | {res['cold_per_epoch']:.4f} |\n"
+            f"| the same, warm (stat only) | {res['warm_s']:.3f} | {res['warm_per_epoch']:.5f} |\n"
+            f"| one epoch, Vanilla, {res['img_size']} px, {res['threads']} thread(s) | "
+            f"{res['epoch_s']:.1f} | 1 |")
+
+
 def add_arguments(b: argparse.ArgumentParser):
     b.add_argument("--cases", default=",".join(CASES),
                    help=f"comma-separated cases (default: all): {', '.join(CASES)}")
@@ -741,6 +792,11 @@ def add_arguments(b: argparse.ArgumentParser):
     b.add_argument("--steps", type=int, default=2, help="--throughput: timed steps per round")
     b.add_argument("--rounds", type=int, default=3, help="--throughput: interleaved rounds (median kept)")
     b.add_argument("--workers", type=int, default=None, help="--throughput: JPEG DataLoader workers")
+    b.add_argument("--identity", action="store_true",
+                   help="instead: what content identity costs on UTKFace-DIR (hashing every "
+                        "image, cold and warm) against one training epoch, measured in the same run")
+    b.add_argument("--data-dir", default=None, help="--identity: the data root (default $DIRLIB_DATA)")
+    b.add_argument("--img-size", type=int, default=32, help="--identity: the epoch's image size")
 
 
 def run_bench(a) -> int:
@@ -748,6 +804,17 @@ def run_bench(a) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     try:
+        if a.identity:
+            res = identity_cost(a.data_dir, img_size=a.img_size, log=lambda m: print(m, flush=True))
+            print(identity_markdown(res))
+            if a.out:
+                res["machine"] = provenance("cpu")
+                out = Path(a.out)
+                out.mkdir(parents=True, exist_ok=True)
+                (out / "identity.json").write_text(json.dumps(res, indent=1, default=str))
+                (out / "identity.md").write_text(identity_markdown(res) + "\n")
+                print(f"# wrote {out}/identity.json, identity.md")
+            return 0
         if a.throughput:
             from . import throughput
             res = throughput.run(a.device,

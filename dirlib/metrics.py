@@ -100,3 +100,47 @@ def per_label_errors(pred, target, binning: Binning) -> list:
         rows.append({"bin": int(k), "label": float(binning.centers[k]), "n": int(m.sum()),
                      "mae": float(np.mean(np.abs(e))), "mse": float(np.mean(e ** 2))})
     return rows
+
+
+class ShotMetrics:
+    """Shot metrics for your own loop, torchmetrics-style: the shots are fixed at construction
+    from the training labels (and ``binning`` / ``spec``, as :func:`shot_metrics`), ``update``
+    takes one batch of predictions and targets (label space, tensors or arrays, ``(B,)`` or
+    ``(B, 1)``), and ``compute`` gives what :func:`shot_metrics` gives on all of them at once.
+
+    >>> import numpy as np
+    >>> m = ShotMetrics(train_target=np.repeat([1.0, 2.0, 3.0], [150, 50, 5]))
+    >>> m.update([1.0, 2.5], [1.0, 2.0]); m.update([2.0], [3.0])
+    >>> out = m.compute()
+    >>> out["all"]["n"], out["many"]["mae"], out["median"]["mae"], out["few"]["mae"]
+    (3, 0.0, 0.5, 1.0)
+    """
+
+    def __init__(self, train_target, *, spec: Optional[ShotSpec] = None,
+                 binning: Optional[Binning] = None, gm_eps: float = 0.0, pearson: bool = False):
+        self.train_target = np.asarray(train_target, dtype=np.float64).reshape(-1)
+        self.spec, self.binning, self.gm_eps, self.pearson = spec, binning, gm_eps, pearson
+        self.reset()
+
+    def reset(self) -> None:
+        self._pred, self._target = [], []
+
+    @staticmethod
+    def _flat(v) -> np.ndarray:
+        if hasattr(v, "detach"):
+            v = v.detach().cpu().numpy()
+        return np.asarray(v, dtype=np.float64).reshape(-1)
+
+    def update(self, pred, target) -> None:
+        p, t = self._flat(pred), self._flat(target)
+        if p.shape != t.shape:
+            raise ValueError(f"ShotMetrics.update: {p.size} predictions for {t.size} targets")
+        self._pred.append(p)
+        self._target.append(t)
+
+    def compute(self) -> dict:
+        if not self._pred:
+            raise ValueError("ShotMetrics.compute: no batch was given to update()")
+        return shot_metrics(np.concatenate(self._pred), np.concatenate(self._target),
+                            self.train_target, spec=self.spec, binning=self.binning,
+                            gm_eps=self.gm_eps, pearson=self.pearson)

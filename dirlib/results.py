@@ -36,7 +36,8 @@ from .datasets import find as find_dataset
 
 SHOTS_ALL = ("all", "many", "median", "few")
 #: config keys that do not change what a run computes (ignored when checking comparability)
-RUNTIME_KEYS = ("seed", "progress", "device", "num_workers")
+RUNTIME_KEYS = ("seed", "progress", "device", "num_workers",
+                "encoder_weights")   # a user encoder seeded per seed starts from other weights
 #: the metrics each dataset's table reports (the paper's Tables 1-3); others: MAE and GM
 
 PAPER_TABLES = Path(__file__).resolve().parent.parent / "results" / "paper_tables.csv"
@@ -228,7 +229,7 @@ def check_comparable(records: Sequence[dict]) -> None:
                 f"({_name(first)}) != {data_of(r)} ({_name(r)})")
     by_method = {}
     for r in records:
-        by_method.setdefault(r["config"].get("method"), []).append(r)
+        by_method.setdefault(setting_label(r["config"]), []).append(r)
     for method, recs in by_method.items():
         ref = recs[0]
         ref_cfg = comparable_config(ref["config"])
@@ -268,9 +269,19 @@ def _metric(rec: dict, split: str, shot: str, metric: str) -> float:
     return float(v)
 
 
+def setting_label(config: dict) -> str:
+    """What one row of a table is: the method, with its method arguments and base loss when the
+    run gives them (``frobenius [frobenius.beta=0.01]``), so that two settings of one method sit
+    in one table as two rows."""
+    extra = [f"{k}={v}" for k, v in sorted((config.get("method_kwargs") or {}).items())]
+    if config.get("loss"):
+        extra.append(f"loss={config['loss']}")
+    return config.get("method") + (f" [{', '.join(extra)}]" if extra else "")
+
+
 def summary_table(records: Sequence[dict], metrics: Sequence[str] = ("mae", "gm"),
                   split: str = "test", shots: Sequence[str] = SHOTS_ALL) -> pd.DataFrame:
-    """Mean and sample std over seeds, one row per method x shot.
+    """Mean and sample std over seeds, one row per setting (:func:`setting_label`) x shot.
 
     Columns: ``dataset, method, shot, n_seeds, seeds, n`` (samples in that shot of the split) then
     ``<metric>_mean, <metric>_std`` for each metric. Methods are sorted by name, shots in the order
@@ -285,7 +296,7 @@ def summary_table(records: Sequence[dict], metrics: Sequence[str] = ("mae", "gm"
     check_comparable(recs)
     by_method = {}
     for r in recs:
-        by_method.setdefault(r["config"]["method"], []).append(r)
+        by_method.setdefault(setting_label(r["config"]), []).append(r)
     rows = []
     for method in sorted(by_method):
         group = sorted(by_method[method], key=lambda r: r["config"].get("seed"))

@@ -43,7 +43,7 @@ class DivergenceError(RuntimeError):
 
 # ----------------------------------------------------------------------------------- config
 #: RunConfig fields that were added after run records were stored, with their default
-LATE_FIELDS = {"data_cache": "off"}
+LATE_FIELDS = {"data_cache": "off", "encoder_weights": None}
 
 
 def dataset_recipe(dataset: str) -> dict:
@@ -89,6 +89,7 @@ class RunConfig:
                                          # where bf16 is missing); the head and losses stay float32
     channels_last: bool = False          # NHWC memory format for the model and 4-d inputs (images)
     data_cache: str = "off"              # face images: off (PIL per item) | cpu | gpu (DeviceBatches)
+    encoder_weights: Optional[str] = None  # dirlib.run: a hash of the user encoder's initial weights
 
     @classmethod
     def for_dataset(cls, dataset: str, method: str = "vanilla", seed: int = 0,

@@ -1,5 +1,7 @@
 """Your own data, the cases a new user found (the issue's list, in its order): each gave a silent
 wrong number or a raw traceback before, and a correct result or an error naming the argument now."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -149,3 +151,192 @@ def test_api_6_shot_metrics_with_a_binning_counts_shots_per_bin():
     test = rng.uniform(0, 10, 40)
     m = shot_metrics(test, test, train, binning=Binning.uniform(0.0, 10.0, 1.0))
     assert m["many"]["n"] == 40 and m["few"]["n"] == 0
+
+
+# ------------------------------------------------------------------------ content identity
+def _utk_tree(root, seed_shift=0, ages=(1,) * 9 + (30,) * 30):
+    from PIL import Image
+    folder = root / "utkface" / "crop_part1"
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, a in enumerate(ages):
+        arr = np.random.RandomState(k + seed_shift).randint(0, 256, size=(24, 24, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(folder / f"{a}_0_0_20170110120000{k:03d}.jpg.chip.jpg", quality=90)
+    return folder
+
+
+def _first_image(folder):
+    return sorted(folder.iterdir())[0]
+
+
+def test_identity_replaced_images_under_the_same_names_are_other_data(tmp_path, monkeypatch):
+    from dirlib import records
+    from dirlib.data import faces
+    from dirlib.data import image_cache as IC
+    monkeypatch.setenv("DIRLIB_CACHE", str(tmp_path / "cache"))
+    folder = _utk_tree(tmp_path / "a")
+    d1 = faces.load_utkface(tmp_path / "a", img_size=16, progress=False)
+    t1 = IC.split_tensor(d1.test.store)
+    # every image replaced by another under the same name
+    _utk_tree(tmp_path / "a", seed_shift=1000)
+    d2 = faces.load_utkface(tmp_path / "a", img_size=16, progress=False)
+    assert records.data_hash(d2) != records.data_hash(d1)
+    t2 = IC.split_tensor(d2.test.store)
+    assert not torch_equal(t1, t2)                 # the new pixels, not the cached old ones
+    # another folder with the same names and other images: another cache entry
+    _utk_tree(tmp_path / "b", seed_shift=5000)
+    d3 = faces.load_utkface(tmp_path / "b", img_size=16, progress=False)
+    assert IC.cache_key(d3.test.store.paths, 16) != IC.cache_key(d2.test.store.paths, 16)
+    assert not torch_equal(IC.split_tensor(d3.test.store), t2)
+
+
+def torch_equal(a, b):
+    import torch
+    return a.shape == b.shape and bool(torch.equal(a, b))
+
+
+def test_identity_a_digest_is_reused_while_size_and_time_stay(tmp_path, monkeypatch):
+    from dirlib.data import image_cache as IC
+    monkeypatch.setenv("DIRLIB_CACHE", str(tmp_path / "cache"))
+    folder = _utk_tree(tmp_path / "a")
+    paths = sorted(folder.iterdir())
+    first = IC.file_digests(paths)
+    calls = []
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: calls.append(self) or real(self))
+    assert IC.file_digests(paths) == first and calls == []          # warm: no file read
+    p = paths[0]
+    p.write_bytes(p.read_bytes()[:-1] + b"\x00")                    # content and size change
+    calls.clear()
+    again = IC.file_digests(paths)
+    assert again[0] != first[0] and again[1:] == first[1:] and len(calls) == 1
+
+
+def test_identity_corrupted_cache_bytes_are_refused(tmp_path, monkeypatch):
+    from dirlib.data import faces
+    from dirlib.data import image_cache as IC
+    monkeypatch.setenv("DIRLIB_CACHE", str(tmp_path / "cache"))
+    _utk_tree(tmp_path / "a")
+    d = faces.load_utkface(tmp_path / "a", img_size=16, progress=False)
+    IC.split_tensor(d.test.store)
+    npy = next((tmp_path / "cache" / "images").glob("*.npy"))
+    arr = np.load(npy)
+    arr[0, 0, 0, 0] ^= 0xFF                                         # one byte flipped in place
+    np.save(npy, arr)
+    with pytest.raises(ValueError, match="is corrupted"):
+        IC.split_tensor(d.test.store)
+
+
+def test_identity_a_read_only_cache_decodes_in_memory_with_one_warning(tmp_path, monkeypatch):
+    import warnings as W
+    from dirlib.data import faces
+    from dirlib.data import image_cache as IC
+    # a cache root that cannot be written, even by root: a path below a regular file
+    (tmp_path / "a-file").write_text("x")
+    monkeypatch.setenv("DIRLIB_CACHE", str(tmp_path / "a-file" / "cache"))
+    _utk_tree(tmp_path / "a")
+    IC._WARNED.clear()
+    with W.catch_warnings(record=True) as caught:
+        W.simplefilter("always")
+        d = faces.load_utkface(tmp_path / "a", img_size=16, progress=False)
+        t = IC.split_tensor(d.test.store)
+        IC.split_tensor(d.val.store)
+    assert t.shape[1:] == (3, 16, 16)
+    msgs = [str(w.message) for w in caught if "cannot write the image cache" in str(w.message)]
+    assert len(msgs) == 1
+
+
+# ------------------------------------------------------------------------ unstated families
+def test_defaults_on_data_of_an_unstated_kind_warn_once_with_their_sources():
+    import warnings as W
+    from dirlib.methods import _WARNED_FAMILY, build_method
+    from dirlib.train import RunConfig
+    x, y = _xy()
+    data = from_arrays(*_split(x, y), bin_width=5.0, name="unstated-table")
+    cfg = RunConfig(dataset=data.name, method="ranksim+frobenius")
+    _WARNED_FAMILY.clear()
+    with W.catch_warnings(record=True) as caught:
+        W.simplefilter("always")
+        build_method(cfg, data)
+        build_method(cfg, data)                         # once per data and method
+    msgs = [str(w.message) for w in caught if "task family is not stated" in str(w.message)]
+    assert len(msgs) == 1
+    assert "ranksim.gamma = 100.0 (STS-B's: 0.0003; RankSim" in msgs[0]
+    assert "frobenius.beta = 1.0 (STS-B's: 0.01" in msgs[0]
+    # stating the family, or giving the options, silences it
+    for data2, cfg2 in (
+            (from_arrays(*_split(x, y), bin_width=5.0, name="stated", task_family="age"), cfg),
+            (data, RunConfig(dataset=data.name, method="ranksim", method_kwargs={"ranksim.gamma": 1.0}))):
+        _WARNED_FAMILY.clear()
+        with W.catch_warnings(record=True) as caught:
+            W.simplefilter("always")
+            build_method(cfg2, data2)
+        assert not [w for w in caught if "task family is not stated" in str(w.message)]
+
+
+def test_api_3_a_rerun_with_other_encoder_weights_is_another_run(tmp_path):
+    import torch
+    from dirlib.experiment import RunExists
+    x, y = _xy()
+    data = from_arrays(*_split(x, y), bin_width=5.0)
+    torch.manual_seed(0)
+    enc = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU())
+    r0 = dirlib.run("vanilla", data, encoder=enc, epochs=1, out=tmp_path, diagnostics=False)
+    torch.manual_seed(1)
+    other = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU())
+    with pytest.raises(RunExists, match="encoder_weights"):
+        dirlib.run("vanilla", data, encoder=other, epochs=1, out=tmp_path, diagnostics=False)
+    again = dirlib.run("vanilla", data, encoder=enc, epochs=1, out=tmp_path, diagnostics=False)
+    assert again["finished"] == r0["finished"]                # the same weights: the same run
+
+
+def test_api_14_two_settings_of_one_method_are_two_rows_of_one_table():
+    from dirlib.results import paired_effects, summary_table
+    x, y = _xy()
+    data = from_arrays(*_split(x, y), bin_width=5.0, task_family="age", many_thr=15, few_thr=5)
+    recs = [dirlib.run("frobenius", data, epochs=2, seed=s, diagnostics=False,
+                       method_kwargs={"frobenius.beta": b}) for s in (0, 1) for b in (1.0, 0.01)]
+    t = summary_table(recs)
+    assert set(t["method"]) == {"frobenius [frobenius.beta=1.0]", "frobenius [frobenius.beta=0.01]"}
+    assert set(t["n_seeds"]) == {2}
+    eff = paired_effects([r for r in recs if r["config"]["method_kwargs"]["frobenius.beta"] == 0.01],
+                         [r for r in recs if r["config"]["method_kwargs"]["frobenius.beta"] == 1.0],
+                         "mae")
+    assert eff["all"].n == 2
+
+
+def test_api_12_reprs_are_short_and_say_what_they_are():
+    from dirlib.methods.options import Default
+    x, y = _xy()
+    data = from_arrays(*_split(x, y), bin_width=5.0)
+    r = repr(data)
+    assert len(r) < 200 and r.startswith("DIRData('custom': 120 train / 40 val / 40 test")
+    assert "object at 0x" not in repr(Default(1.0))
+
+
+def test_api_7_8_losses_take_b_by_1_predictions_and_say_what_a_batch_of_one_does():
+    import torch
+    from dirlib.losses import BalancedMSE, FocalR
+    p, t = torch.tensor([[1.0], [2.0], [0.5]]), torch.tensor([1.5, 2.5, 0.0])
+    assert torch.allclose(FocalR()(p, t), FocalR()(p.reshape(-1), t))
+    m = BalancedMSE()
+    assert torch.allclose(m(p, t), m(p.reshape(-1), t))
+    with pytest.warns(RuntimeWarning, match="batch of one"):
+        assert float(m(torch.tensor([1.0]), torch.tensor([2.0]))) == 0.0
+    assert "give it to the optimiser" in BalancedMSE.__doc__
+
+
+def test_shot_metrics_class_equals_the_function_on_the_concatenated_batches():
+    import torch
+    from dirlib.data.base import Binning
+    from dirlib.metrics import ShotMetrics, shot_metrics
+    rng = np.random.RandomState(0)
+    train = rng.gamma(2.0, 10.0, 2000)
+    pred, target = rng.uniform(0, 60, 300), rng.uniform(0, 60, 300)
+    b = Binning.uniform(0.0, 200.0, 5.0)
+    m = ShotMetrics(train, binning=b)
+    for i in range(0, 300, 64):
+        m.update(torch.tensor(pred[i:i + 64]).reshape(-1, 1), target[i:i + 64])
+    assert m.compute() == shot_metrics(pred, target, train, binning=b)
+    m.reset()
+    with pytest.raises(ValueError, match="no batch"):
+        m.compute()

@@ -332,6 +332,12 @@ class DIRData:
                                              "seed": seed}}
         return out
 
+    def __repr__(self) -> str:
+        s = self.summary()
+        return (f"DIRData({s['name']!r}: {s['n_train']} train / {s['n_val']} val / {s['n_test']} "
+                f"test, {s['n_bins']} bins, main metric {self.main_metric}, target_scale "
+                f"{self.target_scale:g}, task family {s.get('task_family', '?')})")
+
     def summary(self) -> dict:
         return {"name": self.name, "n_train": len(self.train_labels), "n_val": len(self.val_labels),
                 "n_test": len(self.test_labels), "n_bins": self.binning.n_bins,

@@ -311,7 +311,16 @@ class FaceAgeDataset(Dataset):
 # Loaders
 # --------------------------------------------------------------------------------------------
 def _age_data(name, paths: dict, labels: dict, img_size, cache, how, info, progress=True) -> DIRData:
+    from .image_cache import content_digest
     stores = {s: ImageStore(paths[s], img_size, cache=cache, how=how) for s in SPLITS}
+    # the data's identity is what the images are, not what they are called: each split's files'
+    # contents (hashed once per file while its size and time stay), with the labels
+    try:
+        info.setdefault("checksums", {})["images"] = {s: content_digest(paths[s]) for s in SPLITS}
+    except FileNotFoundError as e:
+        raise DataNotFoundError(f"{name}: image {e.filename} does not exist. {how}") from None
+    info["checksums"]["labels"] = {s: hashlib.sha256(np.asarray(labels[s], dtype=np.float64)
+                                                    .tobytes()).hexdigest()[:16] for s in SPLITS}
     if cache is True:
         for s in SPLITS:
             stores[s].fill(progress=progress, desc=f"{name} {s}")

@@ -3,8 +3,13 @@
 * :func:`split_tensor` decodes a split's images once into a ``uint8`` array ``(N, 3, s, s)`` at
   the training size, with the loader's own PIL resize (:meth:`dirlib.data.faces.ImageStore.decode`,
   bilinear, as the benchmark), and caches it on disk under ``$DIRLIB_CACHE`` (default
-  ``~/.cache/dirlib/images``), keyed by the split's file names and the size. A later run, or
-  another process of a sweep, maps the file instead of decoding again.
+  ``~/.cache/dirlib/images``), keyed by the **content** of the split's files (their sha256, in
+  order) and the size, with the array's own sha256 checked on every load. A later run, or another
+  process of a sweep, reads the file instead of decoding again; a changed image, or two folders
+  with the same names, give another key. A cache folder that cannot be written means decoding in
+  memory, with one warning.
+* :func:`file_digests` hashes each file's bytes once and reuses the digest while the file's
+  (path, size, modification time) is unchanged (an index beside the cache).
 * :func:`augment` applies the benchmark's training transform to a whole batch on the device: zero
   pad by ``p``, a random ``s x s`` crop, a horizontal flip with probability 0.5, then
   ``Normalize(0.5, 0.5)``. Given the same draws (crop row, crop column, flip) each image equals
@@ -22,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -30,50 +36,111 @@ import torch
 import torch.nn.functional as F
 
 PLACEMENTS = ("cpu", "gpu")
+_WARNED = set()
 
 
 def cache_root() -> Path:
     return Path(os.environ.get("DIRLIB_CACHE") or Path.home() / ".cache" / "dirlib") / "images"
 
 
-def cache_key(paths, img_size: int) -> str:
-    """16 hex digits of sha256 over the split's file names (in order) and the size."""
-    h = hashlib.sha256(f"{int(img_size)}\n".encode())
+def _warn_once(key: str, msg: str) -> None:
+    if key not in _WARNED:
+        _WARNED.add(key)
+        warnings.warn(msg, stacklevel=3)
+
+
+def _index_path() -> Path:
+    return cache_root().parent / "content-index.json"
+
+
+def file_digests(paths) -> list:
+    """The sha256 of each file's bytes, in order. A digest is reused while the file's (absolute
+    path, size, modification time in ns) is what it was when hashed; the index lives beside the
+    image cache (in memory only when that folder cannot be written)."""
+    index_path = _index_path()
+    try:
+        index = json.loads(index_path.read_text()) if index_path.is_file() else {}
+    except (OSError, ValueError):
+        index = {}
+    out, changed = [], False
     for p in paths:
-        h.update(os.path.basename(str(p)).encode("utf-8", "surrogateescape") + b"\n")
-    return h.hexdigest()[:16]
+        p = Path(p)
+        st = p.stat()
+        key = str(p.resolve())
+        stamp = [st.st_size, st.st_mtime_ns]
+        hit = index.get(key)
+        if hit and hit[:2] == stamp:
+            out.append(hit[2])
+            continue
+        digest = hashlib.sha256(p.read_bytes()).hexdigest()
+        index[key] = stamp + [digest]
+        out.append(digest)
+        changed = True
+    if changed:
+        try:
+            index_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = index_path.with_name(index_path.name + f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(index))
+            os.replace(tmp, index_path)
+        except OSError as e:
+            _warn_once("index", f"cannot write the content index {index_path} ({e}): image digests "
+                                f"are recomputed in every process")
+    return out
+
+
+def content_digest(paths) -> str:
+    """sha256 over the files' content digests, in order: what a split of images *is*."""
+    h = hashlib.sha256()
+    for d in file_digests(paths):
+        h.update(d.encode() + b"\n")
+    return h.hexdigest()
+
+
+def cache_key(paths, img_size: int) -> str:
+    """16 hex digits of sha256 over the split's files' contents (in order) and the size."""
+    return hashlib.sha256(f"{int(img_size)}\n{content_digest(paths)}".encode()).hexdigest()[:16]
 
 
 def split_tensor(store, cache_dir=None, progress: bool = False) -> torch.Tensor:
     """The split of ``store`` (an :class:`~dirlib.data.faces.ImageStore`) as ``uint8`` ``(N, 3, s, s)``,
-    decoded once and cached on disk (``cache_dir``, default :func:`cache_root`). A cached file whose
-    shape or names do not match is an error naming it."""
+    decoded once and cached on disk (``cache_dir``, default :func:`cache_root`), keyed by the
+    files' content. A cached file whose shape or checksum does not match is an error naming it; a
+    cache folder that cannot be written means decoding in memory, with one warning."""
     s, n = store.img_size, len(store)
     root = Path(cache_dir) if cache_dir is not None else cache_root()
     key = cache_key(store.paths, s)
     arr_path, meta_path = root / f"{key}-{s}px.npy", root / f"{key}-{s}px.json"
     if arr_path.is_file():
         try:
-            arr = np.load(arr_path, mmap_mode="r")
+            arr = np.array(np.load(arr_path))          # read into (writable) memory
             meta = json.loads(meta_path.read_text())
         except (OSError, ValueError) as e:
             raise ValueError(f"image cache {arr_path} is unreadable ({e}); delete it to decode again") from None
         if arr.shape != (n, 3, s, s) or arr.dtype != np.uint8 or meta.get("n") != n:
             raise ValueError(f"image cache {arr_path} holds {arr.shape} {arr.dtype}, expected "
                              f"({n}, 3, {s}, {s}) uint8; delete it to decode again")
-        return torch.from_numpy(np.array(arr))   # read into (writable) memory
+        if hashlib.sha256(arr.tobytes()).hexdigest() != meta.get("sha256"):
+            raise ValueError(f"image cache {arr_path} is corrupted: its pixels do not match the "
+                             f"checksum in {meta_path.name}; delete both to decode again")
+        return torch.from_numpy(arr)
     if store.cache:
         store.fill(progress=progress, desc=f"decoding {n} images")
         hwc = store._arr
     else:
         hwc = np.stack([store.decode(i) for i in range(n)]) if n else np.zeros((0, s, s, 3), np.uint8)
     arr = np.ascontiguousarray(hwc.transpose(0, 3, 1, 2))
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = arr_path.with_name(arr_path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        np.save(fh, arr)
-    meta_path.write_text(json.dumps({"n": n, "img_size": s, "first": os.path.basename(store.paths[0]) if n else None}))
-    os.replace(tmp, arr_path)
+    meta = {"n": n, "img_size": s, "first": os.path.basename(store.paths[0]) if n else None,
+            "sha256": hashlib.sha256(arr.tobytes()).hexdigest()}
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = arr_path.with_name(arr_path.name + f".tmp{os.getpid()}")
+        with open(tmp, "wb") as fh:
+            np.save(fh, arr)
+        meta_path.write_text(json.dumps(meta))
+        os.replace(tmp, arr_path)
+    except OSError as e:
+        _warn_once(str(root), f"cannot write the image cache in {root} ({e}): the images are "
+                              f"decoded in memory in every run (set DIRLIB_CACHE to a writable folder)")
     return torch.from_numpy(arr)
 
 

@@ -33,7 +33,7 @@ Deviations (all forced by what can be installed here, each stated in ``info["not
   ``ValueError`` naming file and line; the benchmark skips such rows silently (``load_tsv``).
   Yang's files have none.
 
-Verified on ``../shared/data`` (``tests/test_data_real.py``): sizes 5,249 / 1,000 / 1,000,
+Verified on the benchmark's files (``tests/test_data_real.py``): sizes 5,249 / 1,000 / 1,000,
 sha256 equal to Yang's files, labels equal an independent pandas parse, 13,583 token types (under
 the 30k cap), token OOV rate 0.32 % (type OOV 2.8 %), train counts per 0.1 bin equal the ones in
 the peer notes, the benchmark's many-shot list equals the bins with > 100 training pairs (its
@@ -41,7 +41,7 @@ median bins all have >= 35 pairs, the few bins <= 27), test shot counts 756 / 17
 758 / 177 / 65), dev/test hold 50 pairs per 0.25 bin.
 
 Yang's split differs from the one shipped by RankSim / SRL (same file names, only ~3.9k of 5,249
-train rows shared; see ``../shared/notes/peer-methods.md`` 1.1): numbers copied from those
+train rows shared; see the DIR benchmark's and the peer methods' published code): numbers copied from those
 papers are on the other split. The loader warns when the checksums are not Yang's.
 """
 from __future__ import annotations
@@ -63,7 +63,7 @@ from .base import (Binning, DataNotFoundError, DIRData, ShotSpec, require_file, 
 
 SOURCE_URL = "https://github.com/YyzHarry/imbalanced-regression/tree/main/sts-b-dir/glue_data/STS-B"
 SPLIT_FILES = {"train": "train_new.tsv", "val": "dev_new.tsv", "test": "test_new.tsv"}
-# sha256 of Yang's files (../shared/data/README.md)
+# sha256 of Yang's files (as published in YyzHarry/imbalanced-regression)
 YANG_SHA256 = {
     "train_new.tsv": "4da3322ae29f7ad1b7d03cdeafcb2480c276e5df1d08737678a7856697218a9a",
     "dev_new.tsv": "9ec12d785aa817ffe4b0f88fde442d3bf57161d8cbeaa84aaa1fdf764cca6dd6",

@@ -17,10 +17,13 @@ from .bmse import BalancedMSE
 from .conr import ConR
 from .distloss import DistLoss
 from .focal import FocalR
-from .frobenius import FrobeniusRegularizer, NormAlignment
+from .frobenius import (FrobeniusRegularizer, NormAlignment, NormNet, dataset_prototype_norms,
+                        fit_norm_net)
 from .oe import OrdinalEntropy
 from .ranksim import RankSim
 from .rnc import RnCLoss
 
 __all__ = ["BalancedMSE", "ConR", "DistLoss", "FocalR", "FrobeniusRegularizer", "NormAlignment",
-           "OrdinalEntropy", "RankSim", "RnCLoss"]
+           "OrdinalEntropy", "RankSim", "RnCLoss",
+           # phase 2 of the paper's method, for your own loop
+           "NormNet", "dataset_prototype_norms", "fit_norm_net"]

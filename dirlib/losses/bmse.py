@@ -150,7 +150,14 @@ class BalancedMSE(nn.Module):
     ``imp``: ``"bmc"`` (no prior), ``"gai"`` (needs ``gmm``, e.g. from :func:`fit_gmm`) or ``"bni"``
     (needs ``bucket_centers`` / ``bucket_weights``, e.g. from :func:`bni_buckets`). Priors are
     buffers, so ``.to(device)`` moves them. ``forward(pred, y)`` returns the scalar loss; it replaces
-    the regression loss (the code passes no sample weights to it).
+    the regression loss (the code passes no sample weights to it). Predictions of shape ``(B,)`` or
+    ``(B, 1)``.
+
+    ``noise_sigma`` is a parameter of this module, not of your model: give it to the optimiser,
+    at its own learning rate as the authors do (:meth:`param_groups`), or it stays at its start.
+
+    BMC contrasts each prediction with the others of its batch: a batch of one has nothing to
+    contrast, its loss is 0 with no gradient (a warning says so).
     """
 
     def __init__(self, imp: str = "bmc", init_noise_sigma: float = 1.0, fix_sigma: bool = False,
@@ -200,6 +207,12 @@ class BalancedMSE(nn.Module):
         """
         nv = self.noise_var
         self.parts = {"noise_var": nv.detach()}
+        pred = pred.reshape(-1) if pred.dim() == 2 and pred.shape[1] == 1 else pred
+        y = y.reshape(-1) if y.dim() == 2 and y.shape[1] == 1 else y
+        if self.imp == "bmc" and pred.shape[0] == 1:
+            import warnings
+            warnings.warn("BalancedMSE(imp='bmc') on a batch of one: nothing to contrast, the loss "
+                          "is 0 with no gradient", RuntimeWarning, stacklevel=2)
         if self.imp == "bmc":
             return bmc_loss(pred, y, nv)
         if self.imp == "gai":

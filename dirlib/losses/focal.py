@@ -78,6 +78,10 @@ def focal_mse(pred: torch.Tensor, y: torch.Tensor, beta: float = 0.2, gamma: flo
     return _reduce(e ** 2 * _focal_factor(e, beta, gamma, activate), weights, reduction)
 
 
+def _column(t: torch.Tensor) -> torch.Tensor:
+    return t.reshape(-1) if t.dim() == 2 and t.shape[1] == 1 else t
+
+
 class FocalR(torch.nn.Module):
     """Focal-R as a module: ``FocalR(base="l1", beta=0.2, gamma=1.0)(pred, target)`` -> scalar
     (``base="mse"`` for STS-B, where the benchmark uses ``beta=20``). ``weights=`` per-sample weights.
@@ -99,6 +103,7 @@ class FocalR(torch.nn.Module):
     def forward(self, pred: torch.Tensor, target: torch.Tensor,
                 weights: Optional[torch.Tensor] = None) -> torch.Tensor:
         fn = focal_l1 if self.base == "l1" else focal_mse
+        pred, target = _column(pred), _column(target)      # (B, 1) heads: one value per sample
         loss = fn(pred, target, self.beta, self.gamma, self.activate, weights=weights)
         self.parts = {"focal": loss.detach()}
         return loss

@@ -1,7 +1,7 @@
 """The Frobenius-norm method: the pieces used by its three training phases, as plain functions and small modules.
 
 Paper: *Enhancing Deep Imbalanced Regression via Frobenius Norm Regularization*, sections 3.3-3.5
-(``../shared/paper/frobenius-norm-dir.md``). The trainer composes them; nothing here loops over
+(the paper's sections 3.3-3.5). The trainer composes them; nothing here loops over
 epochs.
 
 Phase 1 (eqs. 2-6): :func:`ordinal_kl` (eqs. 2-3) + ``alpha`` * :func:`prototype_ordinal_entropy` (eq. 4),
@@ -13,7 +13,7 @@ Phase 3 (eq. 7): :func:`norm_alignment_loss` between ``||z_i||`` and the predict
     label, looked up with :func:`label_norm_lookup`.
 
 Every choice the paper leaves open is stated in the docstring where it is made, and collected in
-``docs/frobenius-choices.md``. Notation: ``z`` (B, d) the penultimate feature (``pred, z = model(x)``),
+``docs/frobenius-choices.md`` of the dirlib repository. Notation: ``z`` (B, d) the penultimate feature (``pred, z = model(x)``),
 ``y`` (B,) the label of every sample in the units the trainer uses (model space), ``bins`` (B,) int64
 label-bin ids (``Binning.index``); a *prototype* is the mean ``z`` of one bin present in the batch.
 """

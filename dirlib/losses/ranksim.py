@@ -111,9 +111,11 @@ def ranksim_loss(z: torch.Tensor, y: torch.Tensor, lam: float = 2.0,
 
 
 class RankSim(torch.nn.Module):
-    """RankSim as a module: ``RankSim(lam=2.0)(features, labels)`` -> scalar (the sum over anchors of
-    the squared rank differences; the trainer multiplies by ``gamma``). Labels are float; only their
-    order matters. ``parts`` holds the detached value.
+    """RankSim as a module: ``RankSim(lam=2.0)(features, labels)`` -> scalar, the **unweighted** term
+    (the sum over anchors of the squared rank differences). Add ``gamma * RankSim(...)(z, y)`` to
+    your loss: RankSim's READMEs use ``gamma = 100`` on AgeDB-DIR and IMDB-WIKI-DIR and ``3e-4`` on
+    STS-B-DIR (``--regularization_weight``; dirlib's ``ranksim.gamma``). Labels are float; only
+    their order matters. ``parts`` holds the detached value.
 
     >>> import torch
     >>> z, y = torch.randn(8, 4), torch.tensor([1., 1., 2., 3., 5., 8., 13., 21.])

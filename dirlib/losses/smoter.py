@@ -3,7 +3,7 @@ imbalanced regression.
 
 No public deep-learning code exists (the DIR benchmark's SMOTER / SMOGN rows, which the paper
 quotes, come from an unpublished adaptation). These functions follow the two papers; the *design
-choice* for deep models is dirlib's and is documented in ``docs/methods.md``:
+choice* for deep models is dirlib's and is documented in ``docs/methods.md`` of the dirlib repository:
 
 * **Relevance** ``phi(y)`` in [0, 1]. ``"density"`` (default): ``phi = 1 - c_b / max_b c_b`` on the
   training histogram of the label bins (rare = low label density, which is what DIR calls the

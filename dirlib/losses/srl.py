@@ -26,7 +26,7 @@ then on, so epochs 0 and 1 train with **zero** surrogates and later epochs with 
 includes the previous epoch (``delay_quirk=True``, default). ``delay_quirk=False`` uses the EMA as
 soon as one statistics pass exists (from epoch 1).
 
-Choices made explicit (defaults in ``docs/methods.md``):
+Choices made explicit (defaults in ``docs/methods.md`` of the dirlib repository):
 
 * Rows ``L``: the label bins ``0 .. max training bin`` (AgeDB: ages 0..101 = the code's
   ``range(102)``). STS-B: dirlib uses the 50 benchmark bins of width 0.1 for every term. *Changed:*

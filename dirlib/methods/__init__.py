@@ -23,13 +23,14 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
+import warnings
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Dict
 
 from ..train import MethodSpec, RunConfig
 from .common import compute_weights
-from .options import Default, Options, family
+from .options import _SAME, Default, Options, family
 
 #: the modules of this package that hold no method
 _INFRASTRUCTURE = {"common", "options", "phases"}
@@ -136,6 +137,42 @@ def _check_options(cfg: RunConfig, parts: list) -> None:
                              f"({'+'.join(parts)}); write it as COMPONENT.KEY, e.g. ranksim.gamma=100")
 
 
+_WARNED_FAMILY = set()
+
+
+def family_dependent_defaults(cfg: RunConfig, data, parts) -> list:
+    """``(option, value applied, the other family's value, source)`` for each option of ``parts``
+    that the run leaves at a default that depends on the task family."""
+    out = []
+    for p in parts:
+        for key, d in catalog()[p].defaults.items():
+            if d.sts is _SAME or f"{p}.{key}" in cfg.method_kwargs:
+                continue
+            fam = family(data)
+            other = "sts" if fam == "age" else "age"
+            out.append((f"{p}.{key}", d.resolve(fam, cfg), d.resolve(other, cfg), d.source))
+    return out
+
+
+def _warn_unstated_family(cfg: RunConfig, data, parts) -> None:
+    """Data of an unstated kind gets the age benchmarks' defaults: say so once per (data, method),
+    listing each family-dependent default applied with its source. Stating ``task_family=`` or
+    giving the options silences it."""
+    stated = (data.info or {}).get("task_family")
+    if not (isinstance(stated, str) and "unstated" in stated):
+        return
+    applied = family_dependent_defaults(cfg, data, parts)
+    key = (data.name, cfg.method)
+    if not applied or key in _WARNED_FAMILY:
+        return
+    _WARNED_FAMILY.add(key)
+    warnings.warn(
+        f"{data.name}: its task family is not stated, so {cfg.method} gets the age benchmarks' "
+        f"defaults: " + "; ".join(f"{o} = {v!r} (STS-B's: {w!r}; {src})" for o, v, w, src in applied)
+        + ". State task_family= on the data, or give the options (--method-arg), to choose.",
+        UserWarning, stacklevel=3)
+
+
 def build_method(cfg: RunConfig, data) -> MethodSpec:
     """The trainer's :class:`~dirlib.train.MethodSpec` for ``cfg.method`` on ``data``: each
     part built from its file with its options, then composed (callbacks in name order, batch
@@ -165,6 +202,7 @@ def build_method(cfg: RunConfig, data) -> MethodSpec:
         weighting.update(part.weighting)
         phases = phases or part.phases
         spec.settings[p] = {**{k: opts[k] for k in info.defaults}, **part.settings}
+    _warn_unstated_family(cfg, data, parts)
     spec.callbacks.sort(key=lambda cb: cb.order)
     if weighting:
         spec.settings["weighting"] = weighting

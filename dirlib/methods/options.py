@@ -16,7 +16,14 @@ from typing import Any, Dict
 
 from ..datasets import find as find_dataset
 
-_SAME = object()
+class _Same:
+    """The sentinel of :class:`Default`: STS-B's value is the age family's."""
+
+    def __repr__(self) -> str:
+        return "same as the age family's"
+
+
+_SAME = _Same()
 
 
 @dataclass(frozen=True)

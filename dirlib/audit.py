@@ -557,8 +557,8 @@ def write_forest(df: pd.DataFrame, path) -> Path:
     fig = forest_plot(table)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, metadata={"Description": forest_fingerprint(table),
-                                         "Software": None})
+    from .plots import page_png
+    path.write_bytes(page_png(fig, metadata={"Description": forest_fingerprint(table)}))
     plt.close(fig)
     return path
 
@@ -644,9 +644,14 @@ def plot_decomposition(tables: dict, metric: str, title: str = ""):
     colors = {"all": "#7f7f7f", "many": "#1f77b4", "median": "#ff7f0e", "few": "#d62728"}
     bases = [b for b, t in tables.items() if not t.empty]
     effects = [e for e, _, _ in EFFECTS]
-    fig, axes = plt.subplots(1, max(len(bases), 1), figsize=(3.6 * max(len(bases), 1) + 3.4, 6.2),
-                             sharey=True, sharex=True, squeeze=False)
-    for ax, b in zip(axes[0], bases):
+    # two bases a row, the effects named on the left column: the page's width (plots.PAGE_WIDTH_IN)
+    ncols = min(2, max(len(bases), 1))
+    nrows = -(-max(len(bases), 1) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(7.6, 0.6 + 4.4 * nrows), sharey=True,
+                             sharex=True, squeeze=False)
+    for ax in axes.reshape(-1)[len(bases):]:
+        ax.set_axis_off()
+    for ax, b in zip(axes.reshape(-1), bases):
         t = tables[b]
         for k, shot in enumerate(SHOTS_ALL):
             g = t[t["shot"] == shot].set_index("effect")
@@ -654,17 +659,21 @@ def plot_decomposition(tables: dict, metric: str, title: str = ""):
             ax.errorbar(g["mean"], ys, xerr=[g["mean"] - g["lo"], g["hi"] - g["mean"]], fmt="o",
                         ms=4, capsize=2, color=colors[shot], label=shot)
         ax.axvline(0, color="black", lw=0.8)
-        ax.set_title(base_name(b))
-        ax.set_xlabel(f"paired difference in test {metric.upper()} (negative = lower error)")
+        ax.set_title(base_name(b), fontsize=10)
+        ax.set_xlabel(f"paired difference in test {metric.upper()}\n(negative = lower error)",
+                      fontsize=9)
+        ax.tick_params(labelsize=9)
         ax.grid(axis="x", alpha=0.3)
+    import textwrap
     axes[0][0].set_yticks(range(len(effects)))
-    axes[0][0].set_yticklabels(effects)
+    axes[0][0].set_yticklabels([textwrap.fill(e, 28) for e in effects], fontsize=8)
     axes[0][0].invert_yaxis()
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, title="shot", loc="lower center", ncol=len(SHOTS_ALL), fontsize=8)
+    fig.legend(handles, labels, title="shot", loc="lower center", ncol=len(SHOTS_ALL), fontsize=9,
+               title_fontsize=9)
     if title:
-        fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.9 / (0.6 + 4.4 * nrows), 1, 1))
     return fig
 
 

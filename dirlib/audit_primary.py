@@ -305,7 +305,7 @@ def forest_plot(table: pd.DataFrame, title: str = ""):
                            & (table["base"] == b)).any()] for ds in datasets}
     heights = [max(len(rows_by_ds[ds]), 1) for ds in datasets] or [1]
     fig, axes = plt.subplots(len(heights), 1, squeeze=False,
-                             figsize=(8.5, 1.2 + 0.42 * sum(heights) + 0.5 * len(heights)),
+                             figsize=(7.6, 1.2 + 0.42 * sum(heights) + 0.5 * len(heights)),
                              gridspec_kw={"height_ratios": heights})
     for ax, ds in zip(axes[:, 0], datasets):
         rows = rows_by_ds[ds]
@@ -376,7 +376,7 @@ def plot_seed_differences(df: pd.DataFrame, table: pd.DataFrame, question: str, 
     d = seed_differences(df, question)
     d = d[d["dataset"] == dataset]
     if ax is None:
-        _, ax = plt.subplots(figsize=(7.5, 0.5 + 0.55 * max(d["base"].nunique(), 1) * 2))
+        _, ax = plt.subplots(figsize=(7.6, 0.5 + 0.55 * max(d["base"].nunique(), 1) * 2))
     if d.empty:
         ax.set_axis_off()
         return ax
@@ -428,10 +428,10 @@ def plot_code_grid(record: dict, metric: str, base_value: float = None, ax=None)
     import seaborn as sns
     grid = code_grid(record, metric)
     if ax is None:
-        _, ax = plt.subplots(figsize=(8.5, 0.9 + 0.45 * len(grid)))
+        _, ax = plt.subplots(figsize=(7.6, 0.9 + 0.45 * len(grid)))
     centre = base_value if base_value is not None else float(np.nanmedian(grid.to_numpy()))
-    sns.heatmap(grid, ax=ax, cmap="RdBu_r", center=centre, annot=True, fmt=".2f",
-                annot_kws={"fontsize": 8}, cbar_kws={"label": f"test {metric.upper()}"})
+    sns.heatmap(grid, ax=ax, cmap="RdBu_r", center=centre, annot=True, fmt=".1f",
+                annot_kws={"fontsize": 8.5}, cbar_kws={"label": f"test {metric.upper()}"})
     ax.set_title(f"{record.get('variant')}: test {metric.upper()} over the grid"
                  + (f" (the base before fine-tuning: {base_value:.2f}; red is worse)"
                     if base_value is not None else ""), fontsize=9)

@@ -670,9 +670,14 @@ def plot(rows: Sequence[dict], cases: Optional[Sequence[str]] = None):
     cases = list(cases or dict.fromkeys(d["case"] for d in rows))
     rs_all = {c: sorted([d for d in rows if d["case"] == c and d.get("kind") in ("step", "amortised")],
                         key=lambda d: d["ratio"]) for c in cases}
-    height = 1.2 + 0.22 * max([len(v) for v in rs_all.values()] + [1])
-    fig = Figure(figsize=(4.6 * len(cases), height), constrained_layout=True)
-    axes = fig.subplots(1, len(cases), squeeze=False)[0]
+    height = 1.2 + 0.24 * max([len(v) for v in rs_all.values()] + [1])
+    ncols = min(2, len(cases))
+    nrows = -(-len(cases) // ncols)
+    # two panels a row, 8.5 in wide: at a page's column width the text stays >= 9 px
+    fig = Figure(figsize=(8.5, height * nrows), constrained_layout=True)
+    axes = fig.subplots(nrows, ncols, squeeze=False).reshape(-1)
+    for ax in axes[len(cases):]:
+        ax.set_axis_off()
     for ax, c in zip(axes, cases):
         rs = rs_all[c]
         ypos = np.arange(len(rs))
@@ -681,7 +686,7 @@ def plot(rows: Sequence[dict], cases: Optional[Sequence[str]] = None):
                      else ("tab:gray" if d["kind"] == "amortised" else "tab:blue"))
             ax.plot([d["ratio_q1"], d["ratio_q3"]], [y, y], color=color, lw=2, alpha=0.6)
             ax.plot([d["ratio"]], [y], "o", color=color, ms=5)
-        ax.set_yticks(ypos, [d["method"] for d in rs], fontsize=8)
+        ax.set_yticks(ypos, [d["method"] for d in rs], fontsize=9)
         ax.axvline(1.0, color="k", lw=0.8)
         ax.axvline(1.05, color="tab:red", lw=0.8, ls="--")
         ax.set_xscale("log", base=2)

@@ -265,6 +265,18 @@ def paper_rows(table: int) -> List[str]:
     return list(dict.fromkeys(paper_table(table)["method"]))
 
 
+def paper_table_rows(table: int, metric: str) -> Dict[str, Dict[str, float]]:
+    """``{dirlib method: {shot: value}}`` of a paper table's ``metric`` (transcribed), for the rows
+    dirlib implements (:data:`PAPER_METHODS`; the first row of a method wins)."""
+    out: Dict[str, Dict[str, float]] = {}
+    for (row, m, shot), v in _paper_values(table).items():
+        method = PAPER_METHODS.get(row)
+        if method is None or m != metric or (method in out and out[method].get("_row") != row):
+            continue
+        out.setdefault(method, {"_row": row})[shot] = v
+    return {k: {s: v for s, v in d.items() if s != "_row"} for k, d in out.items()}
+
+
 def table_specs(table: int, methods: Optional[Sequence[str]] = None) -> List[RunSpec]:
     """The dirlib runs behind a paper table: one per row that dirlib implements
     (:data:`PAPER_METHODS`), in the paper's order; ``methods`` (dirlib names) restricts them."""

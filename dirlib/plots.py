@@ -14,18 +14,23 @@ from .ridge import label_norms, ridge_weight_norm, shared_ridge_fit
 
 
 SHOT_COLORS = {"all": "#555555", "many": "#2b6ca3", "median": "#e08a00", "few": "#c0392b"}
+#: the width of the pages' figures: a page's main column (about 680 px at 1280) shows a figure of
+#: this width at 110 dpi at 0.8x, so 8 pt text stays above :data:`MIN_TEXT_PX`
+PAGE_WIDTH_IN = 7.6
 
 
 # ----------------------------------------------------------------------------------- Fig. 1
-def plot_shot_errors(table: pd.DataFrame, metric: str, *, title: Optional[str] = None, ax=None):
+def plot_shot_errors(table: pd.DataFrame, metric: str, *, title: Optional[str] = None, ax=None,
+                     paper: Optional[dict] = None, paper_label: str = "the paper (transcribed)"):
     """The paper's Fig. 1: one group of bars per run (All / Many / Median / Few test error), error
-    bars = std over seeds. Returns the figure."""
+    bars = std over seeds. ``paper``: ``{run label: {shot: value}}``, the paper's own numbers for
+    the same method, drawn as open black diamonds on the bars they match. Returns the figure."""
     import matplotlib.pyplot as plt
     if table.empty:
         raise ValueError("no rows to plot (no run records)")
     labels = list(dict.fromkeys(table["label"]))
     if ax is None:
-        fig, ax = plt.subplots(figsize=(min(10.0, max(6.0, 0.85 * len(labels) + 2.5)), 4.0))
+        fig, ax = plt.subplots(figsize=(PAGE_WIDTH_IN, 4.0))
     else:
         fig = ax.figure
     width = 0.8 / len(SHOTS_ALL)
@@ -37,14 +42,21 @@ def plot_shot_errors(table: pd.DataFrame, metric: str, *, title: Optional[str] =
         ax.bar(x + (j - 1.5) * width, mean, width, color=SHOT_COLORS[shot], label=SHOT_NAMES[shot],
                yerr=np.where(np.isnan(std), 0.0, std), capsize=2.5, error_kw={"lw": 1, "alpha": 0.8},
                edgecolor="white", linewidth=0.5)
+        if paper:
+            pv = np.array([(paper.get(lab) or {}).get(shot, np.nan) for lab in labels], dtype=float)
+            ax.plot(x + (j - 1.5) * width, pv, "D", mfc="none", mec="black", ms=5, mew=1.1,
+                    label=paper_label if j == 0 else None)
     ax.set_xticks(x)
     tilt = len(labels) > 6
     ax.set_xticklabels(labels, rotation=20 if tilt else 0, ha="right" if tilt else "center")
     ax.set_ylabel(f"test {METRIC_NAMES.get(metric, metric)}")
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
-    ax.legend(ncol=4, fontsize=9, frameon=False, loc="upper left")
+    ax.legend(ncol=5 if paper else 4, fontsize=9, frameon=False, loc="upper left")
     ymax = np.nanmax((table[f"{metric}_mean"] + table[f"{metric}_std"].fillna(0)).to_numpy(dtype=float))
+    if paper:
+        vals = [v for d in paper.values() for v in d.values() if v == v]
+        ymax = max([ymax] + vals)
     if np.isfinite(ymax) and ymax > 0:
         ax.set_ylim(0, ymax * 1.18)
     if title:
@@ -84,7 +96,7 @@ def plot_norm_mae(ax, df: pd.DataFrame, *, title: str = "", score: Optional[dict
     prototype norm (right axis), shot regions shaded, the ordinality score under the title,
     phase 2's predicted norms dashed (``targets``). Returns the right axis."""
     for lo, hi, s in shot_spans(df["label"], df["shot"]):
-        ax.axvspan(lo, hi, color=SHOT_COLORS.get(s, "#999999"), alpha=0.11, lw=0)
+        ax.axvspan(lo, hi, color=SHOT_COLORS.get(s, "#999999"), alpha=0.2, lw=0)
     widths = float(np.median(np.diff(df["label"]))) if len(df) > 1 else 1.0
     ax.bar(df["label"], df["mae"], width=widths * 0.85, color="#8c8c8c", alpha=0.75, zorder=2)
     ax.set_ylabel("training MAE per label", fontsize=8.5)
@@ -112,16 +124,18 @@ def plot_norm_mae(ax, df: pd.DataFrame, *, title: str = "", score: Optional[dict
 
 
 def plot_panel_grid(items: Sequence[tuple], *, ncols: int = 3, line_color: str = "#c0392b",
-                    suptitle: Optional[str] = None, shared_scale: bool = False, panel_size=(5.0, 3.5)):
+                    suptitle: Optional[str] = None, shared_scale: bool = False, panel_size=(3.8, 3.2)):
     """A grid of :func:`plot_norm_mae` panels from ``(title, per_label frame, ordinality score,
-    phase-2 targets or None)`` items, with one legend below."""
+    phase-2 targets or None)`` items, with one legend below. At most :data:`PAGE_WIDTH_IN` wide
+    (fewer columns when the panels would not fit), so that a page's column shows the text at a
+    readable size."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
     if not items:
         raise ValueError("no panels to plot (no run records)")
     n = len(items)
-    ncols = min(ncols, n)
+    ncols = max(1, min(ncols, n, int(PAGE_WIDTH_IN // panel_size[0])))
     nrows = int(math.ceil(n / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size[0] * ncols, panel_size[1] * nrows + 0.7),
                              squeeze=False)
@@ -139,11 +153,14 @@ def plot_panel_grid(items: Sequence[tuple], *, ncols: int = 3, line_color: str =
     if any(tg is not None for _, _, _, tg in items):
         handles.append(Line2D([], [], color=line_color, lw=1.1, ls="--",
                               label="phase-2 predicted norm $\\hat{l}$"))
-    handles += [Patch(color=SHOT_COLORS[s], alpha=0.25, label=f"{s}-shot labels") for s in SHOTS]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8.5, frameon=False)
+    handles += [Patch(color=SHOT_COLORS[s], alpha=0.3, label=f"{s}-shot labels") for s in SHOTS]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 3), fontsize=8.5,
+               frameon=False)
     if suptitle:
         fig.suptitle(suptitle, fontsize=11)
-    fig.tight_layout(rect=(0, 0.42 / (panel_size[1] * nrows + 0.7), 1, 0.97 if suptitle else 1))
+    legend_rows = -(-len(handles) // 3)
+    fig.tight_layout(rect=(0, (0.3 + 0.22 * legend_rows) / (panel_size[1] * nrows + 0.7), 1,
+                           0.97 if suptitle else 1))
     return fig
 
 
@@ -182,7 +199,7 @@ def plot_training_curves(curves: pd.DataFrame, *, title: Optional[str] = None, t
     MAE axis (default; the first epochs' errors would otherwise flatten the late gap between the
     shots that the figure is about)."""
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.9), sharex=True)
+    fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH_IN, 3.6), sharex=True)
     for s in SHOTS:
         c = curves[curves["shot"] == s].sort_values("epoch")
         axes[0].plot(c["epoch"], c["train_mae"], color=SHOT_COLORS[s], lw=1.8, label=f"{s}-shot")
@@ -192,7 +209,7 @@ def plot_training_curves(curves: pd.DataFrame, *, title: Optional[str] = None, t
             axes[0].plot([c["epoch"].to_numpy()[e - 1]], [y], "o", color=SHOT_COLORS[s], ms=6,
                          mfc="white", mew=1.6)
         axes[1].plot(c["epoch"], c["val_mae"], color=SHOT_COLORS[s], lw=1.8, label=f"{s}-shot")
-    axes[0].set_title("training MAE per shot (running, during each epoch)", fontsize=10)
+    axes[0].set_title("training MAE per shot\n(running, during each epoch)", fontsize=10)
     axes[1].set_title("validation MAE per shot", fontsize=10)
     for ax in axes:
         ax.set_xlabel("epoch")
@@ -210,7 +227,7 @@ def plot_training_curves(curves: pd.DataFrame, *, title: Optional[str] = None, t
 
 
 # ----------------------------------------------------------------------------------- section 3.2
-def plot_ridge(lam: float, slope: float, *, labels=None, base: float = 1.0, figsize=(10.5, 3.6), dpi=None):
+def plot_ridge(lam: float, slope: float, *, labels=None, base: float = 1.0, figsize=(7.6, 3.3), dpi=None):
     """Section 3.2 as two panels: (left) ``||w|| = |y| ||z|| / (||z||^2 + lam)`` against the feature
     norm for a few labels; (right) one shared ridge regressor over labels whose feature norms follow
     :func:`label_norms` with ``slope``: its predictions against the labels, and the per-label
@@ -273,7 +290,7 @@ def png_bytes(fig, dpi: int = 80) -> bytes:
 
 
 def plot_ridge_slopes(lam: float, slopes: Sequence[float] = (0.0, 0.5, 2.0), *, labels=None,
-                      base: float = 1.0, figsize=(10.5, 3.6)):
+                      base: float = 1.0, figsize=(7.6, 3.3)):
     """Section 3.2, static summary: for each norm ``slope`` (:func:`label_norms`), the feature norm
     per label (left) and the predictions of the one shared ridge regressor (right)."""
     import matplotlib.pyplot as plt
@@ -300,3 +317,63 @@ def plot_ridge_slopes(lam: float, slopes: Sequence[float] = (0.0, 0.5, 2.0), *, 
     fig.tight_layout()
     return fig
 
+
+
+# ----------------------------------------------------------------------------------- pages
+#: the main column of a page at 1280 px (sphinx-book-theme), in CSS px: wider figures are shrunk
+COLUMN_PX = 760
+#: the smallest text a reader reads comfortably, in CSS px
+MIN_TEXT_PX = 9
+#: the PNG text key that carries a figure's smallest font, in px at the PNG's own size
+FONT_KEY = "dirlib-min-font-px"
+PAGE_DPI = 110
+
+
+def min_font_px(fig, dpi: float = PAGE_DPI) -> float:
+    """The smallest visible, non-empty text of ``fig`` in pixels of a PNG at ``dpi``."""
+    fig.canvas.draw()
+    sizes = [t.get_fontsize() for t in fig.findobj(lambda a: hasattr(a, "get_fontsize")
+                                                   and hasattr(a, "get_text"))
+             if t.get_visible() and str(t.get_text()).strip()]
+    return min(sizes) * dpi / 72.0 if sizes else float("inf")
+
+
+def page_png(fig, dpi: float = PAGE_DPI, metadata: Optional[dict] = None) -> bytes:
+    """``fig`` as the book's pages show it: a PNG at ``dpi``, tight, with its smallest font size
+    (:data:`FONT_KEY`, px at the PNG's size) in its metadata, so that the page checks can tell the
+    size a reader sees once the page shrinks the image to its column."""
+    smallest = min_font_px(fig, dpi)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight",
+                metadata={FONT_KEY: f"{smallest:.2f}", "Software": None, **(metadata or {})})
+    return buf.getvalue()
+
+
+def page_setup(font_size: float = 10) -> None:
+    """The pages' figure settings: ``font.size``, the page dpi, and every figure a notebook shows
+    rendered by :func:`page_png` (inside IPython; elsewhere only the settings)."""
+    import matplotlib.pyplot as plt
+    plt.rcParams.update({"figure.dpi": PAGE_DPI, "savefig.dpi": PAGE_DPI, "font.size": font_size})
+    try:
+        from IPython import get_ipython
+        from matplotlib.figure import Figure
+    except ImportError:
+        return
+    ip = get_ipython()
+    if ip is not None:
+        try:   # the inline backend registers its own PNG formatter once, when first imported:
+            import matplotlib_inline.backend_inline  # noqa: F401  (so that ours comes after it)
+        except ImportError:
+            pass
+        ip.display_formatter.formatters["image/png"].for_type(Figure, page_png)
+
+
+def rendered_font_px(png: bytes, rendered_width: float) -> float:
+    """The smallest font of a :func:`page_png` image, in CSS px once shown ``rendered_width`` px
+    wide (NaN for a PNG without the key)."""
+    from PIL import Image
+    img = Image.open(io.BytesIO(png))
+    value = img.text.get(FONT_KEY) if hasattr(img, "text") else None
+    if value is None:
+        return float("nan")
+    return float(value) * min(1.0, rendered_width / img.size[0])

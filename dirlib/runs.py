@@ -35,7 +35,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .datasets import get as get_dataset
 from .datasets import is_spec
-from .naming import display_name
+from .naming import dataset_name, display_name
 
 #: the repository (the book's scratch folder and the paths pages show are relative to it)
 ROOT = Path(__file__).resolve().parent.parent
@@ -326,6 +326,11 @@ class Runs:
     def present(self) -> List[RunSpec]:
         return [s for s in self.specs if s.label in self.records]
 
+    def methods_by_label(self) -> Dict[str, str]:
+        """``{label: method}`` of the runs with records (a non-default loss or method arguments
+        make another run of a method: those are left out)."""
+        return {s.label: s.method for s in self.present() if not s.loss and not s.method_kwargs}
+
     def first(self, label: str) -> dict:
         """The record of ``label`` with the lowest seed."""
         if label not in self.records:
@@ -346,13 +351,14 @@ class Runs:
 
     def tag(self) -> str:
         """A short provenance label for figure titles."""
+        name = dataset_name(self.dataset)
         if self.source == "none":
-            return f"{self.dataset}: no run records"
+            return f"{name}: no run records"
         if self.source == "cached":
-            return f"{self.dataset}: stored run records"
+            return f"{name}: stored run records"
         if self.synthetic:
             return "synthetic data: quick CPU run" if self.quick else "synthetic data"
-        return f"{self.dataset}: quick CPU subset run" if self.quick else f"{self.dataset}: trained"
+        return f"{name}: quick CPU subset run" if self.quick else f"{name}: trained"
 
     def describe(self) -> str:
         """Markdown: which numbers these are and where they come from."""
@@ -472,8 +478,19 @@ def stored_specs(results_dir, *, dataset: str = "auto", prefer: Sequence[str] = 
                 label += f" [{stable_hash(dict(kw))[:6]}]"
             seen[key] = RunSpec(c["method"], label, loss=loss, method_kwargs=kw)
     rank = {m: i for i, m in enumerate(order)}
-    specs = sorted(seen.values(), key=lambda s: (rank.get(s.method, len(rank)), s.method, s.label))
+    specs = sorted(seen.values(), key=lambda s: (rank.get(base_of(s.method), len(rank)),
+                                                 base_of(s.method), s.method != base_of(s.method),
+                                                 s.method, s.label))
     return ds, specs
+
+
+def base_of(method: str) -> str:
+    """The base a run of the paper's method is compared with, so that it sits right after it:
+    ``"lds+frobenius"`` -> ``"lds"``, ``"frobenius"`` -> ``"vanilla"``; other methods are their own."""
+    parts = method.split("+")
+    if "frobenius" not in parts:
+        return method
+    return "+".join(p for p in parts if p != "frobenius") or "vanilla"
 
 
 # ----------------------------------------------------------------------------------- training

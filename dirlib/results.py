@@ -423,7 +423,8 @@ def stored_recipes(records: Sequence[dict]) -> pd.DataFrame:
         key = (c.get("dataset"), str(dev), json.dumps(c.get("model_kwargs") or {}, sort_keys=True),
                c.get("img_size") if images else None, c.get("epochs"), tuple(drops), c.get("batch_size"), c.get("lr"))
         row = rows.setdefault(key, {"dataset": key[0], "device": key[1], "model arguments": key[2],
-                                    "image size": key[3], "epochs": key[4],
+                                    "image size": f"{key[3]} px" if key[3] else "–",
+                                    "epochs": key[4],
                                     "lr drops at": ", ".join(map(str, drops)) or "none",
                                     "batch size": key[6], "lr": key[7], "runs": 0})
         row["runs"] += 1

@@ -263,11 +263,13 @@ def recipe_finding(recipes: pd.DataFrame) -> str:
     parts = []
     for _, r in recipes.iterrows():
         dev = "the CPU" if r["device"] == "cpu" else f"the GPU {r['device']}"
-        size = "" if pd.isna(r["image size"]) else f", {int(r['image size'])} px"
+        size = "" if r["image size"] in ("–", None) or pd.isna(r["image size"]) \
+            else f", {r['image size']}"
         model = "" if r["model arguments"] == "{}" else f", model arguments {r['model arguments']}"
         drops = ("no learning-rate drop" if r["lr drops at"] == "none"
                  else f"the learning rate dropped x0.1 at epochs {r['lr drops at']}")
-        parts.append(f"{r['dataset']}: {r['runs']} runs on {dev}{model}{size}, {r['epochs']} epochs "
+        parts.append(f"{dataset_name(r['dataset'])}: {r['runs']} runs on {dev}{model}{size}, "
+                     f"{r['epochs']} epochs "
                      f"with {drops}, batch {r['batch size']}, lr {r['lr']:g}")
     return ("The stored run records behind the tables were trained as follows (read from their "
             "configs): " + "; ".join(parts) + ".")

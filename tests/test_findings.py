@@ -106,14 +106,14 @@ def test_base_finding_sorts_effects_by_their_intervals():
 
 def test_recipe_bench_fit_and_ridge_findings_follow_their_inputs():
     rec = pd.DataFrame([{"dataset": "utkface-dir", "device": "NVIDIA H200", "model arguments": "{}",
-                         "image size": 64, "epochs": 20, "lr drops at": "14, 18", "batch size": 64,
+                         "image size": "64 px", "epochs": 20, "lr drops at": "14, 18", "batch size": 64,
                          "lr": 0.001, "runs": 42},
                         {"dataset": "sts-b-dir", "device": "cpu", "model arguments": '{"hidden": 128}',
-                         "image size": math.nan, "epochs": 10, "lr drops at": "none", "batch size": 128,
+                         "image size": "–", "epochs": 10, "lr drops at": "none", "batch size": 128,
                          "lr": 0.001, "runs": 42}])
     s = F.recipe_finding(rec)
-    assert "utkface-dir: 42 runs on the GPU NVIDIA H200, 64 px, 20 epochs with the learning rate dropped x0.1 at epochs 14, 18" in s
-    assert 'sts-b-dir: 42 runs on the CPU, model arguments {"hidden": 128}, 10 epochs with no learning-rate drop' in s
+    assert "UTKFace-DIR: 42 runs on the GPU NVIDIA H200, 64 px, 20 epochs with the learning rate dropped x0.1 at epochs 14, 18" in s
+    assert 'STS-B-DIR: 42 runs on the CPU, model arguments {"hidden": 128}, 10 epochs with no learning-rate drop' in s
     rows = [{"case": "c", "method": "vanilla", "kind": "step", "ratio": 1.0},
             {"case": "c", "method": "conr", "kind": "step", "ratio": 2.0},
             {"case": "c", "method": "oe", "kind": "step", "ratio": 1.05},

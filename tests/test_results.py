@@ -258,10 +258,14 @@ def test_cli_regenerates_per_dataset_tables(tmp_path, capsys):
     assert idx2["table"].iloc[0] == "sts-b-dir"
     assert idx2["table"].iloc[1].startswith("synthetic-e10-") and idx2["n_records"].iloc[1] == 4
     assert idx2["table"].iloc[2].startswith("synthetic-e99-") and idx2["n_records"].iloc[2] == 1
-    # a conflicting record inside one protocol makes the CLI fail loudly
-    put(res, fake_record(method="vanilla", seed=6, method_kwargs={"x.y": 1}))
-    assert R.main(["tables", "--results", str(res), "--out", str(tmp_path / "out3")]) == 1
-    assert "method_kwargs" in capsys.readouterr().err
+    # another setting of a method is another row of the table (not a conflict) ...
+    put(res, fake_record(method="vanilla", seed=6, method_kwargs={"x.y": 1}), name="kw/vanilla/seed6")
+    assert R.main(["tables", "--results", str(res), "--out", str(tmp_path / "out3")]) == 0
+    # ... and a seed of one setting counted twice makes the CLI fail loudly
+    put(res, fake_record(method="vanilla", seed=6, method_kwargs={"x.y": 1}), name="copy/vanilla/seed6")
+    capsys.readouterr()
+    assert R.main(["tables", "--results", str(res), "--out", str(tmp_path / "out4")]) == 1
+    assert "appears twice" in capsys.readouterr().err
 
 
 def test_committed_tables_match_regeneration(tmp_path):

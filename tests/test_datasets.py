@@ -149,8 +149,11 @@ def test_readme_table_example_runs_as_written(tmp_path):
             from dirlib import book as B
             pytest.importorskip("papermill")
             params = B.resolve_params(B.load_params("quick"), "fig1_shot_errors")
-            params.update(DATASET=str(tmp_path / "examples" / "randhie.toml"), SOURCE="rerun",
-                          SEEDS=[0], EPOCHS=2)
+            sets = dict(kv.split("=", 1) for kv in cmd[cmd.index("--set") + 1:])
+            assert sets["DATASET"] == "examples/randhie.toml"
+            params.update(DATASET=str(tmp_path / "examples" / "randhie.toml"), SOURCE=sets["SOURCE"],
+                          SEEDS=json.loads(sets["SEEDS"]), EPOCHS=int(sets["EPOCHS"]),
+                          METHODS=json.loads(sets["METHODS"]))
             B.execute("fig1_shot_errors", params, out_dir=tmp_path / "book")
             nb = json.loads((tmp_path / "book" / "fig1_shot_errors.ipynb").read_text())
             text = json.dumps(nb["cells"])

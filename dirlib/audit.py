@@ -468,13 +468,39 @@ def exploratory_paragraph(df: pd.DataFrame, dataset: str) -> str:
     return " ".join(s)
 
 
-def dataset_answer(df: pd.DataFrame, dataset: str, table: Optional[pd.DataFrame] = None) -> str:
+def divergence_sentence(health: pd.DataFrame, dataset: str) -> str:
+    """How many of the code-family arms' held-out fine-tunes ended above where they started, per
+    arm, and how large the norm term was against the task loss in their first epoch
+    (:func:`health_table`)."""
+    h = health[health["dataset"] == dataset] if health is not None and len(health) else None
+    if h is None or not len(h):
+        return ""
+    parts = []
+    for arm in ("code", "code-fitted", "code-from-scratch", "code-no-norm"):
+        g = h[h["arm"] == arm]
+        if not len(g):
+            continue
+        ratio = g["norm/task, first epoch"]
+        size = (f", the norm term {ratio.median():.2g} times the task loss in the first epoch "
+                f"(median)" if arm != "code-no-norm" and ratio.notna().any() else "")
+        parts.append(f"{arm} {int(g['ended worse'].sum())} of {len(g)}{size}")
+    note = ("; for records of the first round, which did not store their start, the base's error on "
+            "the whole validation split stands in" if (h["start from"] != "the fine-tune's start").any()
+            else "")
+    return ("Held-out fine-tunes of the code protocol that ended with a higher held-out error than "
+            "they started with: " + "; ".join(parts) + note + ".")
+
+
+def dataset_answer(df: pd.DataFrame, dataset: str, table: Optional[pd.DataFrame] = None,
+                   health: Optional[pd.DataFrame] = None) -> str:
     """One dataset's answer: the primary family's corrected verdicts
-    (:func:`dirlib.audit_primary.dataset_paragraph`), then the exploratory effects."""
+    (:func:`dirlib.audit_primary.dataset_paragraph`), then the exploratory effects and, with
+    ``health`` (:func:`health_table`), how often the code protocol's fine-tunes diverged."""
     from .audit_primary import dataset_paragraph, primary_table
     table = primary_table(df) if table is None else table
-    return "\n\n".join(p for p in (dataset_paragraph(table, dataset),
-                                    exploratory_paragraph(df, dataset)) if p)
+    explore = " ".join(p for p in (exploratory_paragraph(df, dataset),
+                                   divergence_sentence(health, dataset)) if p)
+    return "\n\n".join(p for p in (dataset_paragraph(table, dataset), explore) if p)
 
 
 def paper_claim() -> str:
@@ -488,9 +514,10 @@ def paper_claim() -> str:
             "from its Table 1).")
 
 
-def answer(df: pd.DataFrame) -> str:
+def answer(df: pd.DataFrame, health: Optional[pd.DataFrame] = None) -> str:
     """The full answer to "where do the gains come from?", generated from the audit records ``df``
-    (:func:`collect`): the paper's claim, then :func:`dataset_answer` for each audited dataset."""
+    (:func:`collect`): the paper's claim, then :func:`dataset_answer` for each audited dataset
+    (``health``: :func:`health_table` of the same records)."""
     from .audit_primary import primary_table
     table = primary_table(df)
     claim = (paper_claim() + " Its text trains three phases from scratch; its published code "
@@ -498,7 +525,7 @@ def answer(df: pd.DataFrame) -> str:
              "grid read off the test split. We separate those effects with paired controls from "
              "one shared base checkpoint per seed, and read the pre-registered questions "
              "(docs/audit-plan.md) with a correction for their number.")
-    parts = [claim] + [dataset_answer(df, ds, table) for ds in
+    parts = [claim] + [dataset_answer(df, ds, table, health) for ds in
                        ordered(df["dataset"].unique(), DATASET_ORDER)]
     return "\n\n".join(parts)
 

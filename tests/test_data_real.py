@@ -268,25 +268,33 @@ def test_agedb_split_protocol_reproduces_official_csv(data_dir):
 
 
 # --------------------------------------------------------------------------------------------
-# AgeDB-DIR labels (no images here: fake image root holding only the first file)
+# AgeDB-DIR labels (no images here: a fake image root where every file is one small red image)
 # --------------------------------------------------------------------------------------------
 def test_agedb_csv_with_fake_image_root(data_dir, tmp_path):
+    import io
+
     from PIL import Image
 
-    first = pd.read_csv(data_dir / "agedb-dir" / "agedb.csv", nrows=1)["path"].iloc[0]
-    (tmp_path / first).parent.mkdir(parents=True)
-    Image.new("RGB", (30, 30), (200, 10, 10)).save(tmp_path / first)
+    paths = pd.read_csv(data_dir / "agedb-dir" / "agedb.csv")["path"]
+    buf = io.BytesIO()
+    Image.new("RGB", (30, 30), (200, 10, 10)).save(buf, format="JPEG")
+    for rel in paths:
+        f = tmp_path / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(buf.getvalue())
     d = faces.load_agedb(data_dir, img_root=tmp_path, img_size=32)
     assert (len(d.train), len(d.val), len(d.test)) == (12208, 2140, 2140)
-    assert d.info["checksums"] == {"agedb.csv": AGEDB_SHA256} and d.info["checksum_matches_benchmark"]
+    assert d.info["checksums"]["agedb.csv"] == AGEDB_SHA256 and d.info["checksum_matches_benchmark"]
     assert _shot_counts(d, d.test_labels) == (1530, 448, 162)
     assert _shot_counts(d, d.val_labels) == (1530, 448, 162)
     assert d.train_labels.min() == 1 and d.train_labels.max() == 101
     assert len(np.unique(d.test_labels)) == 92
-    x, y, _ = d.train[0]  # the one image that exists
+    x, y, _ = d.train[0]
     assert x.shape == (3, 32, 32) and float(y) == d.train_labels[0]
-    with pytest.raises(DataNotFoundError, match=r"AgeDB/.*\.jpg.*ibug\.doc\.ic\.ac\.uk"):
-        d.train[1]
+    # one image gone: the load names it and says where the images come from, before any epoch
+    (tmp_path / paths.iloc[1]).unlink()
+    with pytest.raises(DataNotFoundError, match=r"AgeDB/.*\.jpg does not exist.*ibug\.doc\.ic\.ac\.uk"):
+        faces.load_agedb(data_dir, img_root=tmp_path, img_size=32)
 
 
 def test_agedb_missing_images_say_where_to_get_them(data_dir, tmp_path):

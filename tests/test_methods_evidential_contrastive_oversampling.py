@@ -154,7 +154,7 @@ def real(data_dir):
 @pytest.mark.parametrize("method", REAL)
 def test_cli_on_real_data(method, dataset, real, data_dir, tmp_path, monkeypatch):
     # the CLI path with the module's preloaded data (the subset flags still apply)
-    monkeypatch.setattr(experiment, "load_for_config", lambda c, d=None: experiment.apply_subset(c, real[dataset]))
+    monkeypatch.setattr(experiment, "load_for_config", lambda c, d=None, subset=True: experiment.apply_subset(c, real[dataset]) if subset else real[dataset])
     extra = ["--method-arg", "rnc.linear_epochs=1"] if method == "rnc" else []
     rec = cli(tmp_path, "r", ["--dataset", dataset, "--data-dir", str(data_dir), "--method", method,
                               "--epochs", "1", "--max-batches", "1", "--img-size", "32",

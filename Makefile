@@ -35,7 +35,7 @@ test: $(VENV)/.installed-all browser
 # the notebooks (papermill, $(BOOK_PARAMS) parameters) and Jupyter Book 1
 book: $(VENV)/.installed-all
 	scripts/vendor_js.sh || echo "WARNING: scripts/vendor_js.sh failed: the pages will load MathJax and the widget manager from CDNs"
-	$(PY) -m dirlib.book build --params $(BOOK_PARAMS)
+	$(PY) -m dirlib book build --params $(BOOK_PARAMS)
 
 # JupyterLab on the MyST notebooks (paired through jupytext: a .md opens as a notebook), for the
 # pages that need a live kernel (the Explore page's "train your own")

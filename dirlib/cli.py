@@ -1,4 +1,8 @@
-"""Command line: ``python -m dirlib train ...`` (and ``methods``, ``data``).
+"""The one command line: ``python -m dirlib <verb> ...``.
+
+Verbs: ``train``, ``posthoc``, ``methods``, ``datasets``, ``data``, ``bench`` (here), and
+``sweep``, ``tune``, ``audit``, ``results``, ``findings``, ``book`` (each handed to its module's
+``main``; ``python -m dirlib <verb> -h`` prints its options).
 
 Example::
 
@@ -11,39 +15,30 @@ import argparse
 import json
 import sys
 
+from .cli_args import dataset_name, parse_kv
 from .datasets import main_metric
 
-
-
-def _dataset(name: str) -> str:
-    """``--dataset``: a known name or a dataset file; anything else is refused with the list."""
-    from .datasets import get
-    try:
-        get(name)
-    except (ValueError, OSError) as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return name
-
-
-def _kv(items):
-    out = {}
-    for it in items or []:
-        if "=" not in it:
-            raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {it!r}")
-        k, v = it.split("=", 1)
-        try:
-            out[k] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k] = v
-    return out
+#: the verbs whose options live in their own module (``module.main(argv)``), with their help
+VERBS = {
+    "sweep": ("dirlib.tools.sweep", "train many (method x seed) runs: local processes, Ray or SLURM"),
+    "tune": ("dirlib.tools.tune", "choose a method's setting on validation data, then train every seed"),
+    "audit": ("dirlib.paper.audit", "the audit of the paper's method: its runs, tables and answer"),
+    "results": ("dirlib.paper.results", "tables, README blocks and checks from stored run records; "
+                                  "reproduce a record"),
+    "findings": ("dirlib.paper.findings", "regenerate the findings written into the book and README"),
+    "book": ("dirlib.paper.book", "execute the notebooks and build the book"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dirlib", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
+    for verb, (_, help_) in VERBS.items():
+        v = sub.add_parser(verb, help=help_, add_help=False)
+        v.add_argument("args", nargs=argparse.REMAINDER)
     t = sub.add_parser("train", help="train and evaluate one method; writes OUT/run.json")
-    t.add_argument("--dataset", required=True, type=_dataset,
+    t.add_argument("--dataset", required=True, type=dataset_name,
                    help="a dataset name (python -m dirlib datasets lists them) or a dataset file "
                         "(*.toml) describing a table of your own")
     t.add_argument("--method", default="vanilla",
@@ -97,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("name", nargs="?", help="fetch-example: the table (randhie)")
     ds.add_argument("--out", default="examples", help="fetch-example: the folder to copy it to")
     d = sub.add_parser("data", help="load a dataset and print its summary")
-    d.add_argument("--dataset", required=True, type=_dataset)
+    d.add_argument("--dataset", required=True, type=dataset_name)
     d.add_argument("--data-dir", default=None)
     ph = sub.add_parser("posthoc", help="phases 2-3 of the paper's method (text or published-code "
                                         "protocol, or a control) on a finished run")
@@ -108,12 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--data-dir", default=None, help="data root (default: $DIRLIB_DATA)")
     ph.add_argument("--option", nargs="*", metavar="KEY=VALUE",
                     help="PosthocConfig fields, e.g. regression_epochs=40 linear_epochs=[1,3,5] "
-                         "gamma=0.1 (dirlib/posthoc.py)")
+                         "gamma=0.1 (dirlib/paper/posthoc.py)")
     ph.add_argument("--full-grid", action="store_true",
                     help="the published grid: 40 fine-tune epochs x norm-net epochs 1,3,...,19")
-    from .bench import add_arguments as _bench_arguments
+    from .tools.bench import add_arguments as _bench_arguments
     _bench_arguments(sub.add_parser("bench", help="time a training step of every method against "
-                                                  "vanilla (dirlib/bench.py, docs/performance.md)"))
+                                                  "vanilla (dirlib/tools/bench.py, docs/performance.md)"))
     return p
 
 
@@ -131,14 +126,18 @@ def config_from_args(a):
     if a.base_loss:
         method = f"{a.base_loss}+{method}"
     return RunConfig.for_dataset(a.dataset, method=method, loss=a.loss, seed=a.seed, device=a.device,
-                     num_workers=a.num_workers, data_cache=a.data_cache, model=a.model, model_kwargs=_kv(a.model_arg),
-                     data_kwargs=_kv(a.data_arg), method_kwargs=_kv(a.method_arg),
+                     num_workers=a.num_workers, data_cache=a.data_cache, model=a.model, model_kwargs=parse_kv(a.model_arg),
+                     data_kwargs=parse_kv(a.data_arg), method_kwargs=parse_kv(a.method_arg),
                      max_batches=a.max_batches, subset_train=a.subset_train,
                      subset_eval=a.subset_eval, progress=not a.no_progress,
                      diagnostics=not a.no_diagnostics, **d)
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in VERBS:
+        import importlib
+        return importlib.import_module(VERBS[argv[0]][0]).main(argv[1:])
     a = build_parser().parse_args(argv)
     if a.cmd == "methods":
         from .methods import catalog, defaults_table
@@ -149,7 +148,7 @@ def main(argv=None) -> int:
             print(f"{name:14s} {info.doc}")
         return 0
     if a.cmd == "bench":
-        from .bench import run_bench
+        from .tools.bench import run_bench
         return run_bench(a)
     if a.cmd == "datasets" and a.action == "fetch-example":
         from .datasets.table import fetch_example
@@ -206,8 +205,8 @@ def _metric_line(test: dict, metric: str) -> str:
 
 
 def _posthoc(a) -> int:
-    from .posthoc import PUBLISHED_LINEAR_EPOCHS, PosthocConfig, run_posthoc
-    opts = _kv(a.option)
+    from .paper.posthoc import PUBLISHED_LINEAR_EPOCHS, PosthocConfig, run_posthoc
+    opts = parse_kv(a.option)
     if a.full_grid:
         opts.setdefault("regression_epochs", 40)
         opts.setdefault("linear_epochs", list(PUBLISHED_LINEAR_EPOCHS))

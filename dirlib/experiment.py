@@ -231,7 +231,7 @@ def _run(cfg, data, spec, out_dir, rec_path, ckpt_dir, stamp, key, dhash, attemp
               "device": str(resolve_device(cfg.device)),
               "data": data.summary(), "data_checksums": data.info.get("checksums", {}),
               "data_hash": dhash, "method_info": spec.settings,
-              "loss_used": spec.loss if spec.base_loss_fn is None else "the method's own"}
+              "loss_used": spec.loss if spec.base_loss is None else "the method's own"}
     if source_hash is not None:
         record["data_source_hash"] = source_hash
     records.write_json(rec_path, record)

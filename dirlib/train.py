@@ -260,7 +260,7 @@ class MethodSpec:
     loss_kwargs: dict = field(default_factory=dict)
     sample_weights: Optional[np.ndarray] = None
     callbacks: List[Callback] = field(default_factory=list)
-    base_loss_fn: Optional[Callable] = None   # replaces the elementwise loss (BMSE, DER, VIR ...)
+    base_loss: Optional[Callable] = None   # replaces the elementwise loss (BMSE, DER, VIR ...)
     train_views: int = 1                      # 2: train on data.extra["train_two_view"] (ConR)
     settings: dict = field(default_factory=dict)   # each method's resolved options (the record's method_info)
     phases: Optional[list] = None             # multi-phase methods: their dirlib.methods.phases.Phase list
@@ -382,7 +382,7 @@ def model_forward(model, x, feature_transform=None, amp_dtype=None):
 
 def step_loss(st: TrainState, spec: MethodSpec, b: Batch, amp_dtype=None):
     """The loss of one step: callbacks' ``prepare_batch`` -> forward (with their feature transforms)
-    -> base loss (elementwise or ``spec.base_loss_fn``) -> callbacks' ``extra_loss``.
+    -> base loss (elementwise or ``spec.base_loss``) -> callbacks' ``extra_loss``.
 
     Returns ``(b, loss, logs)``: the (rewritten) batch with ``pred`` and ``z`` set, the scalar loss
     and the log terms; ``logs["base"]`` is a detached 0-d tensor (no host sync here)."""
@@ -402,8 +402,8 @@ def step_loss(st: TrainState, spec: MethodSpec, b: Batch, amp_dtype=None):
                          f"{b.y.shape[0]} inputs: every sample must get exactly one (does the "
                          f"encoder pool or mix samples across the batch?)")
     b.pred, b.z = pred, z
-    if spec.base_loss_fn is not None:
-        loss = spec.base_loss_fn(pred, b.y, b.weights)
+    if spec.base_loss is not None:
+        loss = spec.base_loss(pred, b.y, b.weights)
     else:
         el = elementwise_loss(spec.loss, pred, b.y, **spec.loss_kwargs)
         loss = (el * b.weights).mean() if b.weights is not None else el.mean()
@@ -416,23 +416,31 @@ def step_loss(st: TrainState, spec: MethodSpec, b: Batch, amp_dtype=None):
     return b, loss, logs
 
 
-def step_update(st: TrainState, spec: MethodSpec, loss, logs: dict, scaler=None):
-    """Backward, optional gradient clipping, optimizer step, ``st.step += 1``, callbacks'
-    ``after_step``."""
-    cfg = st.cfg
-    st.optimizer.zero_grad(set_to_none=True)
+def optimizer_step(optimizer, loss, *, params=None, grad_clip: Optional[float] = None, scaler=None):
+    """One optimiser step on ``loss``: gradients cleared (to ``None``), backward (scaled when a
+    ``torch.amp.GradScaler`` is given), the gradient norm of ``params`` clipped to ``grad_clip``
+    when set, then the step. The one step that :func:`fit`, the post-hoc fine-tunes
+    (``dirlib.paper.posthoc``) and the throughput benchmark (``dirlib.tools.throughput``) share."""
+    optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()
-        if cfg.grad_clip:
-            scaler.unscale_(st.optimizer)
-            torch.nn.utils.clip_grad_norm_(st.model.parameters(), cfg.grad_clip)
-        scaler.step(st.optimizer)
+        if grad_clip:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        scaler.step(optimizer)
         scaler.update()
-    else:
-        loss.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(st.model.parameters(), cfg.grad_clip)
-        st.optimizer.step()
+        return
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+
+
+def step_update(st: TrainState, spec: MethodSpec, loss, logs: dict, scaler=None):
+    """Backward, optional gradient clipping, optimizer step (:func:`optimizer_step`),
+    ``st.step += 1``, callbacks' ``after_step``."""
+    optimizer_step(st.optimizer, loss, params=st.model.parameters(), grad_clip=st.cfg.grad_clip,
+                   scaler=scaler)
     st.step += 1
     st.logs = logs
     for cb in spec.callbacks:

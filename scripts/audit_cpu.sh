@@ -3,7 +3,7 @@
 #   OMP_NUM_THREADS=1 nohup scripts/audit_cpu.sh > runs/audit.log 2>&1 &
 # Rerunning skips every arm whose record is stored in results/audit; a base whose checkpoint is gone
 # (checkpoints stay out of git, in runs/audit) is retrained and must reproduce its stored record.
-# The plan (recipes, bases, the post-hoc sub-grid) is dirlib.audit.PLANS; it ends by regenerating
+# The plan (recipes, bases, the post-hoc sub-grid) is dirlib.paper.audit.PLANS; it ends by regenerating
 # the decomposition tables (results/tables/audit). JOBS=2 runs two (dataset, base) queues at once.
 #   DATASETS   default "sts-b-dir utkface-dir"
 #   SEEDS      default "0 1 2 3 4"
@@ -21,11 +21,11 @@ extra=()
 mkdir -p runs
 queues=()
 for ds in $DATASETS; do
-  for base in $($PY -c "from dirlib.audit import PLANS; print(*PLANS['$ds']['bases'])"); do
+  for base in $($PY -c "from dirlib.paper.audit import PLANS; print(*PLANS['$ds']['bases'])"); do
     queues+=("$ds $base")
   done
 done
 printf '%s\n' "${queues[@]}" | xargs -P "$JOBS" -L 1 sh -c \
-  "$PY -m dirlib.audit run --dataset \"\$0\" --bases \"\$1\" --seeds $SEEDS ${extra[*]:-} \
+  "$PY -m dirlib audit run --dataset \"\$0\" --bases \"\$1\" --seeds $SEEDS ${extra[*]:-} \
    > runs/audit-\$0-\$1.log 2>&1 || echo \"queue \$0 \$1 failed: see runs/audit-\$0-\$1.log\""
-$PY -m dirlib.audit tables
+$PY -m dirlib audit tables

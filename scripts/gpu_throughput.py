@@ -16,7 +16,7 @@ What it does (every number is printed as images/s):
    (``dirlib.data.faces``: decode, resize to 224, random crop with padding 16, flip, normalise).
 2. **Data loading alone**: the training loader (``RunConfig.num_workers`` workers, pinned memory,
    persistent workers) for ``--batches`` batches, timed after the first batch.
-3. **Compute alone**: training steps on one batch already on the GPU (``dirlib.bench.MethodBench``,
+3. **Compute alone**: training steps on one batch already on the GPU (``dirlib.tools.bench.MethodBench``,
    the trainer's own step; no loss check per step), fp32 NCHW vs ``amp`` + ``channels_last``, for
    Vanilla and for the paper's phase-1 regulariser (``frobenius``): images/s and the ratio.
 4. **End to end**: ``dirlib.train.fit`` (vanilla, amp, channels_last, workers, pinned memory, no
@@ -128,7 +128,7 @@ def loader_throughput(data, cfg, batches: int) -> float:
 
 def compute_throughput(data, cfg, device, steps: int) -> dict:
     """Steps on one device batch: fp32 NCHW vs amp + channels_last, vanilla vs frobenius phase 1."""
-    from dirlib.bench import MethodBench, bench_spec
+    from dirlib.tools.bench import MethodBench, bench_spec
     from dirlib.methods import build_method
     from dirlib.models import build_model
     torch.manual_seed(0)

@@ -8,7 +8,7 @@
 #                grad clip 5, 10 epochs                                  (DATASETS=sts-b-dir, default)
 #   UTKFace-DIR: ResNet-18 (ImageNet stem), 32 px, batch 64, Adam 1e-3, 20 epochs, lr x0.1 at 14, 18
 #                (DATASETS="sts-b-dir utkface-dir"; the committed UTKFace-DIR table is the 64 px
-#                GPU run of python -m dirlib.sweep --backend ray instead, docs/reproduction.md)
+#                GPU run of python -m dirlib sweep --backend ray instead, docs/reproduction.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DIRLIB_DATA="${DIRLIB_DATA:-$(cd .. && pwd)/shared/data}"
@@ -23,9 +23,9 @@ for seed in $SEEDS; do
       utkface-dir) args=(img_size=32 epochs=20 'lr_milestones=[14,18]') ;;
       *) echo "unknown dataset $ds" >&2; exit 2 ;;
     esac
-    $PY -m dirlib.sweep --dataset "$ds" --methods $METHODS --seeds "$seed" --out results/runs \
+    $PY -m dirlib sweep --dataset "$ds" --methods $METHODS --seeds "$seed" --out results/runs \
         --delete-ckpt --train-arg "${args[@]}"
   done
 done
-$PY -m dirlib.results tables --allow-dirty --results results/ --out results/tables/
-$PY -m dirlib.results readme --allow-dirty
+$PY -m dirlib results tables --allow-dirty --results results/ --out results/tables/
+$PY -m dirlib results readme --allow-dirty

@@ -5,8 +5,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dirlib import audit
-from dirlib.naming import signed
+from dirlib.paper import audit
+from dirlib.paper.naming import signed
 from dirlib.stats import paired_difference
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -15,7 +15,7 @@ AUDIT = ROOT / "results" / "audit"
 
 def test_committed_answer_blocks_match_the_records():
     stale = audit.update_answer(AUDIT, root=ROOT, check=True)
-    assert not stale, f"{stale}: run python -m dirlib.audit tables"
+    assert not stale, f"{stale}: run python -m dirlib audit tables"
     assert audit.main(["tables", "--results", str(AUDIT), "--check", "--allow-dirty"]) == 0
 
 
@@ -28,7 +28,7 @@ def test_committed_audit_tables_match_regeneration(tmp_path):
 
 
 def test_answer_states_the_numbers_of_its_tables():
-    from dirlib.audit_primary import primary_table
+    from dirlib.paper.audit_primary import primary_table
     df = audit.collect(AUDIT)
     text = audit.answer(df)
     table = primary_table(df)
@@ -67,7 +67,7 @@ def _frame(effects, noise=(0.01, -0.02, 0.015, 0.0, -0.005)):
 def test_primary_verdicts_are_corrected_and_exploratory_ones_are_not():
     """A few-shot norm-term effect of -1 (primary Q3t) survives the correction; a median shift
     of -0.06 in phase 1 alone (exploratory) is reported at 95% only, as exploratory."""
-    from dirlib.audit_primary import primary_table
+    from dirlib.paper.audit_primary import primary_table
     df = _frame({("text", "few"): -1.0, ("phase1", "median"): -0.06})
     table = primary_table(df)
     m = len(table)
@@ -89,7 +89,7 @@ def test_primary_verdicts_are_corrected_and_exploratory_ones_are_not():
 
 
 def test_bullets_are_few_and_short():
-    from dirlib.audit_primary import bullets, primary_table
+    from dirlib.paper.audit_primary import bullets, primary_table
     df = audit.collect(AUDIT)
     out = bullets(primary_table(df), audit.published_bases(ROOT))
     assert 1 <= len(out) <= 5

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from dirlib import bench
+from dirlib.tools import bench
 from dirlib.cli import main
 from dirlib.data.base import Binning, DIRData, ShotSpec
 from dirlib.data.synthetic import TensorItems, load_synthetic
@@ -273,7 +273,7 @@ def test_throughput_bench_measures_every_route_against_its_ceiling(tmp_path, mon
     measured, the ceiling's ratio is 1 by construction, the files are written and the performance
     page's reader loads them. No timing is asserted (the committed run in results/bench says the
     numbers)."""
-    from dirlib import throughput
+    from dirlib.tools import throughput
     monkeypatch.setattr(throughput, "QUICK_CONFIGS", (("resnet18", 32, 8),))
     res = throughput.run("cpu", quick=True, files=24, workers=0, warmup=1, steps=1, repeats=2, log=lambda m: None)
     routes = {r["route"] for r in res["rows"]}
@@ -291,7 +291,7 @@ def test_throughput_bench_measures_every_route_against_its_ceiling(tmp_path, mon
 def test_committed_throughput_run_shows_the_cache_at_least_twice_as_fast_per_epoch():
     """The committed CPU run (results/bench/throughput.json): one epoch of data at 64 px through
     the cache takes at most half the JPEG path's time (the issue's bar), read from the record."""
-    from dirlib import throughput
+    from dirlib.tools import throughput
     path = Path(__file__).resolve().parent.parent / "results" / "bench" / "throughput.json"
     if not path.is_file():
         pytest.skip("no committed throughput run yet")

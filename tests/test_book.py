@@ -18,7 +18,7 @@ pytest.importorskip("jupytext", reason="book extras not installed")
 pytest.importorskip("jupyter_book", reason="book extras not installed")
 bs4 = pytest.importorskip("bs4", reason="beautifulsoup4 (a Jupyter Book dependency) missing")
 
-from dirlib import book as B  # noqa: E402
+from dirlib.paper import book as B  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "book" / "_build" / "html"
@@ -127,7 +127,7 @@ def test_stage_docs_placeholder_and_link_rewrite(tmp_path, monkeypatch):
 
 
 def test_dataset_resolution_and_quick_config(tmp_path):
-    import dirlib.runs as R
+    import dirlib.paper.runs as R
     from dirlib.data import DataNotFoundError
     assert R.resolve_dataset("auto", tmp_path) == "synthetic"
     assert R.resolve_dataset("synthetic", tmp_path) == "synthetic"
@@ -226,7 +226,7 @@ def test_pages_show_no_local_path_and_the_audit_answer(built):
         found = [s for s in local if s in html]
         assert not found, f"{p.name} shows the local path(s) {found}"
     # the generated answer opens the audit chapter and the introduction's findings
-    from dirlib import audit
+    from dirlib.paper import audit
     first = audit.answer(audit.collect(ROOT / "results" / "audit")).split(". ")[0]
     for p in (page("where_gains_come_from"), HTML / "intro.html"):
         assert first in _soup(p).get_text(" ", strip=True).replace("\n", " "), p.name
@@ -355,7 +355,7 @@ def page_problems(driver, url: str, html_root: Path, name: str, is_intro: bool =
     """Everything a reader would trip over on one page at 1280 px: console errors or warnings,
     failed requests, figures whose text is below 9 px at their rendered width, Markdown tables
     rendered as text, a sideways scroll, no finding box (but on the generated pages)."""
-    from dirlib.plots import MIN_TEXT_PX, rendered_font_px
+    from dirlib.paper.plots import MIN_TEXT_PX, rendered_font_px
     driver.get_log("browser")
     driver.get_log("performance")
     driver.get(url)
@@ -386,7 +386,7 @@ def page_problems(driver, url: str, html_root: Path, name: str, is_intro: bool =
         px = rendered_font_px(local.read_bytes(), img["width"])
         if not px == px:
             out.append(f"{name}: figure {img['src']} carries no font size (not drawn by "
-                       f"dirlib.plots.page_png)")
+                       f"dirlib.paper.plots.page_png)")
         elif px < MIN_TEXT_PX - 0.05:
             out.append(f"{name}: figure {img['src']} has text of {px:.1f} px at its rendered width "
                        f"{img['width']:.0f} px (< {MIN_TEXT_PX})")

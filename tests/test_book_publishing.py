@@ -59,7 +59,7 @@ def test_environment_yml_lists_what_pyproject_does():
 
 def test_the_execution_status_page_lists_every_notebook_from_the_timings(tmp_path, monkeypatch):
     import json
-    from dirlib import book as B
+    from dirlib.paper import book as B
     names = B.toc_notebooks()
     timings = tmp_path / "timings.json"
     timings.write_text(json.dumps([{"name": names[0], "seconds": 12.5, "status": "completed",

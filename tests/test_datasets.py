@@ -144,9 +144,9 @@ def test_readme_table_example_runs_as_written(tmp_path):
         if not cmd:
             continue
         cmd[0] = sys.executable if cmd[0] == "python" else cmd[0]
-        if cmd[1:3] == ["-m", "dirlib.book"]:
+        if cmd[1:3] == ["-m", "dirlib.paper.book"]:
             # the page, executed as `book run` does, into the scratch folder
-            from dirlib import book as B
+            from dirlib.paper import book as B
             pytest.importorskip("papermill")
             params = B.resolve_params(B.load_params("quick"), "fig1_shot_errors")
             sets = dict(kv.split("=", 1) for kv in cmd[cmd.index("--set") + 1:])

@@ -182,3 +182,38 @@ def test_empty_bucket_fill_mode():
     g = FDS(1, n_buckets=5, kernel="triang", ks=3)
     g.update_running_stats(torch.tensor([[2.0], [4.0], [10.0]]), torch.tensor([1, 1, 3]), 0)
     torch.testing.assert_close(g.running_mean[:, 0], torch.tensor([0.0, 3.0, 0.0, 10.0, 0.0]))
+
+
+# --------------------------------------------------------------------------------------------
+# FDS and VIR's PRM share one running-statistics base: the same checks, buckets and buffers
+# --------------------------------------------------------------------------------------------
+def test_prm_checks_its_binning_as_fds_does():
+    from dirlib.losses.vir import PRM
+    b = Binning.integer(0, 11)
+    for cls in (FDS, PRM):
+        with pytest.raises(ValueError, match=r"n_buckets=10 but the binning has 12 bins"):
+            cls(4, n_buckets=10, binning=b)
+        with pytest.raises(TypeError, match="integer bin indices"):
+            cls(4, binning=b).rows_of(torch.tensor([0.5]), 1, "cpu")
+
+
+def test_fds_and_prm_place_bins_on_the_labels_device_and_reset_alike():
+    from dirlib.losses.vir import PRM
+    b = Binning.integer(0, 11)
+    labels = torch.tensor([0.0, 3.0, 11.0, 20.0])
+    fds, prm = FDS(4, binning=b), PRM(4, binning=b)
+    for m in (fds, prm):
+        got = m.bins_of(labels)
+        assert got.device == labels.device and got.dtype == torch.int64
+        assert got.tolist() == b.index(labels.numpy()).tolist()
+        assert m.bins_of(labels.numpy()).device == torch.device("cpu")
+    # after a pass and an epoch, reset restores each one's own initial statistics
+    z, bins = torch.randn(12, 4), torch.arange(12)
+    fds.update_running_stats(z, bins, 0)
+    prm.update_running_stats(z, torch.rand(12, 4), bins, 0)
+    for m in (fds, prm):
+        m.update_last_epoch_stats(1)
+        m.reset()
+        assert int(m.epoch) == 0 and m.num_samples_tracked.sum() == 0
+    assert fds.running_mean.eq(0).all() and fds.smoothed_var_last_epoch.eq(1).all()
+    assert prm.running_mean[:, :4].eq(0).all() and prm.running_mean[:, 4:].eq(1).all()

@@ -1,4 +1,4 @@
-"""dirlib.figures: run selection, aggregation, tables and plots on small fake-but-schema-valid run
+"""dirlib.paper.figures: run selection, aggregation, tables and plots on small fake-but-schema-valid run
 records written into tmp_path (the per-label blocks come from dirlib.diagnostics on made-up
 features), plus tiny real training runs on synthetic data for the training helpers."""
 import json
@@ -13,14 +13,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from dirlib import figures as F  # noqa: E402
-from dirlib import naming, plots, ridge, widgets  # noqa: E402
-from dirlib.runs import RunSpec, Runs, cached_runs, get_runs, parse_specs, run_spec, select_records, stored_specs, train_runs  # noqa: E402
+from dirlib.paper import figures as F  # noqa: E402
+from dirlib.paper import naming, plots, ridge, widgets  # noqa: E402
+from dirlib.paper.runs import RunSpec, Runs, cached_runs, get_runs, parse_specs, run_spec, select_records, stored_specs, train_runs  # noqa: E402
 from dirlib.data import load_synthetic  # noqa: E402
 from dirlib.data.base import Binning  # noqa: E402
 from dirlib.diagnostics import ordinality_score, per_label_stats  # noqa: E402
 from dirlib.records import stable_hash  # noqa: E402
-from dirlib.results import paper_table  # noqa: E402
+from dirlib.paper.results import paper_table  # noqa: E402
 from dirlib.train import RunConfig  # noqa: E402
 
 
@@ -487,7 +487,7 @@ def test_train_runs_writes_reuses_and_names_failures(tmp_path):
 def test_full_mode_layout_conflicts_and_table_runs_training(tmp_path):
     spec = RunSpec("vanilla")
     runs = train_runs([spec], [0], dataset="synthetic", folder=tmp_path / "runs", quick=False, epochs=1)
-    path = tmp_path / "runs" / "synthetic" / "vanilla" / "seed0" / "run.json"   # dirlib.sweep's layout
+    path = tmp_path / "runs" / "synthetic" / "vanilla" / "seed0" / "run.json"   # dirlib.tools.sweep's layout
     assert path.is_file() and runs.first("Vanilla")["config"]["epochs"] == 1
     with pytest.raises(RuntimeError, match="another configuration"):
         train_runs([spec], [0], dataset="synthetic", folder=tmp_path / "runs", quick=False, epochs=2)

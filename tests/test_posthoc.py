@@ -1,4 +1,4 @@
-"""Post-hoc phases 2-3 (dirlib.posthoc), the audit's tables (dirlib.audit) and paired intervals
+"""Post-hoc phases 2-3 (dirlib.paper.posthoc), the audit's tables (dirlib.paper.audit) and paired intervals
 (dirlib.stats): each variant's defining property, on small synthetic runs."""
 import json
 import math
@@ -9,11 +9,12 @@ import pytest
 import torch
 from helpers import SYN, syn_cfg
 
-from dirlib import audit, records
+from dirlib import records
+from dirlib.paper import audit
 from dirlib.data import load_synthetic
 from dirlib.experiment import run_experiment
 from dirlib.models import Regressor
-from dirlib.posthoc import (PosthocConfig, code_finetune, code_norm_loss, fit_softplus_norm_net,
+from dirlib.paper.posthoc import (PosthocConfig, code_finetune, code_norm_loss, fit_softplus_norm_net,
                             load_base, run_posthoc, select_rules, stratified_halves)
 from dirlib.stats import paired_difference
 
@@ -289,7 +290,7 @@ def test_audit_runs_collects_and_decomposes(tmp_path, data):
     # the exploratory part says how many uncorrected intervals it read
     assert "uncorrected 95% intervals; about" in para
     sel = t[(t["effect"] == audit.SELECTION_EFFECT) & (t["shot"] == "all")].iloc[0]
-    from dirlib.naming import signed
+    from dirlib.paper.naming import signed
     assert f"Vanilla {signed(sel['mean'])} [{signed(sel['lo'])}, {signed(sel['hi'])}]" in para
     # checkpoints stay in the work folder; results hold records only
     assert not list(res.rglob("*.pt")) and list(work.rglob("main.pt"))
@@ -317,7 +318,7 @@ def test_audit_runs_collects_and_decomposes(tmp_path, data):
 
 
 def test_method_tables_do_not_read_audit_records(tmp_path, base):
-    from dirlib.results import load_records
+    from dirlib.paper.results import load_records
     import shutil
     shutil.copytree(base, tmp_path / "runs" / "synthetic" / "vanilla" / "seed0")
     shutil.copytree(base, tmp_path / "audit" / "synthetic" / "vanilla" / "seed0")
@@ -329,7 +330,7 @@ def test_method_tables_do_not_read_audit_records(tmp_path, base):
 
 # ------------------------------------------------------------------------------------ new arms
 def test_fitted_norm_net_fits_better_than_the_codes_and_is_recorded(base, data, tmp_path):
-    from dirlib.posthoc import fit_softplus_norm_net_converged, norm_fit_error
+    from dirlib.paper.posthoc import fit_softplus_norm_net_converged, norm_fit_error
     labels = np.arange(20.0, 80.0)
     norms = 19.0 + 0.9 * (labels - 20.0)          # the UTKFace-DIR range of the issue: 19-73
     code_net, _ = fit_softplus_norm_net(labels, norms, epochs=19, seed=0)
@@ -365,7 +366,7 @@ def test_from_scratch_arm_needs_no_checkpoint_and_starts_at_the_runs_init(base, 
 
 
 def test_code_records_store_their_start_loss_ratio_and_health(base, data, tmp_path):
-    from dirlib.posthoc import fine_tune_health
+    from dirlib.paper.posthoc import fine_tune_health
     rec = run_posthoc(base, "code", tmp_path / "c", data=data,
                       config=PosthocConfig(variant="code", **SMALL))
     base_rec = json.loads((base / "run.json").read_text())
@@ -444,7 +445,7 @@ def test_audit_reruns_arms_of_a_base_that_did_not_reproduce(tmp_path, data):
 
 # ------------------------------------------------------------------------------------ tuning
 def test_tune_chooses_on_validation_and_trains_every_seed(tmp_path, data):
-    from dirlib import tune as dtune
+    from dirlib.tools import tune as dtune
     plan = {"train": {"epochs": 2, "data_kwargs": SYN, "diagnostics": False},
             "bases": ("vanilla",), "phase1": (), "posthoc": {}}
     choices = audit.run_tuned("synthetic", [0, 1], trials=2, results=tmp_path, data=data,
@@ -475,8 +476,9 @@ def test_tune_chooses_on_validation_and_trains_every_seed(tmp_path, data):
 
 
 def test_tune_on_ray_tune_chooses_as_the_local_loop(tmp_path, data):
-    pytest.importorskip("ray.tune", reason="Ray Tune is not installed (pip install 'ray[tune]')")
-    from dirlib import tune as dtune
+    pytest.importorskip("ray.tune", reason="Ray Tune is not installed (pip install 'ray[tune]')",
+                        exc_type=ImportError)
+    from dirlib.tools import tune as dtune
     kw = dict(trials=2, seeds=[0], overrides={"epochs": 2, "data_kwargs": SYN,
                                                "diagnostics": False, "progress": False})
     local = dtune.tune("synthetic", "frobenius", out=tmp_path / "local", data=data,

@@ -64,7 +64,7 @@ def test_1_refused_rerun_leaves_the_completed_record_and_overwrite_keeps_it(tmp_
 
 
 def test_1_after_delete_ckpt_another_config_is_still_refused(tmp_path):
-    from dirlib.sweep import main as sweep, run_dir
+    from dirlib.tools.sweep import main as sweep, run_dir
     args = ["--dataset", "synthetic", "--methods", "vanilla", "--seeds", "0", "--epochs", "1",
             "--out", str(tmp_path), "--delete-ckpt", "--train-arg", "diagnostics=false",
             f"data_kwargs={json.dumps(SYN)}"]
@@ -264,7 +264,7 @@ def _results_with_one_run(tmp_path):
 
 
 def test_9_tables_refuse_a_hand_edited_config(tmp_path):
-    from dirlib.results import RecordError, load_records, regenerate_tables
+    from dirlib.paper.results import RecordError, load_records, regenerate_tables
     res, path = _results_with_one_run(tmp_path)
     rec = json.loads(_text(path))
     rec["config"]["epochs"] = 90               # edited without its config_hash
@@ -276,7 +276,7 @@ def test_9_tables_refuse_a_hand_edited_config(tmp_path):
 
 
 def test_9_a_non_numeric_metric_names_the_file(tmp_path):
-    from dirlib.results import load_records, summary_table
+    from dirlib.paper.results import load_records, summary_table
     res, path = _results_with_one_run(tmp_path)
     rec = json.loads(_text(path))
     rec["test"]["few"]["mae"] = "n/a"
@@ -286,7 +286,7 @@ def test_9_a_non_numeric_metric_names_the_file(tmp_path):
 
 
 def test_9_a_truncated_record_does_not_abort_the_sweep(tmp_path):
-    from dirlib.sweep import run_dir, sweep
+    from dirlib.tools.sweep import run_dir, sweep
     logs = []
     rd = run_dir(tmp_path, "synthetic", "vanilla", 0)
     rd.mkdir(parents=True)
@@ -303,7 +303,7 @@ def test_9_a_truncated_record_does_not_abort_the_sweep(tmp_path):
 
 # ------------------------------------------------------------------------ 10. the book's records
 def test_10_tuple_and_list_of_one_setting_aggregate(tmp_path):
-    from dirlib.results import check_comparable
+    from dirlib.paper.results import check_comparable
     a = {"config": {**syn_cfg("vanilla").to_dict(), "lr_milestones": []}, "data_hash": "h",
          "_path": "a"}
     b = {"config": {**syn_cfg("vanilla", seed=1).to_dict(), "lr_milestones": ()}, "data_hash": "h",
@@ -312,7 +312,7 @@ def test_10_tuple_and_list_of_one_setting_aggregate(tmp_path):
 
 
 def test_10_unknown_notebook_in_a_parameter_file_is_an_error(tmp_path):
-    from dirlib.book import BookError, load_params
+    from dirlib.paper.book import BookError, load_params
     p = tmp_path / "p.json"
     p.write_text(json.dumps({"QUICK": True, "notebooks": {"fig9_nosuch": {"EPOCHS": 2}}}))
     with pytest.raises(BookError, match="'fig9_nosuch', which book/_toc.yml does not list"):
@@ -320,7 +320,7 @@ def test_10_unknown_notebook_in_a_parameter_file_is_an_error(tmp_path):
 
 
 def test_10_book_list_without_yaml_names_the_extra(monkeypatch, capsys):
-    import dirlib.book as B
+    import dirlib.paper.book as B
     monkeypatch.setitem(sys.modules, "yaml", None)
     assert B.main(["list"]) == 1
     assert "pip install -e '.[book]'" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""The results store (dirlib/results.py) and the paper's transcribed numbers (results/paper_tables.csv).
+"""The results store (dirlib/paper/results.py) and the paper's transcribed numbers (results/paper_tables.csv).
 
 Run records here are fake but schema-valid, written into tmp_path only (never committed)."""
 import math
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dirlib import results as R
+from dirlib.paper import results as R
 from dirlib.records import stable_hash, write_json
 from dirlib.train import RunConfig
 
@@ -273,10 +273,10 @@ def test_committed_tables_match_regeneration(tmp_path):
     R.regenerate_tables(ROOT / "results", tmp_path)
     fresh = {p.name: p.read_text() for p in tmp_path.iterdir()}
     if not committed.is_dir():
-        pytest.fail("results/tables/ is missing: run python -m dirlib.results tables")
+        pytest.fail("results/tables/ is missing: run python -m dirlib results tables")
     old = {p.name: p.read_text() for p in committed.iterdir() if p.suffix == ".csv"}
     assert old == fresh, ("results/tables/ is stale: rerun "
-                          "`python -m dirlib.results tables --results results/ --out results/tables/`")
+                          "`python -m dirlib results tables --results results/ --out results/tables/`")
 
 
 # ----------------------------------------------------------------------------------- method vs base
@@ -340,7 +340,7 @@ def test_readme_block_is_generated_from_records_and_checked(tmp_path):
 
 def test_committed_readme_results_match_the_records():
     assert R.update_readme(ROOT / "results", ROOT / "README.md", check=True), (
-        "README.md's results block is stale: run python -m dirlib.results readme")
+        "README.md's results block is stale: run python -m dirlib results readme")
 
 
 def test_main_protocol_prefers_distinct_runs_then_records_then_latest():

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from dirlib.sweep import main, run_dir
+from dirlib.tools.sweep import main, run_dir
 
 
 def test_sweep_writes_layout_skips_done_and_refuses_other_config(tmp_path, capsys):
@@ -32,7 +32,7 @@ def test_sweep_writes_layout_skips_done_and_refuses_other_config(tmp_path, capsy
 
 # ----------------------------------------------------------------------------------- backends
 from dirlib import records as _records  # noqa: E402
-from dirlib import sweep as S  # noqa: E402
+from dirlib.tools import sweep as S  # noqa: E402
 
 GRID = dict(dataset="synthetic", methods=["vanilla", "lds"], seeds=[0, 1],
             overrides={"epochs": 1, "diagnostics": False, "progress": False}, threads=1)

@@ -1,5 +1,5 @@
 """A table of your own (CSV or Parquet) as a dataset, described by a small TOML file, so that the
-CLI, ``dirlib.sweep``, ``posthoc`` and the book's ``DATASET`` parameter take it with no Python:
+CLI, ``dirlib.tools.sweep``, ``posthoc`` and the book's ``DATASET`` parameter take it with no Python:
 
 .. code-block:: toml
 

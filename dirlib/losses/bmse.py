@@ -47,6 +47,7 @@ from scipy.ndimage import convolve1d
 
 from .focal import check_pred_target
 from .weighting import lds_kernel
+from .parts import LossWithParts
 
 IMPS = ("bmc", "gai", "bni")
 
@@ -144,7 +145,7 @@ def bni_loss(pred: torch.Tensor, y: torch.Tensor, noise_var: torch.Tensor, cente
     return (loss * (2 * noise_var).detach()).mean()
 
 
-class BalancedMSE(nn.Module):
+class BalancedMSE(LossWithParts):
     """Balanced MSE with a learnable noise scale ``noise_sigma`` (``s2 = noise_sigma ** 2``).
 
     ``imp``: ``"bmc"`` (no prior), ``"gai"`` (needs ``gmm``, e.g. from :func:`fit_gmm`) or ``"bni"``
@@ -163,7 +164,6 @@ class BalancedMSE(nn.Module):
     def __init__(self, imp: str = "bmc", init_noise_sigma: float = 1.0, fix_sigma: bool = False,
                  gmm: Optional[dict] = None, bucket_centers=None, bucket_weights=None):
         super().__init__()
-        self.parts = {}
         if imp not in IMPS:
             raise ValueError(f"unknown Balanced MSE implementation {imp!r}; valid: {', '.join(IMPS)}")
         if not init_noise_sigma > 0:

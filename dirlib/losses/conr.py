@@ -39,6 +39,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from .parts import LossWithParts
+
 
 def conr_loss(z: torch.Tensor, y: torch.Tensor, pred: torch.Tensor, w: float = 1.0,
               e: float = 0.01, tau: float = 0.07, weights: Optional[torch.Tensor] = None,
@@ -89,7 +91,7 @@ def conr_loss(z: torch.Tensor, y: torch.Tensor, pred: torch.Tensor, w: float = 1
     return (wts * per_anchor).mean()
 
 
-class ConR(torch.nn.Module):
+class ConR(LossWithParts):
     """ConR as a module: ``ConR(w=1.0, e=0.01, tau=0.07)(features, labels, pred=predictions)`` ->
     scalar. ``features`` ``(N, d)`` are the rows of both views (``N = 2B``), ``labels`` and ``pred``
     ``(N,)`` (``pred`` is detached inside). ``parts`` holds the detached value.
@@ -100,17 +102,14 @@ class ConR(torch.nn.Module):
     True
     """
 
+    repr_fields = ("w", "e", "tau", "keep_quirk")
+
     def __init__(self, w: float = 1.0, e: float = 0.01, tau: float = 0.07, keep_quirk: bool = True):
         super().__init__()
         self.w, self.e, self.tau, self.keep_quirk = float(w), float(e), float(tau), bool(keep_quirk)
-        self.parts = {}
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor, *, pred: torch.Tensor,
                 weights: Optional[torch.Tensor] = None) -> torch.Tensor:
         loss = conr_loss(features, labels, pred, w=self.w, e=self.e, tau=self.tau, weights=weights,
                          keep_quirk=self.keep_quirk)
-        self.parts = {"conr": loss.detach()}
-        return loss
-
-    def extra_repr(self) -> str:
-        return f"w={self.w}, e={self.e}, tau={self.tau}, keep_quirk={self.keep_quirk}"
+        return self.record(loss, conr=loss)

@@ -51,6 +51,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from .parts import LossWithParts
+
 
 # ------------------------------------------------------------------------------ prior / pseudo-labels
 def label_grid(min_label: float, max_label: float, step: float) -> np.ndarray:
@@ -226,7 +228,7 @@ class PseudoLabels:
         return self._cache[n]
 
 
-class DistLoss(torch.nn.Module):
+class DistLoss(LossWithParts):
     """Dist Loss as a module: ``DistLoss(train_labels, step=1.0)(pred, target)`` -> scalar
     ``mean l(p, y) + weight * mean l(softsort(p), t)``, with pseudo-labels ``t`` drawn for each batch
     size from the training labels' KDE on the grid ``min_label .. max_label`` (default: the training
@@ -238,6 +240,8 @@ class DistLoss(torch.nn.Module):
     >>> loss.shape
     torch.Size([])
     """
+
+    repr_fields = ("base", "weight", "regularization_strength")
 
     def __init__(self, train_labels, *, step: float = 1.0, min_label: Optional[float] = None,
                  max_label: Optional[float] = None, base: str = "l1", weight: float = 1.0,
@@ -253,17 +257,13 @@ class DistLoss(torch.nn.Module):
         grid = label_grid(lo, hi, step)
         self.pseudo = PseudoLabels(label_density(labels, grid, bw_method), grid, batch_size=0,
                                    incomplete="resize")
-        self.base, self.weight, self.strength = base, float(weight), float(regularization_strength)
-        self.parts = {}
+        self.base, self.weight = base, float(weight)
+        self.regularization_strength = float(regularization_strength)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         def elementwise(a, b):
             return (a - b).abs() if self.base == "l1" else (a - b) ** 2
         pseudo = self.pseudo.get(pred.numel())
         total, plain, dist = dist_loss(pred, target, pseudo, elementwise, weight=self.weight,
-                                       regularization_strength=self.strength)
-        self.parts = {"plain": plain.detach(), "dist": dist.detach()}
-        return total
-
-    def extra_repr(self) -> str:
-        return f"base={self.base!r}, weight={self.weight}, regularization_strength={self.strength}"
+                                       regularization_strength=self.regularization_strength)
+        return self.record(total, plain=plain, dist=dist)

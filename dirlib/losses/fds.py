@@ -64,23 +64,16 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
-import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-from .weighting import lds_kernel
+from .bucket_stats import BucketRunningStats, fds_kernel
+
+__all__ = ["FDS", "fds_kernel", "EMPTY_MODES"]
 
 EMPTY_MODES = ("identity", "fill")
 
 
-def fds_kernel(kind: str = "gaussian", ks: int = 5, sigma: float = 2.0) -> np.ndarray:
-    """FDS smoothing window: the LDS window shape normalised to **sum = 1** (``fds.py``)."""
-    k = lds_kernel(kind, ks, sigma)
-    return k / k.sum()
-
-
-class FDS(nn.Module):
+class FDS(BucketRunningStats):
     """Per-bucket feature statistics with EMA, bucket-axis smoothing and feature calibration."""
 
     def __init__(self, feature_dim: int, n_buckets: Optional[int] = None, binning=None,
@@ -88,99 +81,15 @@ class FDS(nn.Module):
                  kernel: str = "gaussian", ks: int = 5, sigma: float = 2.0,
                  momentum: Optional[float] = 0.9, clip: Tuple[float, float] = (0.1, 10.0),
                  empty: str = "identity", alias_quirk: bool = True):
-        super().__init__()
-        if binning is not None:
-            if n_buckets is not None and n_buckets != binning.n_bins:
-                raise ValueError(f"n_buckets={n_buckets} but the binning has {binning.n_bins} bins")
-            n_buckets = binning.n_bins
-        if n_buckets is None:
-            raise ValueError("FDS needs n_buckets or a binning")
-        if not 0 <= bucket_start < n_buckets:
-            raise ValueError(f"bucket_start must be in [0, {n_buckets}), got {bucket_start}")
         if empty not in EMPTY_MODES:
             raise ValueError(f"empty must be one of {EMPTY_MODES}, got {empty!r}")
-        if momentum is not None and not 0 <= momentum <= 1:
-            raise ValueError(f"momentum must be in [0, 1] or None, got {momentum!r}")
-        clip_min, clip_max = clip
-        if not 0 < clip_min <= clip_max:
-            raise ValueError(f"clip must be (min, max) with 0 < min <= max, got {clip!r}")
-        k = fds_kernel(kernel, ks, sigma)
-        self.half_ks = (len(k) - 1) // 2
-        rows = n_buckets - bucket_start
-        if rows <= self.half_ks:
-            raise ValueError(f"{rows} buckets are too few for reflect padding with kernel size {ks}")
-        self.feature_dim = int(feature_dim)
-        self.n_buckets = int(n_buckets)
-        self.bucket_start = int(bucket_start)
-        self.binning = binning
-        self.start_update = int(start_update)
-        self.start_smooth = int(start_smooth)
-        self.momentum = momentum
-        self.clip_min, self.clip_max = float(clip_min), float(clip_max)
+        rows = (binning.n_bins if binning is not None else (n_buckets or 0)) - bucket_start
+        d = int(feature_dim)
+        super().__init__(n_buckets, binning, bucket_start, start_update, start_smooth, kernel, ks,
+                         sigma, momentum, clip, alias_quirk,
+                         init_mean=torch.zeros(max(rows, 0), d), init_var=torch.ones(max(rows, 0), d))
+        self.feature_dim = d
         self.empty = empty
-        self.alias_quirk = bool(alias_quirk)
-
-        self.register_buffer("kernel_window", torch.tensor(k, dtype=torch.float32), persistent=False)
-        self.register_buffer("epoch", torch.tensor(self.start_update, dtype=torch.long))
-        d = self.feature_dim
-        for name, fill in (("running_mean", 0.0), ("running_var", 1.0),
-                           ("running_mean_last_epoch", 0.0), ("running_var_last_epoch", 1.0),
-                           ("smoothed_mean_last_epoch", 0.0), ("smoothed_var_last_epoch", 1.0)):
-            self.register_buffer(name, torch.full((rows, d), fill))
-        self.register_buffer("num_samples_tracked", torch.zeros(rows))
-        self.register_buffer("num_samples_last_epoch", torch.zeros(rows))
-
-    # ---------------------------------------------------------------------------------- buckets
-    @property
-    def n_rows(self) -> int:
-        return self.n_buckets - self.bucket_start
-
-    def bins_of(self, labels) -> torch.Tensor:
-        """Bin indices of ``labels`` via the binning (labels in the binning's space), as int64 on
-        the labels' device (CPU for numpy input)."""
-        if self.binning is None:
-            raise ValueError("bins_of needs FDS(binning=...)")
-        device = labels.device if isinstance(labels, torch.Tensor) else torch.device("cpu")
-        arr = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else labels
-        return torch.as_tensor(self.binning.index(np.asarray(arr).reshape(-1)), device=device)
-
-    def _rows(self, bins: torch.Tensor, n: int, device) -> torch.Tensor:
-        bins = torch.as_tensor(bins, device=device).reshape(-1)
-        if bins.numel() != n:
-            raise ValueError(f"FDS: {n} features but {bins.numel()} bucket indices")
-        if bins.is_floating_point():
-            raise TypeError("FDS expects integer bin indices (use fds.bins_of(labels) or "
-                            "Binning.index), not float labels")
-        if ((bins < 0) | (bins >= self.n_buckets)).any():
-            raise ValueError(f"FDS: bin index outside [0, {self.n_buckets})")
-        return bins.long().clamp(min=self.bucket_start) - self.bucket_start
-
-    # ---------------------------------------------------------------------------------- stats
-    def reset(self):
-        for name in ("running_mean", "running_mean_last_epoch", "smoothed_mean_last_epoch",
-                     "num_samples_tracked", "num_samples_last_epoch"):
-            getattr(self, name).zero_()
-        for name in ("running_var", "running_var_last_epoch", "smoothed_var_last_epoch"):
-            getattr(self, name).fill_(1.0)
-        self.epoch.fill_(self.start_update)
-
-    def _smooth_rows(self, stats: torch.Tensor) -> torch.Tensor:
-        x = stats.t().unsqueeze(1)  # (d, 1, K)
-        x = F.pad(x, (self.half_ks, self.half_ks), mode="reflect")
-        k = self.kernel_window.to(stats.dtype).view(1, 1, -1)
-        return F.conv1d(x, k).squeeze(1).t()
-
-    @torch.no_grad()
-    def update_last_epoch_stats(self, epoch: int):
-        """Snapshot + smooth the running stats, once per epoch (only if ``epoch == self.epoch + 1``)."""
-        if int(epoch) != int(self.epoch) + 1:
-            return
-        self.epoch += 1
-        self.running_mean_last_epoch.copy_(self.running_mean)
-        self.running_var_last_epoch.copy_(self.running_var)
-        self.num_samples_last_epoch.copy_(self.num_samples_tracked)
-        self.smoothed_mean_last_epoch.copy_(self._smooth_rows(self.running_mean))
-        self.smoothed_var_last_epoch.copy_(self._smooth_rows(self.running_var))
 
     @torch.no_grad()
     def update_running_stats(self, features: torch.Tensor, bins, epoch: int):
@@ -191,29 +100,17 @@ class FDS(nn.Module):
         features = features.detach()
         if features.dim() != 2 or features.shape[1] != self.feature_dim:
             raise ValueError(f"FDS: features must be (N, {self.feature_dim}), got {tuple(features.shape)}")
-        rows = self._rows(bins, features.shape[0], features.device)
+        rows = self.rows_of(bins, features.shape[0], features.device)
         feats = features.to(self.running_mean.dtype)
         K = self.n_rows
         cnt = torch.bincount(rows, minlength=K).to(feats.dtype)
-        present = cnt > 0
         mean = torch.zeros(K, self.feature_dim, dtype=feats.dtype, device=feats.device)
         mean = mean.index_add(0, rows, feats) / cnt.clamp(min=1)[:, None]
         sq = torch.zeros_like(mean).index_add(0, rows, (feats - mean[rows]) ** 2)
         var = sq / (cnt - 1).clamp(min=1)[:, None]  # unbiased; n == 1 -> 0 (biased), as the code
         var = torch.where((cnt == 1)[:, None], torch.zeros_like(var), var)
 
-        self.num_samples_tracked += cnt
-        if int(epoch) == self.start_update:
-            factor = torch.zeros(K, dtype=feats.dtype, device=feats.device)
-        elif self.momentum is not None:
-            factor = torch.full((K,), float(self.momentum), dtype=feats.dtype, device=feats.device)
-        else:
-            factor = 1 - cnt / self.num_samples_tracked.clamp(min=1)
-        f = factor[:, None]
-        new_mean = (1 - f) * mean + f * self.running_mean
-        new_var = (1 - f) * var + f * self.running_var
-        self.running_mean.copy_(torch.where(present[:, None], new_mean, self.running_mean))
-        self.running_var.copy_(torch.where(present[:, None], new_var, self.running_var))
+        present = self.ema_update(cnt, mean, var, epoch)
 
         if self.empty == "fill":  # sts-b-dir/fds.py: fill absent buckets from neighbours, in order
             for b in torch.nonzero(~present).reshape(-1).tolist():
@@ -228,12 +125,6 @@ class FDS(nn.Module):
                 self.running_var[b] = src_v.clone()
 
     # ---------------------------------------------------------------------------------- calibrate
-    def _stats_for_calibration(self):
-        aliased = self.alias_quirk and int(self.epoch) > self.start_update
-        if aliased:
-            return self.running_mean, self.running_var, self.num_samples_tracked
-        return self.running_mean_last_epoch, self.running_var_last_epoch, self.num_samples_last_epoch
-
     def smooth(self, z: torch.Tensor, bins, epoch: int) -> torch.Tensor:
         """Calibrated features (a new tensor; ``z`` itself is untouched). Identity in eval mode and
         before ``start_smooth``."""
@@ -241,8 +132,8 @@ class FDS(nn.Module):
             return z
         if z.dim() != 2 or z.shape[1] != self.feature_dim:
             raise ValueError(f"FDS: features must be (B, {self.feature_dim}), got {tuple(z.shape)}")
-        rows = self._rows(bins, z.shape[0], z.device)
-        m_all, v_all, n_all = self._stats_for_calibration()
+        rows = self.rows_of(bins, z.shape[0], z.device)
+        m_all, v_all, n_all = self.stats_for_calibration()
         m1 = m_all[rows].to(z.dtype)
         v1 = v_all[rows].to(z.dtype)
         m2 = self.smoothed_mean_last_epoch[rows].to(z.dtype)

@@ -23,6 +23,7 @@ from typing import Optional
 import torch
 
 from .weighting import weighted_loss
+from .parts import LossWithParts
 
 ACTIVATIONS = ("sigmoid", "tanh")
 
@@ -82,7 +83,7 @@ def _column(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(-1) if t.dim() == 2 and t.shape[1] == 1 else t
 
 
-class FocalR(torch.nn.Module):
+class FocalR(LossWithParts):
     """Focal-R as a module: ``FocalR(base="l1", beta=0.2, gamma=1.0)(pred, target)`` -> scalar
     (``base="mse"`` for STS-B, where the benchmark uses ``beta=20``). ``weights=`` per-sample weights.
 
@@ -91,6 +92,8 @@ class FocalR(torch.nn.Module):
     True
     """
 
+    repr_fields = ("base", "beta", "gamma", "activate")
+
     def __init__(self, base: str = "l1", beta: float = 0.2, gamma: float = 1.0, activate: str = "sigmoid"):
         super().__init__()
         if base not in ("l1", "mse"):
@@ -98,15 +101,10 @@ class FocalR(torch.nn.Module):
         if activate not in ACTIVATIONS:
             raise ValueError(f"FocalR: activate must be one of {ACTIVATIONS}, got {activate!r}")
         self.base, self.beta, self.gamma, self.activate = base, float(beta), float(gamma), activate
-        self.parts = {}
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor,
                 weights: Optional[torch.Tensor] = None) -> torch.Tensor:
         fn = focal_l1 if self.base == "l1" else focal_mse
         pred, target = _column(pred), _column(target)      # (B, 1) heads: one value per sample
         loss = fn(pred, target, self.beta, self.gamma, self.activate, weights=weights)
-        self.parts = {"focal": loss.detach()}
-        return loss
-
-    def extra_repr(self) -> str:
-        return f"base={self.base!r}, beta={self.beta}, gamma={self.gamma}, activate={self.activate!r}"
+        return self.record(loss, focal=loss)

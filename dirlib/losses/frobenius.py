@@ -28,6 +28,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .parts import LossWithParts
+
 __all__ = [
     "batch_prototypes", "ordinal_kl", "prototype_ordinal_entropy", "OrdinalConfig",
     "FrobeniusRegularizer", "NormNet", "fit_norm_net", "norm_alignment_loss", "label_norm_lookup",
@@ -320,7 +322,7 @@ class OrdinalConfig:
         return asdict(self)
 
 
-class FrobeniusRegularizer(nn.Module):
+class FrobeniusRegularizer(LossWithParts):
     """Phase-1 regulariser (eq. 5): ``FrobeniusRegularizer(bin_width=1.0)(z, y)`` -> the scalar
     ``L_KL + alpha * L_OE`` on any ``(B, d)`` features and ``(B,)`` float labels.
 
@@ -351,7 +353,6 @@ class FrobeniusRegularizer(nn.Module):
             raise ValueError(f"FrobeniusRegularizer: bin_width must be > 0, got {bin_width!r}")
         self.config = config if config is not None else OrdinalConfig(**kwargs)
         self.bin_width, self.binning = bin_width, binning
-        self.parts = {}
 
     def bins_of(self, y: torch.Tensor) -> torch.Tensor:
         """Integer bin ids of float labels ``y``: by ``bin_width``, by ``binning`` or by value."""
@@ -525,6 +526,8 @@ def fit_norm_net(labels, norms, majority_mask, *, epochs: int = 2000, lr: float 
         initial = float(F.mse_loss(net(x), t))
     # keep the best parameters seen: Adam at a fixed lr can end slightly above the closed-form start
     best = (initial, net.linear.weight.detach().clone(), net.linear.bias.detach().clone())
+    # its own three-line step, not dirlib.train.optimizer_step: the loss package stays below the
+    # trainer, and a full-batch fit of two parameters needs no clipping or scaling
     for _ in range(int(epochs)):
         opt.zero_grad(set_to_none=True)
         loss = F.mse_loss(net(x), t)
@@ -593,7 +596,7 @@ def label_norm_lookup(norm_per_bin: torch.Tensor, bins: torch.Tensor) -> torch.T
     return out
 
 
-class NormAlignment(nn.Module):
+class NormAlignment(LossWithParts):
     """Phase 3 (eq. 7) as a module: ``NormAlignment(norm_net)(z, y)`` -> the scalar
     ``mean_i (l_hat(y_i) - ||z_i||_2)^2``, where ``norm_net`` maps float labels to target norms (a
     fitted :class:`NormNet`, from :func:`fit_norm_net`, or any callable). The targets are constants
@@ -607,12 +610,13 @@ class NormAlignment(nn.Module):
     0.0
     """
 
+    repr_fields = ("relative",)
+
     def __init__(self, norm_net, relative: bool = False):
         super().__init__()
         if not callable(norm_net):
             raise TypeError("NormAlignment: norm_net must map labels to target norms (a NormNet or a callable)")
         self.norm_net, self.relative = norm_net, bool(relative)
-        self.parts = {}
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         y = torch.as_tensor(y).reshape(-1)
@@ -620,8 +624,4 @@ class NormAlignment(nn.Module):
             predict = getattr(self.norm_net, "predict", self.norm_net)
             target = torch.as_tensor(predict(y.detach().float())).reshape(-1).to(z.device)
         loss = norm_alignment_loss(z, target, relative=self.relative)
-        self.parts = {"align": loss.detach(), "target_norm": target.detach().float().mean()}
-        return loss
-
-    def extra_repr(self) -> str:
-        return f"relative={self.relative}"
+        return self.record(loss, align=loss, target_norm=target.float().mean())

@@ -37,6 +37,8 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from .parts import LossWithParts
+
 
 #: the published forms of the tightness term, by commit of needylove/OrdinalEntropy
 TIGHTNESS_FORMS = {"75fc9d5": "distance (HEAD)", "4a4dd5f": "squared distance (first upload)"}
@@ -112,7 +114,7 @@ def ordinal_entropy(z: torch.Tensor, y: torch.Tensor, lambda_d: float = 1.0,
     return lambda_t * tightness - lambda_d * diversity
 
 
-class OrdinalEntropy(torch.nn.Module):
+class OrdinalEntropy(LossWithParts):
     """Ordinal Entropy as a module: ``OrdinalEntropy(lambda_d=1, lambda_t=1)(features, labels)`` ->
     scalar ``lambda_t * tightness - lambda_d * diversity``, grouping the batch by label value (float
     labels) or, with ``bin_width``, by ``floor(label / bin_width)``. ``parts`` holds the detached
@@ -127,6 +129,8 @@ class OrdinalEntropy(torch.nn.Module):
     (['diversity', 'tightness'], torch.Size([]))
     """
 
+    repr_fields = ("lambda_d", "lambda_t", "bin_width", "tightness_form")
+
     def __init__(self, lambda_d: float = 1.0, lambda_t: float = 1.0, bin_width: Optional[float] = None,
                  tightness_form: str = "75fc9d5"):
         super().__init__()
@@ -137,16 +141,11 @@ class OrdinalEntropy(torch.nn.Module):
                              f"got {tightness_form!r}")
         self.lambda_d, self.lambda_t, self.bin_width = float(lambda_d), float(lambda_t), bin_width
         self.tightness_form = tightness_form
-        self.parts = {}
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         y = labels.reshape(-1)
         if self.bin_width is not None:
             y = torch.floor(y / self.bin_width)
         diversity, tightness = ordinal_entropy_terms(features, y, self.tightness_form)
-        self.parts = {"diversity": diversity.detach(), "tightness": tightness.detach()}
-        return self.lambda_t * tightness - self.lambda_d * diversity
-
-    def extra_repr(self) -> str:
-        return (f"lambda_d={self.lambda_d}, lambda_t={self.lambda_t}, bin_width={self.bin_width}, "
-                f"tightness_form={self.tightness_form!r}")
+        return self.record(self.lambda_t * tightness - self.lambda_d * diversity,
+                           diversity=diversity, tightness=tightness)

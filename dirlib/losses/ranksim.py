@@ -39,6 +39,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from .parts import LossWithParts
+
 
 def rank(seq: torch.Tensor) -> torch.Tensor:
     """Row-wise ranks (``int64``), 0 for the largest value of each row. Ties: stable, later index
@@ -110,7 +112,7 @@ def ranksim_loss(z: torch.Tensor, y: torch.Tensor, lam: float = 2.0,
     return ((feature_ranks - label_ranks) ** 2).mean(dim=1).sum()
 
 
-class RankSim(torch.nn.Module):
+class RankSim(LossWithParts):
     """RankSim as a module: ``RankSim(lam=2.0)(features, labels)`` -> scalar, the **unweighted** term
     (the sum over anchors of the squared rank differences). Add ``gamma * RankSim(...)(z, y)`` to
     your loss: RankSim's READMEs use ``gamma = 100`` on AgeDB-DIR and IMDB-WIKI-DIR and ``3e-4`` on
@@ -124,17 +126,14 @@ class RankSim(torch.nn.Module):
     (torch.Size([]), True)
     """
 
+    repr_fields = ("lam",)
+
     def __init__(self, lam: float = 2.0):
         super().__init__()
         if not lam > 0:
             raise ValueError(f"RankSim: interpolation lambda must be > 0, got {lam!r}")
         self.lam = float(lam)
-        self.parts = {}
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         loss = ranksim_loss(features, labels, self.lam)
-        self.parts = {"ranksim": loss.detach()}
-        return loss
-
-    def extra_repr(self) -> str:
-        return f"lam={self.lam}"
+        return self.record(loss, ranksim=loss)

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import torch
 
+from .parts import LossWithParts
+
 
 def pairwise_l2(z: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """``||z_i - z_j||_2`` for all pairs, with a finite gradient at zero distance."""
@@ -76,7 +78,7 @@ def rnc_loss(z: torch.Tensor, y: torch.Tensor, temperature: float = 2.0) -> torc
     return (log_den - s_sorted).sum() / (n * (n - 1))
 
 
-class RnCLoss(torch.nn.Module):
+class RnCLoss(LossWithParts):
     """Rank-N-Contrast as a module: ``RnCLoss(temperature=2.0)(features, labels)`` -> scalar, on the
     rows of both views (``(2B, d)`` features, ``(2B,)`` float labels).
 
@@ -86,17 +88,14 @@ class RnCLoss(torch.nn.Module):
     torch.Size([])
     """
 
+    repr_fields = ("temperature",)
+
     def __init__(self, temperature: float = 2.0):
         super().__init__()
         if not temperature > 0:
             raise ValueError(f"RnCLoss: temperature must be > 0, got {temperature!r}")
         self.temperature = float(temperature)
-        self.parts = {}
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         loss = rnc_loss(features, labels, self.temperature)
-        self.parts = {"rnc": loss.detach()}
-        return loss
-
-    def extra_repr(self) -> str:
-        return f"temperature={self.temperature}"
+        return self.record(loss, rnc=loss)

@@ -57,13 +57,12 @@ from __future__ import annotations
 import math
 from typing import Optional, Tuple
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .bucket_stats import BucketRunningStats
 from .der import nig_nll, nig_reg
-from .fds import fds_kernel
 
 VIR_PRIOR = {"gamma": 0.0, "v": 0.0, "alpha": 0.3, "beta": 0.0}
 
@@ -178,92 +177,30 @@ def make_decoder(in_dim: int, x_example: torch.Tensor) -> Optional[nn.Module]:
 
 
 # ------------------------------------------------------------------------------ PRM
-class PRM(nn.Module):
+class PRM(BucketRunningStats):
     """Smoothing of per-bucket statistics of ``(mu, var)`` and calibration (see the module docstring).
-    Same bucket / epoch protocol as :class:`dirlib.losses.fds.FDS` (``update_last_epoch_stats``
-    then ``update_running_stats`` after every epoch; ``smooth`` in training from ``start_smooth``)."""
+    Same buckets, buffers and epoch protocol as :class:`dirlib.losses.fds.FDS` (both are
+    :class:`~dirlib.losses.bucket_stats.BucketRunningStats`: ``update_last_epoch_stats`` then
+    ``update_running_stats`` after every epoch; ``smooth`` in training from ``start_smooth``). Each
+    buffer row is ``[mu part | var part]``, ``2 * feature_dim`` wide."""
 
     def __init__(self, feature_dim: int, n_buckets: Optional[int] = None, binning=None,
                  bucket_start: int = 0, start_update: int = 0, start_smooth: int = 1,
                  kernel: str = "gaussian", ks: int = 5, sigma: float = 2.0,
                  momentum: Optional[float] = 0.9, clip: Tuple[float, float] = (0.1, 10.0),
                  alias_quirk: bool = True):
-        super().__init__()
-        if binning is not None:
-            n_buckets = binning.n_bins
-        if n_buckets is None:
-            raise ValueError("PRM needs n_buckets or a binning")
-        if not 0 <= bucket_start < n_buckets:
-            raise ValueError(f"bucket_start must be in [0, {n_buckets}), got {bucket_start}")
-        if momentum is not None and not 0 <= momentum <= 1:
-            raise ValueError(f"momentum must be in [0, 1] or None, got {momentum!r}")
-        if not 0 < clip[0] <= clip[1]:
-            raise ValueError(f"clip must be (min, max) with 0 < min <= max, got {clip!r}")
-        k = fds_kernel(kernel, ks, sigma)
-        self.half_ks = (len(k) - 1) // 2
-        rows = n_buckets - bucket_start
-        if rows <= self.half_ks:
-            raise ValueError(f"{rows} buckets are too few for reflect padding with kernel size {ks}")
-        self.feature_dim, self.n_buckets, self.bucket_start = int(feature_dim), int(n_buckets), int(bucket_start)
-        self.binning = binning
-        self.start_update, self.start_smooth = int(start_update), int(start_smooth)
-        self.momentum = momentum
-        self.clip_min, self.clip_max = float(clip[0]), float(clip[1])
-        self.alias_quirk = bool(alias_quirk)
-        self.register_buffer("kernel_window", torch.tensor(k, dtype=torch.float32), persistent=False)
-        self.register_buffer("epoch", torch.tensor(self.start_update, dtype=torch.long))
-        d = self.feature_dim
+        d = int(feature_dim)
+        rows = max((binning.n_bins if binning is not None else (n_buckets or 0)) - bucket_start, 0)
         init_mean = torch.cat([torch.zeros(rows, d), torch.ones(rows, d)], 1)   # [mean_mu | mean_var]
         init_var = torch.ones(rows, 2 * d)                                        # [var_mu | var_var]
-        for name, init in (("running_mean", init_mean), ("running_var", init_var),
-                           ("running_mean_last_epoch", init_mean), ("running_var_last_epoch", init_var),
-                           ("smoothed_mean_last_epoch", init_mean), ("smoothed_var_last_epoch", init_var)):
-            self.register_buffer(name, init.clone())
-        self.register_buffer("num_samples_tracked", torch.zeros(rows))
-        self.register_buffer("num_samples_last_epoch", torch.zeros(rows))
+        super().__init__(n_buckets, binning, bucket_start, start_update, start_smooth, kernel, ks,
+                         sigma, momentum, clip, alias_quirk, init_mean=init_mean, init_var=init_var)
+        self.feature_dim = d
 
-    @property
-    def n_rows(self) -> int:
-        return self.n_buckets - self.bucket_start
-
-    def bins_of(self, labels) -> torch.Tensor:
-        if self.binning is None:
-            raise ValueError("bins_of needs PRM(binning=...)")
-        arr = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else labels
-        return torch.as_tensor(self.binning.index(np.asarray(arr).reshape(-1)))
-
-    def _rows(self, bins, n: int, device) -> torch.Tensor:
-        bins = torch.as_tensor(bins, device=device).reshape(-1)
-        if bins.numel() != n:
-            raise ValueError(f"PRM: {n} features but {bins.numel()} bucket indices")
-        if bins.is_floating_point():
-            raise TypeError("PRM expects integer bin indices, not float labels")
-        if ((bins < 0) | (bins >= self.n_buckets)).any():
-            raise ValueError(f"PRM: bin index outside [0, {self.n_buckets})")
-        return bins.long().clamp(min=self.bucket_start) - self.bucket_start
-
-    def _smooth_rows(self, stats: torch.Tensor, squared: bool) -> torch.Tensor:
-        k = self.kernel_window.to(stats.dtype)
-        if squared:
-            k = k ** 2
-        x = F.pad(stats.t().unsqueeze(1), (self.half_ks, self.half_ks), mode="reflect")
-        return F.conv1d(x, k.view(1, 1, -1)).squeeze(1).t()
-
-    def _smooth_pair(self, stats: torch.Tensor) -> torch.Tensor:
+    def smooth_stats(self, stats: torch.Tensor) -> torch.Tensor:
+        """The mu parts smoothed with the window, the var parts with the window squared."""
         d = self.feature_dim
-        return torch.cat([self._smooth_rows(stats[:, :d], False),
-                          self._smooth_rows(stats[:, d:], True)], 1)
-
-    @torch.no_grad()
-    def update_last_epoch_stats(self, epoch: int):
-        if int(epoch) != int(self.epoch) + 1:
-            return
-        self.epoch += 1
-        self.running_mean_last_epoch.copy_(self.running_mean)
-        self.running_var_last_epoch.copy_(self.running_var)
-        self.num_samples_last_epoch.copy_(self.num_samples_tracked)
-        self.smoothed_mean_last_epoch.copy_(self._smooth_pair(self.running_mean))
-        self.smoothed_var_last_epoch.copy_(self._smooth_pair(self.running_var))
+        return torch.cat([self.smooth_rows(stats[:, :d]), self.smooth_rows(stats[:, d:], squared=True)], 1)
 
     @staticmethod
     def bucket_stats(mu: torch.Tensor, var: torch.Tensor, rows: torch.Tensor, n_rows: int):
@@ -287,35 +224,18 @@ class PRM(nn.Module):
             return
         if mu.shape != var.shape or mu.dim() != 2 or mu.shape[1] != self.feature_dim:
             raise ValueError(f"PRM: mu and var must both be (N, {self.feature_dim})")
-        rows = self._rows(bins, mu.shape[0], mu.device)
+        rows = self.rows_of(bins, mu.shape[0], mu.device)
         dt = self.running_mean.dtype
         cnt, mean, vr = self.bucket_stats(mu.detach().to(dt), var.detach().to(dt), rows, self.n_rows)
-        present = cnt > 0
-        self.num_samples_tracked += cnt
-        if int(epoch) == self.start_update:
-            factor = torch.zeros_like(cnt)
-        elif self.momentum is not None:
-            factor = torch.full_like(cnt, float(self.momentum))
-        else:
-            factor = 1 - cnt / self.num_samples_tracked.clamp(min=1)
-        f = factor[:, None]
-        self.running_mean.copy_(torch.where(present[:, None], (1 - f) * mean + f * self.running_mean,
-                                            self.running_mean))
-        self.running_var.copy_(torch.where(present[:, None], (1 - f) * vr + f * self.running_var,
-                                           self.running_var))
-
-    def _stats_for_calibration(self):
-        if self.alias_quirk and int(self.epoch) > self.start_update:
-            return self.running_mean, self.running_var, self.num_samples_tracked
-        return self.running_mean_last_epoch, self.running_var_last_epoch, self.num_samples_last_epoch
+        self.ema_update(cnt, mean, vr, epoch)
 
     def smooth(self, mu: torch.Tensor, var: torch.Tensor, bins, epoch: int):
         """Calibrated ``(mu', var')`` (new tensors); identity in eval mode and before ``start_smooth``."""
         if not self.training or int(epoch) < self.start_smooth:
             return mu, var
         d = self.feature_dim
-        rows = self._rows(bins, mu.shape[0], mu.device)
-        m_all, v_all, n_all = self._stats_for_calibration()
+        rows = self.rows_of(bins, mu.shape[0], mu.device)
+        m_all, v_all, n_all = self.stats_for_calibration()
         m1, v1 = m_all[rows].to(mu.dtype), v_all[rows].to(mu.dtype)
         m2, v2 = self.smoothed_mean_last_epoch[rows].to(mu.dtype), self.smoothed_var_last_epoch[rows].to(mu.dtype)
         mean_mu_r, mean_var_r, var_mu_r = m1[:, :d], m1[:, d:], v1[:, :d]

@@ -59,7 +59,7 @@ class MethodInfo:
 
     @property
     def search_space(self):
-        """The points ``dirlib.tune`` tries (``SEARCH_SPACE``: a list of points, or a dict of value
+        """The points ``dirlib.tools.tune`` tries (``SEARCH_SPACE``: a list of points, or a dict of value
         lists whose product is the grid); empty when the method declares none."""
         return getattr(self.module, "SEARCH_SPACE", [])
 
@@ -191,7 +191,7 @@ def build_method(cfg: RunConfig, data) -> MethodSpec:
             if base_owner is not None:
                 raise ValueError(f"{p} replaces the regression loss, and so does {base_owner}; "
                                  f"they cannot be combined in {cfg.method!r}")
-            base_owner, spec.base_loss_fn = p, part.base_loss
+            base_owner, spec.base_loss = p, part.base_loss
         if part.loss is not None:
             spec.loss = part.loss
         spec.loss_kwargs.update(part.loss_kwargs)

@@ -5,6 +5,7 @@ paper's LDS+FDS+DER row.
 The model's own head gives ``gamma``; a ``Linear(d, 3)`` owned by the callback maps the same head
 input to ``nu, alpha, beta`` (the same parameterisation as one ``Linear(d, 4)`` head). It sees
 the head input after every other feature transform (FDS): ``order = 2``."""
+from ..losses.der import NIGParams, der_loss
 from ..train import Callback
 from .common import HeadInput, Part, feat_dim, seeded
 from .options import Default
@@ -30,13 +31,11 @@ class DERCallback(Callback):
         return self.slot.put if st.model.training else None
 
     def loss(self, pred, y, weights):
-        from ..losses.der import der_loss
         nu, alpha, beta = self.params(self.slot.pop())
         return der_loss(y, pred, nu, alpha, beta, coeff=self.coeff, weights=weights)
 
 
 def build(name, opts, cfg, data) -> Part:
-    from ..losses.der import NIGParams
     with seeded(cfg.seed * 7919 + 11):
         params = NIGParams(feat_dim(cfg, data), softplus_beta=opts["softplus_beta"])
     cb = DERCallback(params, opts["coeff"])

@@ -6,6 +6,7 @@ import warnings
 import torch
 
 from ..datasets import find as find_dataset
+from ..losses.distloss import PseudoLabels, dist_loss, label_density, label_grid
 from ..train import Callback, elementwise_loss
 from .common import Part
 from .options import Default
@@ -50,7 +51,6 @@ class DistLossCallback(Callback):
         self.pseudo.batch_size = st.cfg.batch_size * st.method.train_views
 
     def loss(self, pred, y, weights):
-        from ..losses.distloss import dist_loss
         name, kw = self.base
 
         def el(a, b):
@@ -74,7 +74,6 @@ class DistLossCallback(Callback):
 
 
 def build(name, opts, cfg, data) -> Part:
-    from ..losses.distloss import PseudoLabels, label_density, label_grid
     g = _grid(data)
     s = {k: opts[k] for k in DEFAULTS}
     for key, value in zip(("min_label", "max_label", "step"), g):

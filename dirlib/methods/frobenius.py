@@ -7,7 +7,7 @@
    ``L_any + gamma * (l_hat(y_i) - ||z_i||)^2`` (eq. 7; :func:`alignment_spec`).
 
 Combine it with any single-phase method: ``ranksim+frobenius``. ``frobenius_reg`` is phase 1
-alone. The post-hoc command and ``dirlib.bench`` call :func:`norm_targets` and
+alone. The post-hoc command and ``dirlib.tools.bench`` call :func:`norm_targets` and
 :func:`alignment_spec` themselves.
 """
 import copy
@@ -17,6 +17,9 @@ import numpy as np
 import torch
 
 from ..checkpoint import save as save_checkpoint
+from ..losses.frobenius import (
+    FrobeniusRegularizer, OrdinalConfig, dataset_prototype_norms, fit_norm_net,
+    label_norm_lookup, norm_alignment_loss)
 from ..train import Callback
 from .common import Part
 from .options import Default, epochs_of_run, fifth_of_epochs, tenth_of_lr
@@ -50,7 +53,7 @@ DEFAULTS = {
     "sft_ordinal": Default(False, source="eq. 7 replaces the phase-1 regulariser"),
 }
 
-#: the trials of ``dirlib.tune`` (docs/audit-plan.md): phase 1's weight, across both families'
+#: the trials of ``dirlib.tools.tune`` (docs/audit-plan.md): phase 1's weight, across both families'
 #: defaults (0.01 STS-B, 1 ages)
 SEARCH_SPACE = {"beta": [0.01, 0.1, 1.0, 10.0]}
 
@@ -81,7 +84,6 @@ class NormAlignCallback(Callback):
         self.gamma, self.relative = gamma, relative
 
     def extra_loss(self, st, b):
-        from ..losses.frobenius import label_norm_lookup, norm_alignment_loss
         target = label_norm_lookup(self.norm_per_bin, b.bins)
         val = norm_alignment_loss(b.z, target, relative=self.relative)
         return self.gamma * val, {"align": val.detach()}
@@ -90,7 +92,6 @@ class NormAlignCallback(Callback):
 def ordinal_regularizer(opts, data):
     """Phase 1's :class:`~dirlib.losses.frobenius.FrobeniusRegularizer`; labels are scaled by the
     binning's range in model space (``y`` reaches the loss as ``label / target_scale``)."""
-    from ..losses.frobenius import FrobeniusRegularizer, OrdinalConfig
     label_range = float(data.binning.edges[-1] - data.binning.edges[0]) / data.target_scale
     oc = OrdinalConfig(alpha=opts["alpha"], label_tau=opts["label_tau"], norm_tau=opts["norm_tau"],
                        label_range=label_range, norm_scale=opts["norm_scale"],
@@ -103,7 +104,6 @@ def ordinal_regularizer(opts, data):
 def dataset_norms(model, data, cfg, device):
     """Dataset-level prototype norms of every bin (one pass over the un-augmented training set)."""
     from ..diagnostics import collect_features
-    from ..losses.frobenius import dataset_prototype_norms
     from ..train import make_loader
     loader = make_loader(data.train_eval, max(cfg.batch_size, 128), False, cfg)
     z, pred, _ = collect_features(model, loader, device)
@@ -126,7 +126,6 @@ def norm_targets(model, data, cfg, device, *, epochs: int, lr: float, majority=N
     """Phase 2: ``(net, phase record)``. The record's ``per_label`` holds every bin's observed
     and predicted norm; ``majority`` (default: the many-shot bins with samples) picks the bins
     NormNet is fitted on."""
-    from ..losses.frobenius import fit_norm_net
     t0 = time.time()
     observed, counts = dataset_norms(model, data, cfg, device)
     shots, labels = data.bin_shots(), data.binning.centers

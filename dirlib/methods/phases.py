@@ -22,7 +22,7 @@ from ..train import MethodSpec, RunConfig, fit, resolve_device
 @dataclass
 class Phase:
     """One phase: ``run(r) -> result`` (the record's ``phases[name]``). ``spec``: what the phase
-    trains with, where that is known before it runs (``dirlib.bench`` times its step under
+    trains with, where that is known before it runs (``dirlib.tools.bench`` times its step under
     ``bench_label``)."""
 
     name: str

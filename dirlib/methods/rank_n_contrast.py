@@ -6,6 +6,7 @@ the head with the regression loss (``main_linear.py``), the epoch selected on va
 import copy
 
 from ..checkpoint import load as load_checkpoint
+from ..losses.rnc import rnc_loss
 from ..train import Callback
 from .common import Part, TwoViews
 from .options import Default, epochs_of_run, lr_of_run
@@ -34,7 +35,6 @@ class RnCCallback(Callback):
         self.temperature = temperature
 
     def extra_loss(self, st, b):
-        from ..losses.rnc import rnc_loss
         val = rnc_loss(b.z, b.y, self.temperature)
         return val, {"rnc": val.detach()}
 
@@ -56,7 +56,7 @@ def no_regression_loss(pred, y, weights):
 def pretrain_spec(spec, s):
     """The pre-training phase's method: two views, the RnC loss alone, no sample weights."""
     out = copy.copy(spec)
-    out.train_views, out.sample_weights, out.base_loss_fn = 2, None, no_regression_loss
+    out.train_views, out.sample_weights, out.base_loss = 2, None, no_regression_loss
     out.callbacks = [TwoViews(), RnCCallback(s["temperature"])]
     return out
 

@@ -2,6 +2,7 @@
 label similarities in each batch."""
 import torch
 
+from ..losses.ranksim import ranksim_loss
 from ..train import Callback
 from .common import GeneratorState, Part
 from .options import Default
@@ -14,7 +15,7 @@ DEFAULTS = {
     "lam": Default(2.0, source="RankSim READMEs (train.py defaults --interpolation_lambda 1.0)"),
 }
 
-#: the trials of ``dirlib.tune``: RankSim's weight around both families' defaults
+#: the trials of ``dirlib.tools.tune``: RankSim's weight around both families' defaults
 SEARCH_SPACE = {"gamma": [3e-4, 1e-2, 1.0, 100.0]}
 
 
@@ -29,7 +30,6 @@ class RankSimCallback(GeneratorState, Callback):
         self.gen = torch.Generator().manual_seed(int(seed))
 
     def extra_loss(self, st, b):
-        from ..losses.ranksim import ranksim_loss
         val = ranksim_loss(b.z, b.y, lam=self.lam, generator=self.gen)
         return self.gamma * val, {"ranksim": val.detach()}
 

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import torch
 
+from ..losses.smoter import bumps, oversample, relevance_boxplot, relevance_density
 from ..train import Batch, Callback, elementwise_loss
 from .common import GeneratorState, Part, first_train_input
 from .options import Default
@@ -44,7 +45,6 @@ class FeatureOversampling(GeneratorState, Callback):
         self.gen = torch.Generator().manual_seed(int(seed))
 
     def extra_loss(self, st, b):
-        from ..losses.smoter import oversample
         z = b.z.detach() if self.s["detach"] else b.z
         x_new, y_new, seed = oversample(
             z, b.y, self.bump_of_bin[b.bins.cpu()].numpy(), self.is_rare, method=self.s["method"],
@@ -107,7 +107,6 @@ class InputOversampling(GeneratorState, Callback):
 
 
 def build(name, opts, cfg, data) -> Part:
-    from ..losses.smoter import bumps, oversample, relevance_boxplot, relevance_density
     s = {"method": name, **{k: opts[k] for k in DEFAULTS}}
     opts.one_of("relevance", ("density", "boxplot"))
     opts.one_of("gap", ("per_dim", "shared"))

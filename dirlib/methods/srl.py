@@ -4,6 +4,7 @@ homogeneity (``w3``) terms."""
 import torch
 import torch.nn as nn
 
+from ..losses.srl import SurrogateBank, srl_loss, uniform_points
 from ..train import Callback
 from .common import Part, feat_dim, plain_x, seeded
 from .options import Default
@@ -32,7 +33,6 @@ class SRLCallback(Callback):
         self.register_buffer("points", points)
 
     def extra_loss(self, st, b):
-        from ..losses.srl import srl_loss
         f = self.projector(b.z)
         total, parts = srl_loss(f, b.bins, self.bank.surrogate().to(f), self.points, self.s["temperature"],
                                 self.s["w1"], self.s["w2"], self.s["w3"])
@@ -51,7 +51,6 @@ class SRLCallback(Callback):
 
 
 def build(name, opts, cfg, data) -> Part:
-    from ..losses.srl import SurrogateBank, uniform_points
     s = {k: opts[k] for k in DEFAULTS}
     opts.one_of("projector", ("linear", "mlp"))
     d = feat_dim(cfg, data)

@@ -4,6 +4,7 @@ recons * MSE(x, decoder(sample))`` added to the plain regression loss. ``z`` sta
 output (the mean), so the Frobenius regulariser acts on the same feature as for every method."""
 import torch.nn.functional as F
 
+from ..losses.vir import ProbabilisticFeature, gaussian_kl, make_decoder, reparameterize
 from ..train import Callback
 from .common import HeadInput, Part, feat_dim, seeded, first_train_input
 from .options import Default
@@ -21,7 +22,6 @@ def recon_loss(decoder, h, x):
 
 def decoder_for(data, d):
     """A reconstruction decoder for the dataset's inputs (``None`` for token ids)."""
-    from ..losses.vir import make_decoder
     return make_decoder(d, first_train_input(data))
 
 
@@ -38,7 +38,6 @@ class VAECallback(Callback):
     def feature_transform(self, st, b):
         if not st.model.training:
             return None
-        from ..losses.vir import reparameterize
 
         def f(z):
             var = self.var_layer(z)
@@ -48,7 +47,6 @@ class VAECallback(Callback):
         return f
 
     def extra_loss(self, st, b):
-        from ..losses.vir import gaussian_kl
         mu, var, h = self.slot.pop()
         kl = gaussian_kl(mu, var)
         total = self.kl_weight * kl
@@ -61,7 +59,6 @@ class VAECallback(Callback):
 
 
 def build(name, opts, cfg, data) -> Part:
-    from ..losses.vir import ProbabilisticFeature
     d, rw = feat_dim(cfg, data), opts["recons"]
     with seeded(cfg.seed * 7919 + 23):
         var_layer = ProbabilisticFeature(d)

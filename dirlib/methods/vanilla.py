@@ -4,7 +4,7 @@ from .common import Part
 
 NAMES = {"vanilla": "Plain regression with the base loss (--loss), no re-balancing."}
 DEFAULTS = {}
-#: the trials of ``dirlib.tune`` (docs/audit-plan.md): the base's own knobs, the trainer's lr and
+#: the trials of ``dirlib.tools.tune`` (docs/audit-plan.md): the base's own knobs, the trainer's lr and
 #: weight decay (``None``: the dataset's default)
 SEARCH_SPACE = [{"lr": 5e-4}, {"lr": 1e-3}, {"lr": 2e-3}, {"lr": 1e-3, "weight_decay": 1e-4}]
 

@@ -7,6 +7,8 @@ the same head input to ``n, omega``."""
 import numpy as np
 import torch
 
+from ..losses.vir import (
+    ConjugatePriorParams, PRM, ProbabilisticFeature, VIR_PRIOR, reparameterize, vir_nig_loss)
 from ..train import Callback
 from .common import HeadInput, Part, fds_buckets, feat_dim, plain_x, seeded
 from .options import Default, family
@@ -50,7 +52,6 @@ class VIRCallback(Callback):
     def feature_transform(self, st, b):
         if not st.model.training:
             return None
-        from ..losses.vir import reparameterize
         bins, ep = self._bins(b.idx), st.epoch
 
         def f(z):
@@ -63,7 +64,6 @@ class VIRCallback(Callback):
         return f
 
     def loss(self, pred, y, weights):
-        from ..losses.vir import vir_nig_loss
         n, omega = self.cp(self.slot.pop())
         return vir_nig_loss(y, pred, n, omega, weights=weights, coeff=self.coeff, prior=self.prior)
 
@@ -90,7 +90,6 @@ class VIRCallback(Callback):
 
 
 def build(name, opts, cfg, data) -> Part:
-    from ..losses.vir import PRM, VIR_PRIOR, ConjugatePriorParams, ProbabilisticFeature
     s = {k: opts[k] for k in DEFAULTS}
     sts = family(data) == "sts"
     d, buckets = feat_dim(cfg, data), fds_buckets(data)

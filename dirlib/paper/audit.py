@@ -7,12 +7,12 @@ by seed:
 * ``phase1``: the base plus the paper's phase-1 regulariser (``BASE+frobenius_reg``), same seed;
 * ``phase1>text``: phases 2-3 of the text on the phase-1 model: the whole method of the text;
 * ``text``, ``text-no-norm``, ``code``, ``code-no-norm``: the post-hoc variants of
-  :mod:`dirlib.posthoc` on the base model (``code*`` under selection rule (a), (b) or (c)).
+  :mod:`dirlib.paper.posthoc` on the base model (``code*`` under selection rule (a), (b) or (c)).
 
 ::
 
-    python -m dirlib.audit run --dataset sts-b-dir --seeds 0 1 2 3 4     # resumable; one per core
-    python -m dirlib.audit tables                                        # results/audit -> tables
+    python -m dirlib audit run --dataset sts-b-dir --seeds 0 1 2 3 4     # resumable; one per core
+    python -m dirlib audit tables                                        # results/audit -> tables
 
 ``run`` trains into a work folder (``--work``, default ``runs/audit``: checkpoints stay out of git)
 and copies each finished record into ``results/audit`` under the same relative path. A base whose
@@ -32,11 +32,11 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from . import records
-from .datasets import main_metric
-from .datasets import title as dataset_title
+from .. import records
+from ..datasets import main_metric
+from ..datasets import title as dataset_title
 from .posthoc import RULES, PosthocConfig, run_posthoc
-from .stats import paired_difference
+from ..stats import paired_difference
 
 SHOTS_ALL = ("all", "many", "median", "few")
 
@@ -115,7 +115,7 @@ def _ensure_base(cfg, rd: Path, data, needs_ckpt: bool, log):
     """Train the base run in ``rd`` unless it is completed with its checkpoint (or none is needed).
     A completed record without a checkpoint is retrained beside it; the new test metrics must equal
     the old ones, else the old record is kept as ``run.prev.json`` and the mismatch reported."""
-    from .experiment import run_experiment
+    from ..experiment import run_experiment
     rec_path = rd / "run.json"
     h = records.stable_hash(cfg.to_dict())
     old = records.read_json(rec_path) if rec_path.exists() else None
@@ -160,8 +160,8 @@ def run_audit(dataset: str, seeds, *, work="runs/audit", results="results/audit"
     ``verify_bases``: every base is retrained (when its checkpoint is gone) even if all its arms are
     stored; one that does not reproduce its record has its arms rerun, so that every arm of a seed
     pairs with what the current code trains."""
-    from .experiment import load_for_config
-    from .sweep import make_cfg
+    from ..experiment import load_for_config
+    from ..tools.sweep import make_cfg
     plan = plan or PLANS[dataset]
     work, results = Path(work), Path(results)
     bases = tuple(bases or plan["bases"])
@@ -233,10 +233,10 @@ TUNED_METHODS = ("vanilla", "frobenius")
 def run_tuned(dataset: str, seeds, *, trials: int = 4, methods=TUNED_METHODS,
               results="results/audit", data_dir=None, data=None, plan: Optional[dict] = None,
               backend: str = "local", log=print) -> dict:
-    """The tuned arms: each of ``methods`` tuned by :func:`dirlib.tune.tune` (``trials`` points of
+    """The tuned arms: each of ``methods`` tuned by :func:`dirlib.tools.tune.tune` (``trials`` points of
     its declared space, chosen on seed 0's validation split) at the plan's recipe, then trained for
     ``seeds``, into ``results/<dataset>/tuned/<method>``. Returns ``{method: choice}``."""
-    from .tune import tune
+    from ..tools.tune import tune
     plan = plan or PLANS[dataset]
     overrides = {**plan["train"], "progress": False}
     out = {}
@@ -286,7 +286,7 @@ def collect(results="results/audit", metric: Optional[str] = None) -> pd.DataFra
         ds = cfg["dataset"]
         m = metric or main_metric(ds)
         if "tuned" in path.relative_to(root).parts:
-            # dirlib.tune's runs at the setting chosen on validation data (audit tune)
+            # dirlib.tools.tune's runs at the setting chosen on validation data (audit tune)
             parts = cfg["method"].split("+")
             base = "+".join(p for p in parts if p != "frobenius") or "vanilla"
             arm = "tuned:frobenius" if "frobenius" in parts else "tuned:base"
@@ -303,7 +303,7 @@ def collect(results="results/audit", metric: Optional[str] = None) -> pd.DataFra
                         and records.read_json(base_rec_path).get("test") != rec.get("base_test")):
                     raise ValueError(f"{path}: made from another checkpoint of its base "
                                      f"{base_rec_path} (the base's test metrics differ): it does "
-                                     f"not pair with it; rerun it (python -m dirlib.audit run)")
+                                     f"not pair with it; rerun it (python -m dirlib audit run)")
             if base_method.endswith("+frobenius_reg"):
                 base, arm_prefix = base_method[: -len("+frobenius_reg")], "phase1>"
             else:
@@ -494,7 +494,7 @@ def divergence_sentence(health: pd.DataFrame, dataset: str) -> str:
 def dataset_answer(df: pd.DataFrame, dataset: str, table: Optional[pd.DataFrame] = None,
                    health: Optional[pd.DataFrame] = None) -> str:
     """One dataset's answer: the primary family's corrected verdicts
-    (:func:`dirlib.audit_primary.dataset_paragraph`), then the exploratory effects and, with
+    (:func:`dirlib.paper.audit_primary.dataset_paragraph`), then the exploratory effects and, with
     ``health`` (:func:`health_table`), how often the code protocol's fine-tunes diverged."""
     from .audit_primary import dataset_paragraph, primary_table
     table = primary_table(df) if table is None else table
@@ -533,7 +533,7 @@ def answer(df: pd.DataFrame, health: Optional[pd.DataFrame] = None) -> str:
 def published_bases(root=None) -> dict:
     """The published post-hoc script's base-loading counts (``results/published-bases.json``)."""
     import json
-    root = Path(root) if root is not None else Path(__file__).resolve().parent.parent
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
     return json.loads((root / "results" / "published-bases.json").read_text())
 
 
@@ -557,7 +557,7 @@ def summary_block(df: pd.DataFrame, image: str, root=None) -> str:
     return "\n".join(lines)
 
 
-ANSWER_BEGIN = "<!-- audit-answer:begin (generated by python -m dirlib.audit tables; do not edit) -->"
+ANSWER_BEGIN = "<!-- audit-answer:begin (generated by python -m dirlib audit tables; do not edit) -->"
 ANSWER_END = "<!-- audit-answer:end -->"
 #: the files whose answer block :func:`update_answer` regenerates, with the forest plot's path from
 #: each (relative to the repository)
@@ -603,7 +603,7 @@ def update_answer(results="results/audit", files=None, root=None, check=False) -
     """Regenerate the answer block (:data:`ANSWER_BEGIN` ... :data:`ANSWER_END`) in ``files`` and
     the forest plot. Returns the files that were (``check``: would be) out of date."""
     from .results import replace_block
-    root = Path(root) if root is not None else Path(__file__).resolve().parent.parent
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
     files = ANSWER_FILES if files is None else files
     df = collect(results)
     stale = []
@@ -763,7 +763,7 @@ def norm_fit_table(results="results/audit") -> pd.DataFrame:
 
 
 def health_table(results="results/audit") -> pd.DataFrame:
-    """Every held-out fine-tune of the code-family arms (:func:`dirlib.posthoc.fine_tune_health`):
+    """Every held-out fine-tune of the code-family arms (:func:`dirlib.paper.posthoc.fine_tune_health`):
     the norm term / task loss in its first and last epoch, the held-out half's error at its start
     and after its last epoch, and whether it ended worse than it started. Records made before the
     start was stored use the base run's whole-validation error as the start (``start from``)."""
@@ -840,7 +840,7 @@ def write_tables(results="results/audit", out="results/tables/audit") -> list:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dirlib.audit", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m dirlib audit", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="train and post-process every arm (resumable)")
@@ -857,7 +857,7 @@ def main(argv=None) -> int:
     r.add_argument("--verify-bases", action="store_true",
                    help="retrain every base; rerun the arms of one that does not reproduce")
     tu = sub.add_parser("tune", help="the tuned arms (Q5): the base and the text's method, each "
-                                     "tuned on validation data with the same budget (dirlib.tune)")
+                                     "tuned on validation data with the same budget (dirlib.tools.tune)")
     tu.add_argument("--dataset", required=True, choices=sorted(PLANS))
     tu.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     tu.add_argument("--trials", type=int, default=4)
@@ -895,7 +895,7 @@ def main(argv=None) -> int:
     if a.check:
         stale = update_answer(a.results, check=True)
         for path in stale:
-            print(f"{path}: the audit answer is out of date; run python -m dirlib.audit tables",
+            print(f"{path}: the audit answer is out of date; run python -m dirlib audit tables",
                   file=sys.stderr)
         return 1 if stale else 0
     for path in write_tables(a.results, a.out):

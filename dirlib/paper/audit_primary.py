@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .datasets import main_metric, title
-from .stats import paired_difference
+from ..datasets import main_metric, title
+from ..stats import paired_difference
 
 ALPHA = 0.05
 POWER = 0.8
@@ -118,7 +118,7 @@ def paper_effect(dataset: str, base: str, shot: str):
 def primary_table(df: pd.DataFrame, alpha: float = ALPHA, min_seeds: int = MIN_SEEDS,
                   paper: bool = True) -> pd.DataFrame:
     """One row per planned cell with at least ``min_seeds`` paired seeds in ``df``
-    (:func:`dirlib.audit.collect`): the paired mean difference, its sd, the uncorrected 95% interval
+    (:func:`dirlib.paper.audit.collect`): the paired mean difference, its sd, the uncorrected 95% interval
     (``lo95``, ``hi95``), the corrected interval at ``level = 1 - alpha / m`` (``lo``, ``hi``),
     ``p``, Holm's adjusted p (``p_holm``), the ``verdict`` (``lower error`` / ``higher error`` /
     ``no effect``), the minimum detectable effect at the corrected level (``mde``) and the paper's

@@ -2,9 +2,9 @@
 
 ::
 
-    python -m dirlib.book list                                   # the notebooks book/_toc.yml lists
-    python -m dirlib.book run --params quick|full|FILE.json [--only NAME ...] [--set KEY=JSON ...]
-    python -m dirlib.book build [--params quick] [--no-run] [--no-strict]
+    python -m dirlib book list                                   # the notebooks book/_toc.yml lists
+    python -m dirlib book run --params quick|full|FILE.json [--only NAME ...] [--set KEY=JSON ...]
+    python -m dirlib book build [--params quick] [--no-run] [--no-strict]
 
 * Notebooks are MyST Markdown files ``notebooks/<name>.md`` (jupytext); the book's pages are their
   executed copies ``book/_exec/<name>.ipynb`` (gitignored). A notebook is part of the book when
@@ -28,9 +28,9 @@
   when present; without it the build still works, with a warning, and the pages load MathJax and the
   widget manager from CDNs.
 
-The notebooks resolve their ``DATASET`` and build their configs with :mod:`dirlib.runs`
-(:func:`~dirlib.runs.resolve_dataset`, :func:`~dirlib.runs.has_data`,
-:func:`~dirlib.runs.make_config`); no library module imports this runner.
+The notebooks resolve their ``DATASET`` and build their configs with :mod:`dirlib.paper.runs`
+(:func:`~dirlib.paper.runs.resolve_dataset`, :func:`~dirlib.paper.runs.has_data`,
+:func:`~dirlib.paper.runs.make_config`); no library module imports this runner.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BOOK = ROOT / "book"
 NOTEBOOKS = ROOT / "notebooks"
 EXEC = BOOK / "_exec"
@@ -413,7 +413,7 @@ def write_execution_page(dest: Path = EXEC / "docs" / "execution.md") -> Path:
     rows = execution_rows()
     cols = ["notebook", "status", "parameter set", "parameters", "run time (s)", "finished (UTC)"]
     lines = ["# Execution status", "",
-             "Every page of this book is a notebook executed by `python -m dirlib.book run` with "
+             "Every page of this book is a notebook executed by `python -m dirlib book run` with "
              "papermill, then rendered. This table is written by the build from its own timings "
              "(`book/_exec/timings.json`). `DATA_DIR=\"set\"` means the page found the real data; "
              "the pages that read stored records name them in their source boxes.", "",
@@ -468,7 +468,7 @@ def build(params: str = "quick", only: Optional[Sequence[str]] = None, run_first
         run(params, only=only, timeout=timeout, log=log)
     missing = [n for n in toc_notebooks() if not (EXEC / f"{n}.ipynb").is_file()]
     if missing:
-        raise BookError(f"no executed copy of {missing} in {EXEC}: run `python -m dirlib.book run` first")
+        raise BookError(f"no executed copy of {missing} in {EXEC}: run `python -m dirlib book run` first")
     staged = stage_docs()
     write_execution_page()
     for d, ok in staged.items():
@@ -496,7 +496,7 @@ def build(params: str = "quick", only: Optional[Sequence[str]] = None, run_first
 
 # ----------------------------------------------------------------------------------- CLI
 def _kv(items) -> dict:
-    from .cli import _kv as parse_kv
+    from ..cli_args import parse_kv
     try:
         return parse_kv(items)
     except Exception as e:   # argparse.ArgumentTypeError from the shared parser
@@ -504,7 +504,7 @@ def _kv(items) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dirlib.book", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m dirlib book", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="the notebooks book/_toc.yml lists")

@@ -1,12 +1,12 @@
 """The numbers behind the paper's figures and tables, computed from run records: shot tables
 (Fig. 1), per-label norms and training MAE (Figs. 2/5), training curves (Fig. 3), the paper's
 tables beside the reproduction's (Tables 1-3) and the paired base comparisons. The records come
-from :mod:`dirlib.runs`, the plots are :mod:`dirlib.plots`, the formatting :mod:`dirlib.naming`.
+from :mod:`dirlib.paper.runs`, the plots are :mod:`dirlib.paper.plots`, the formatting :mod:`dirlib.paper.naming`.
 
 Choices (not in the paper):
 
 * Fig. 1 error bars are the sample standard deviation over seeds (``ddof=1``,
-  :func:`dirlib.results.summary_table`); a single seed has no bar.
+  :func:`dirlib.paper.results.summary_table`); a single seed has no bar.
 * Figs. 2/5 and 3 show one run (the lowest seed present), as the paper's figures show one model.
   The bars are per-label training MAE and the line the per-label prototype norm
   ``||mean_i z_i||`` of the un-augmented training set (``train_per_label`` of the run record, from
@@ -23,7 +23,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from .datasets import main_metric  # noqa: F401  (pages call figs.main_metric)
+from ..datasets import main_metric  # noqa: F401  (pages call figs.main_metric)
 from .naming import METRIC_DIGITS, METRIC_NAMES, SHOT_NAMES, display_name, format_mean_std  # noqa: F401
 from .runs import Runs, RunSpec, repo_relative, cached_runs, run_spec, scratch_dir, train_runs
 
@@ -104,7 +104,7 @@ def fig25_specs(results_dir, dataset: str):
 # ----------------------------------------------------------------------------------- Fig. 1
 def shot_table(runs: Runs, metrics: Optional[Sequence[str]] = None, split: str = "test"
                ) -> pd.DataFrame:
-    """Mean and sample std over seeds per run x shot (:func:`dirlib.results.summary_table` on each
+    """Mean and sample std over seeds per run x shot (:func:`dirlib.paper.results.summary_table` on each
     run's records). Columns ``label, method, shot, n_seeds, seeds, n, <metric>_mean, <metric>_std``;
     rows in the order of ``runs.specs``, shots all/many/median/few."""
     from .results import summary_table
@@ -280,7 +280,7 @@ def paper_table_rows(table: int, metric: str) -> Dict[str, Dict[str, float]]:
 def table_specs(table: int, methods: Optional[Sequence[str]] = None) -> List[RunSpec]:
     """The dirlib runs behind a paper table: one per row that dirlib implements
     (:data:`PAPER_METHODS`), in the paper's order; ``methods`` (dirlib names) restricts them."""
-    from .methods import catalog
+    from ..methods import catalog
     out, seen = [], set()
     for row in paper_rows(table):
         m = PAPER_METHODS.get(row)
@@ -403,7 +403,7 @@ BASE_PAIRS = (("frobenius", "vanilla"), ("lds+frobenius", "lds"), ("ranksim+frob
 def base_effects(runs: "Runs", metric: Optional[str] = None, pairs=BASE_PAIRS,
                  shots=("all", "many", "median", "few")) -> List[tuple]:
     """``(method, base, effects)`` for each (method, base) in ``pairs`` with records in ``runs``:
-    the paired differences per shot of :func:`dirlib.results.paired_effects`."""
+    the paired differences per shot of :func:`dirlib.paper.results.paired_effects`."""
     from .results import paired_effects
     metric = metric or main_metric(runs.dataset)
     by_method = {s.method: runs.records[s.label] for s in runs.present() if s.loss is None}

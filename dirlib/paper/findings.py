@@ -3,7 +3,7 @@
 Each function takes the data a page draws (a shot table, run records, training curves) and returns
 plain text built from those numbers, so a finding cannot go stale: rerun the page and the sentence
 follows the runs. :func:`intro_block` gathers the findings of the stored records for the book's
-introduction and the README (``python -m dirlib.findings [--check]``).
+introduction and the README (``python -m dirlib findings [--check]``).
 
 >>> import pandas as pd
 >>> t = pd.DataFrame({"label": ["A"] * 3 + ["B"] * 3, "shot": ["many", "median", "few"] * 2,
@@ -60,8 +60,8 @@ def box(text, title: str = "Finding", markdown: bool = False):
 # ----------------------------------------------------------------------------------- Fig. 1
 def shot_gap_finding(table: pd.DataFrame, metric: str, dataset: str) -> str:
     """Fig. 1: do the median- and few-shot errors exceed the many-shot error for every method, and by
-    how much (the ratios of the mean test errors, :func:`dirlib.figures.shot_gaps`)? ``table`` has
-    ``label, shot, <metric>_mean`` (:func:`dirlib.figures.shot_table`)."""
+    how much (the ratios of the mean test errors, :func:`dirlib.paper.figures.shot_gaps`)? ``table`` has
+    ``label, shot, <metric>_mean`` (:func:`dirlib.paper.figures.shot_table`)."""
     gaps = shot_gaps(table, metric)
     if not len(gaps):
         return f"On {dataset_name(dataset)}, there are no runs to compare."
@@ -95,7 +95,7 @@ def _ordinal(v) -> Optional[bool]:
 def premise_finding(label: str, score: dict, dataset: str) -> str:
     """Figs. 2/5: does the paper's premise hold for one run, that the prototype norms are ordinal over
     the many-shot labels and not over the others? ``score`` is the run's ordinality score
-    (:func:`dirlib.figures.ordinality`); ordinal means ``|Spearman| >= ORDINAL_RHO``."""
+    (:func:`dirlib.paper.figures.ordinality`); ordinal means ``|Spearman| >= ORDINAL_RHO``."""
     rho = {s: score.get(f"spearman_{s}") for s in ("many", "median", "few")}
     shown = ", ".join(f"{s} {_num(v)}" for s, v in rho.items() if v is not None)
     head = (f"On {dataset_name(dataset)}, {label}'s prototype norms have a Spearman correlation with the label of "
@@ -150,7 +150,7 @@ def settle_finding(curves: pd.DataFrame, dataset: str, label: str, tol: float = 
                    lr_drops: Sequence[int] = ()) -> str:
     """Fig. 3: the epoch from which each shot's training MAE stays within ``tol`` of its final value,
     next to the paper's "the majority converges at epoch ≈ 40". ``curves`` is
-    :func:`dirlib.figures.training_curves`; ``lr_drops``: the epochs after which the learning rate
+    :func:`dirlib.paper.figures.training_curves`; ``lr_drops``: the epochs after which the learning rate
     drops (the run's ``lr_milestones``), which a settling epoch may simply follow."""
     epochs = int(curves["epoch"].max())
     settle = {}
@@ -191,7 +191,7 @@ def settle_finding(curves: pd.DataFrame, dataset: str, label: str, tol: float = 
 def base_finding(comparisons: Sequence[Tuple[str, Dict[str, object]]], metric: str, dataset: str,
                  digits: int = 2, subject: str = "the method", contrast: str = "method minus base") -> str:
     """Tables: does the method beat its base per shot? ``comparisons`` holds ``(name, effects)``
-    pairs, ``effects`` from :func:`dirlib.results.paired_effects`. Lower is better unless the metric is Pearson."""
+    pairs, ``effects`` from :func:`dirlib.paper.results.paired_effects`. Lower is better unless the metric is Pearson."""
     if not comparisons:
         return f"On {dataset_name(dataset)}, no run of the method has its base stored beside it."
     from .results import HIGHER_IS_BETTER
@@ -243,7 +243,7 @@ def norm_fit_finding(labels, observed, predicted, shots, counts, dataset: str) -
 # ----------------------------------------------------------------------------------- section 3.2
 def ridge_finding(lam: float, slopes: Sequence[float], labels=None) -> str:
     """The explore page: the error of one shared ridge regressor for norm profiles of each slope
-    (:func:`dirlib.ridge.shared_ridge_fit` over :func:`dirlib.ridge.label_norms`)."""
+    (:func:`dirlib.paper.ridge.shared_ridge_fit` over :func:`dirlib.paper.ridge.label_norms`)."""
     labels = np.arange(1, 11, dtype=float) if labels is None else np.asarray(labels, dtype=float)
     rmse = {sl: float(shared_ridge_fit(labels, label_norms(labels, sl), lam)["rmse"]) for sl in slopes}
     best = min(rmse, key=rmse.get)
@@ -257,7 +257,7 @@ def ridge_finding(lam: float, slopes: Sequence[float], labels=None) -> str:
 # ----------------------------------------------------------------------------------- setup
 def recipe_finding(recipes: pd.DataFrame) -> str:
     """The choices page: how the stored records were trained, one clause per recipe of
-    :func:`dirlib.results.stored_recipes`."""
+    :func:`dirlib.paper.results.stored_recipes`."""
     if not len(recipes):
         return "No completed run records are stored."
     parts = []
@@ -291,12 +291,12 @@ def bench_finding(rows: Sequence[dict]) -> str:
 
 
 # ----------------------------------------------------------------------------------- the intro
-BEGIN = "<!-- page-findings:begin (generated by python -m dirlib.findings; do not edit) -->"
+BEGIN = "<!-- page-findings:begin (generated by python -m dirlib findings; do not edit) -->"
 END = "<!-- page-findings:end -->"
 
 
 def fig1_finding(runs) -> str:
-    """:func:`shot_gap_finding` for a page's :class:`dirlib.runs.Runs`."""
+    """:func:`shot_gap_finding` for a page's :class:`dirlib.paper.runs.Runs`."""
     metric = figs.main_metric(runs.dataset)
     return shot_gap_finding(figs.shot_table(runs, metrics=(metric,)), metric, runs.dataset)
 
@@ -357,7 +357,7 @@ def dataset_findings(results_dir, dataset: str) -> Dict[str, str]:
 
 
 def table_comparisons(runs, metric: str) -> List[Tuple[str, Dict[str, object]]]:
-    """``(base name, effects)`` of :func:`dirlib.figures.base_effects` on the median and few shots."""
+    """``(base name, effects)`` of :func:`dirlib.paper.figures.base_effects` on the median and few shots."""
     return [(figs.display_name(b), eff)
             for _, b, eff in figs.base_effects(runs, metric, shots=("median", "few"))]
 
@@ -387,8 +387,8 @@ def intro_block(results_dir, link: str = "doc") -> str:
 
 def main(argv=None) -> int:
     import argparse
-    root = Path(__file__).resolve().parent.parent
-    p = argparse.ArgumentParser(prog="python -m dirlib.findings",
+    root = Path(__file__).resolve().parents[2]
+    p = argparse.ArgumentParser(prog="python -m dirlib findings",
                                 description="regenerate the findings block of book/intro.md from results/")
     p.add_argument("--results", default=str(root / "results"))
     p.add_argument("--check", action="store_true", help="fail when the committed block is stale")
@@ -398,7 +398,7 @@ def main(argv=None) -> int:
     target = root / "book" / "intro.md"
     if a.check:
         if not replace_block(target, BEGIN, END, block, check=True):
-            print(f"{target.name}: the findings block is stale: run python -m dirlib.findings")
+            print(f"{target.name}: the findings block is stale: run python -m dirlib findings")
             return 1
         return 0
     replace_block(target, BEGIN, END, block)

@@ -31,7 +31,7 @@ METRIC_NAMES = {"mae": "MAE", "gm": "GM", "mse": "MSE", "pearson": "Pearson"}
 def dataset_name(dataset: str) -> str:
     """``"utkface-dir"`` -> ``"UTKFace-DIR"`` (its dataset file's ``TITLE``); an unknown id is
     returned as it is."""
-    from .datasets import title
+    from ..datasets import title
     return title(dataset)
 
 

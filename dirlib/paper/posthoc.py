@@ -56,13 +56,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import records
-from .checkpoint import load as load_checkpoint
-from .experiment import earlier_attempts, recorded
-from .data.base import SHOTS, DIRData, SubsetItems
-from .methods.options import family
-from .metrics import shot_metrics
-from .train import RunConfig, fit, make_loader, predict, resolve_device, seed_everything
+from .. import records
+from ..checkpoint import load as load_checkpoint
+from ..experiment import earlier_attempts, recorded
+from ..data.base import SHOTS, DIRData, SubsetItems
+from ..methods.options import family
+from ..metrics import shot_metrics
+from ..train import (RunConfig, fit, make_loader, optimizer_step, predict, resolve_device,
+                     seed_everything)
 
 VARIANTS = ("text", "text-no-norm", "code", "code-no-norm", "code-fitted", "code-from-scratch")
 #: the variants that run the published code's fine-tune on the validation split
@@ -194,9 +195,7 @@ def fit_softplus_norm_net(labels, norms, *, epochs, snapshots=(), lr=1e-3, weigh
             order = torch.randperm(len(x), generator=g)
             for start in range(0, len(x), batch_size):
                 j = order[start:start + batch_size]
-                opt.zero_grad(set_to_none=True)
-                F.mse_loss(net(x[j]), t[j]).backward()
-                opt.step()
+                optimizer_step(opt, F.mse_loss(net(x[j]), t[j]))
             if epoch in snapshots:
                 snaps[epoch] = copy.deepcopy(net).eval()
     return net.eval(), snaps
@@ -257,7 +256,7 @@ def fit_softplus_norm_net_converged(labels, norms, *, max_iter: int = 1000):
         net.linear.weight.fill_(float(w))
         net.linear.bias.fill_(float(b))
     return net.eval(), {"iterations": int(opt.state[opt._params[0]]["n_iter"]), "grad_norm": grad,
-                        "loss": float(loss)}
+                        "loss": float(loss.detach())}
 
 
 def per_label_sample_norms(model, data: DIRData, cfg: RunConfig, device, *, augmented=True):
@@ -265,7 +264,7 @@ def per_label_sample_norms(model, data: DIRData, cfg: RunConfig, device, *, augm
     training augmentation when ``augmented``; the model in eval mode, no grad), and the counts.
     NaN for bins without training samples. This is the published code's per-label "Frobenius norm"
     (the mean of the norms, not the norm of the mean)."""
-    from .diagnostics import collect_features
+    from ..diagnostics import collect_features
     ds = data.train if augmented else data.train_eval
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)  # the augmentation's draws
@@ -326,7 +325,11 @@ def code_finetune(model, data: DIRData, fit_idx, cfg: RunConfig, pc: PosthocConf
     targets), ``norm_to_task`` (their ratio), ``test`` shot metrics and, with ``heldout_idx``,
     ``heldout`` shot metrics on those validation items.
 
-    Only ``data.val`` items reach the optimiser here; the training split is never read."""
+    Only ``data.val`` items reach the optimiser here; the training split is never read.
+
+    Why not :func:`dirlib.train.fit`: this loop is the published script's (``post_hoc_train.py``):
+    a plain MSE task loss whatever the base's loss, its own optimiser, batch size and shuffling, and
+    a test evaluation after every epoch. It shares the optimiser step (:func:`optimizer_step`)."""
     fit_idx = np.asarray(fit_idx, dtype=np.int64)
     items = SubsetItems(data.val, fit_idx)
     bins_all = torch.as_tensor(data.binning.index(data.val_labels[fit_idx]), dtype=torch.long)
@@ -353,9 +356,7 @@ def code_finetune(model, data: DIRData, fit_idx, cfg: RunConfig, pc: PosthocConf
                 loss = loss + norm_term
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"code fine-tune: loss became {float(loss)} at epoch {epoch}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            optimizer_step(opt, loss)
             tot += float(loss.detach())
             tot_norm += float(norm_term.detach())
             tot_task += float(task.detach())
@@ -460,8 +461,8 @@ def load_base(base_dir, data: Optional[DIRData] = None, data_dir=None, check: bo
     ``from_scratch``: no checkpoint is read; the model is the base's architecture at the random
     initialisation its run started from (``seed_everything(seed)`` then ``build_model``, as
     :func:`dirlib.train.fit` does)."""
-    from .experiment import apply_subset, load_for_config
-    from .models import build_model
+    from ..experiment import apply_subset, load_for_config
+    from ..models import build_model
     base_dir = Path(base_dir)
     rec_path = base_dir / "run.json"
     if not rec_path.exists():
@@ -489,7 +490,7 @@ def load_base(base_dir, data: Optional[DIRData] = None, data_dir=None, check: bo
     if not ckpt.exists():
         raise FileNotFoundError(
             f"posthoc: the base run's checkpoint {ckpt} is missing (checkpoints are not committed); "
-            f"rerun the base with the same config into {base_dir}: python -m dirlib.audit run "
+            f"rerun the base with the same config into {base_dir}: python -m dirlib audit run "
             f"recreates it")
     data = load_for_config(cfg, data_dir) if data is None else apply_subset(cfg, data)
     _check_data(rec, data, rec_path)
@@ -576,8 +577,8 @@ def run_posthoc(base_dir, variant: str, out_dir, *, data: Optional[DIRData] = No
 def _run_text(cfg, data, model, pc: PosthocConfig, out_dir: Path, device, run_key: str) -> dict:
     """The paper's text protocol: its phases 2 and 3 (:mod:`dirlib.methods.frobenius`) on the
     trained base model."""
-    from .methods import build_method
-    from .methods.frobenius import alignment_spec, norm_targets
+    from ..methods import build_method
+    from ..methods.frobenius import alignment_spec, norm_targets
     spec = build_method(cfg, data)
     if spec.phases is not None:
         raise ValueError(f"posthoc: the base method {cfg.method!r} is multi-phase")

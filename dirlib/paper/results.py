@@ -3,7 +3,7 @@
 * :func:`load_records` reads every ``**/run.json`` under a results folder (records written by
   :mod:`dirlib.experiment` / :mod:`dirlib.records`) and filters them by dataset, method, status or
   any other config key. Records under an ``audit/`` folder (:data:`SEPARATE_FOLDERS`, the gains
-  audit of :mod:`dirlib.audit`) are not read.
+  audit of :mod:`dirlib.paper.audit`) are not read.
 * :func:`summary_table` aggregates records into mean and standard deviation over seeds, one row per
   method x shot. It refuses (``ValueError``) to mix records that are not comparable: different data
   (``data_hash``), or configs that differ in anything but the seed and the run-time-only keys in
@@ -11,7 +11,7 @@
   warning.
 * :func:`write_table` writes a table as CSV atomically (temporary file + rename).
 * :func:`paper_table` reads the paper's Tables 1-3 from ``results/paper_tables.csv``.
-* ``python -m dirlib.results tables --results results/ --out results/tables/`` regenerates every
+* ``python -m dirlib results tables --results results/ --out results/tables/`` regenerates every
   table (:func:`regenerate_tables`).
 
 Choices: the standard deviation is the sample one (``ddof=1``) over seeds, NaN for a single seed
@@ -32,7 +32,7 @@ from typing import Iterable, Optional, Sequence, Tuple, Union
 import numpy as np
 import pandas as pd
 
-from .datasets import find as find_dataset
+from ..datasets import find as find_dataset
 
 SHOTS_ALL = ("all", "many", "median", "few")
 #: config keys that do not change what a run computes (ignored when checking comparability)
@@ -40,7 +40,7 @@ RUNTIME_KEYS = ("seed", "progress", "device", "num_workers",
                 "encoder_weights")   # a user encoder seeded per seed starts from other weights
 #: the metrics each dataset's table reports (the paper's Tables 1-3); others: MAE and GM
 
-PAPER_TABLES = Path(__file__).resolve().parent.parent / "results" / "paper_tables.csv"
+PAPER_TABLES = Path(__file__).resolve().parents[2] / "results" / "paper_tables.csv"
 def table_metrics(dataset: str) -> tuple:
     """The metrics a dataset's table reports (its file's ``TABLE_METRICS``: MSE and Pearson on
     STS-B-DIR, as the paper's Table 3; MAE and GM otherwise)."""
@@ -49,7 +49,7 @@ def table_metrics(dataset: str) -> tuple:
 
 
 #: sub-folders of a results folder that hold other kinds of records (the gains audit's base runs and
-#: post-hoc arms, ``dirlib.audit``): left out of the method tables unless the folder is named itself
+#: post-hoc arms, ``dirlib.paper.audit``): left out of the method tables unless the folder is named itself
 SEPARATE_FOLDERS = ("audit", "reproduce-check")
 INDEX_COLUMNS = ["table", "dataset", "n_records", "n_methods", "methods", "seeds", "data_hash", "file"]
 
@@ -67,10 +67,10 @@ def record_problem(path, rec) -> Optional[str]:
     """Why the record ``rec`` read from ``path`` cannot be trusted, or None: not a run record, or a
     ``config_hash`` that is not the hash of its ``config`` (a post-hoc record: of its post-hoc config
     and its base's hash), i.e. a config edited by hand."""
-    from .records import stable_hash
+    from ..records import stable_hash
     if not isinstance(rec, dict) or not isinstance(rec.get("config"), dict):
         return "not a run record (no 'config' object)"
-    from .records import provenance_problem
+    from ..records import provenance_problem
     why = provenance_problem(path, rec)
     if why and why != "dirty":
         return why
@@ -153,7 +153,7 @@ def load_records(results_dir, dataset: Optional[str] = None,
 def comparable_config(config: dict) -> dict:
     """``config`` without the keys that may differ between seeds of one experiment, in its JSON form
     (a tuple and a list of the same values are the same setting)."""
-    from .records import to_jsonable
+    from ..records import to_jsonable
     return {k: v for k, v in to_jsonable(config).items() if k not in RUNTIME_KEYS}
 
 
@@ -164,7 +164,7 @@ METHOD_KEYS = ("method", "method_kwargs", "loss", "seed")
 def protocol_key(config: dict) -> str:
     """Hash of the config without the method-level and run-time keys: the experimental protocol
     (dataset, epochs, image size, model ...) that runs of different methods share."""
-    from .records import stable_hash
+    from ..records import stable_hash
     return stable_hash({k: v for k, v in comparable_config(config).items() if k not in METHOD_KEYS})
 
 
@@ -195,7 +195,7 @@ def _name(rec: dict) -> str:
 def _config_hash(rec: dict) -> str:
     if rec.get("config_hash"):
         return str(rec["config_hash"])
-    from .records import stable_hash
+    from ..records import stable_hash
     return stable_hash(rec["config"])
 
 
@@ -337,7 +337,7 @@ def format_table(df: pd.DataFrame, metrics: Optional[Sequence[str]] = None, digi
 def write_table(df: pd.DataFrame, path) -> Path:
     """Write ``df`` as CSV (no index, floats with 10 significant digits) atomically: a temporary file
     in the same folder renamed over ``path``, so a reader never sees half a table."""
-    from .records import write_text_atomic
+    from ..records import write_text_atomic
     return write_text_atomic(path, df.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
 
 
@@ -389,7 +389,7 @@ def paired_effects(method_records: Sequence[dict], base_records: Sequence[dict],
     """Per shot, the paired difference (method - base) of ``metric`` over the seeds both arms have,
     with its 95% t interval (:func:`dirlib.stats.paired_difference`); a shot without finite values
     on both sides is left out."""
-    from .stats import paired_difference
+    from ..stats import paired_difference
     m_recs, b_recs = completed(method_records, warn=False), completed(base_records, warn=False)
     for name, recs in (("method", m_recs), ("base", b_recs)):
         seeds = [r["config"].get("seed") for r in recs]
@@ -455,7 +455,7 @@ def compute_used(records: Sequence[dict]) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------------- README
-README_BEGIN = "<!-- results:begin (generated by python -m dirlib.results readme; do not edit) -->"
+README_BEGIN = "<!-- results:begin (generated by python -m dirlib results readme; do not edit) -->"
 README_END = "<!-- results:end -->"
 #: the order of the rows: the paper's tables, then anything else by name
 README_ORDER = ("vanilla", "inv", "sqinv", "lds", "fds", "lds+fds", "focal", "rrt", "bmc", "gai", "bni",
@@ -492,7 +492,7 @@ def _protocol_text(recs: Sequence[dict]) -> str:
 def dirty_records(recs: Sequence[dict]) -> list:
     """The records written from a tree with uncommitted changes before dirlib stored the diff with
     each record: the commit they name is not exactly the code that ran."""
-    from .records import provenance_problem
+    from ..records import provenance_problem
     return [r for r in recs if provenance_problem(r.get("_path", "run.json"), r) == "dirty"]
 
 
@@ -559,7 +559,7 @@ def replace_block(path, begin: str, end: str, body: str, check: bool = False) ->
     """Replace the text between the marker lines ``begin`` and ``end`` in the file ``path`` with
     ``body`` (the markers stay). ``check``: write nothing, return whether the file is up to date.
     A file without both markers is an error naming the file and the markers."""
-    from .records import write_text_atomic
+    from ..records import write_text_atomic
     path = Path(path)
     text = path.read_text()
     if begin not in text or end not in text:
@@ -597,7 +597,7 @@ def paper_table(table: Optional[int] = None, path=None) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------------- CLI
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dirlib.results",
+    p = argparse.ArgumentParser(prog="python -m dirlib results",
                                 description="Tables from run records.")
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("tables", help="regenerate every table from the run records")
@@ -619,7 +619,7 @@ def main(argv=None) -> int:
                     help="relative tolerance for runs that were not on the CPU")
     a = p.parse_args(argv)
     if a.cmd == "reproduce":
-        from .reproduce import ReproduceError, report, reproduce
+        from ..tools.reproduce import ReproduceError, report, reproduce
         try:
             res = reproduce(a.record, data_dir=a.data_dir, rtol=a.rtol)
         except (ReproduceError, OSError, ValueError) as e:
@@ -639,7 +639,7 @@ def main(argv=None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 1
         if not ok:
-            print(f"{a.readme}: the results block is out of date; run python -m dirlib.results readme --allow-dirty",
+            print(f"{a.readme}: the results block is out of date; run python -m dirlib results readme --allow-dirty",
                   file=sys.stderr)
         return 0 if ok else 1
     try:

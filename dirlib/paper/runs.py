@@ -10,7 +10,7 @@ Where numbers come from (:func:`get_runs`, the same logic on every page)
   the default: a figure never mixes stored runs with runs trained now on other data); tables show
   what is stored (``"any"``), the rest listed in ``Runs.missing``.
 * When the stored records do not cover the page (or ``source="rerun"``), the missing runs are
-  trained as a grid of :mod:`dirlib.sweep` jobs (the one grid runner): ``quick=True`` on synthetic
+  trained as a grid of :mod:`dirlib.tools.sweep` jobs (the one grid runner): ``quick=True`` on synthetic
   data (``dataset="auto"``) or on small subsets of real data (:data:`QUICK_SUBSET`), with few
   epochs, into a scratch folder (:func:`scratch_dir`, ``book/_exec/quick_runs``: gitignored,
   shared by the pages of one build, so a run with the same configuration is trained once);
@@ -33,12 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from .datasets import get as get_dataset
-from .datasets import is_spec
+from ..datasets import get as get_dataset
+from ..datasets import is_spec
 from .naming import dataset_name, display_name
 
 #: the repository (the book's scratch folder and the paths pages show are relative to it)
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 #: the datasets the age figures (the paper's Figs. 1-3, 5 are on AgeDB-DIR) look for, in order
@@ -77,7 +77,7 @@ def resolve_dataset(dataset: str, data_dir=None, prefer: Sequence[str] = ("sts-b
     except ValueError as e:
         raise ValueError(f"DATASET = {dataset!r} is not valid ({e}), or use 'auto'") from None
     if not has_data(dataset, data_dir):
-        from .data import DataNotFoundError
+        from ..data import DataNotFoundError
         raise DataNotFoundError(f"DATASET = {dataset!r} but its files are not under DATA_DIR = "
                                 f"{data_dir or os.environ.get('DIRLIB_DATA')!r}; see README.md#data "
                                 f"(or use DATASET = 'auto' / 'synthetic')")
@@ -94,7 +94,7 @@ def make_config(dataset: str, method: str, *, seed: int = 0, epochs: Optional[in
     """A :class:`~dirlib.train.RunConfig` with the dataset's recipe defaults (``dirlib.cli``). Quick:
     ``epochs`` defaults to 5 on synthetic data and 1 elsewhere, training capped at
     :data:`QUICK_MAX_BATCHES` batches per epoch on real data, no progress bars."""
-    from .train import RunConfig
+    from ..train import RunConfig
     d = {}
     if quick:
         info = get_dataset(dataset)
@@ -171,14 +171,14 @@ class RunSpec:
         return dict(config.get("method_kwargs") or {}) == dict(self.method_kwargs)
 
     def slug(self, dataset: str) -> str:
-        """Folder name: the method (``+`` -> ``_``, as :func:`dirlib.sweep.run_dir`), then a
+        """Folder name: the method (``+`` -> ``_``, as :func:`dirlib.tools.sweep.run_dir`), then a
         suffix for a non-default loss or method arguments."""
         s = self.method.replace("+", "_")
         ov = self.overrides(dataset)
         if "loss" in ov:
             s += f"__loss-{ov['loss']}"
         if "method_kwargs" in ov:
-            from .records import stable_hash
+            from ..records import stable_hash
             s += f"__kw-{stable_hash(ov['method_kwargs'])[:8]}"
         return s
 
@@ -186,7 +186,7 @@ class RunSpec:
 def run_spec(method: str, label: str = "", *, loss: Optional[str] = None,
              method_kwargs: Optional[dict] = None) -> RunSpec:
     """A :class:`RunSpec`; ``method`` is checked against dirlib.methods (clear error on a typo)."""
-    from .methods import parse_method
+    from ..methods import parse_method
     parse_method(method)
     if loss is not None:
         valid = ("mse", "l1", "huber", "focal_l1", "focal_mse")
@@ -232,7 +232,7 @@ def page_datasets(results_dir, dataset: str = "auto", source: str = "cached") ->
 
 # ----------------------------------------------------------------------------------- stored records
 def _group_key(rec: dict) -> str:
-    from .records import stable_hash
+    from ..records import stable_hash
     from .results import comparable_config
     return stable_hash(comparable_config(rec["config"]))
 
@@ -245,7 +245,7 @@ def select_records(records: Sequence[dict], specs: Sequence[RunSpec]) -> Tuple[D
     """Pick, for each spec, the completed records to show: among the records matching it, grouped
     by configuration up to the seed, the largest group (ties: the most recently finished) on the
     data hash that covers the most specs (ties: the most records) and, so that a table never mixes
-    protocols, of the protocol :func:`dirlib.results.main_protocol` picks among the specs'
+    protocols, of the protocol :func:`dirlib.paper.results.main_protocol` picks among the specs'
     records. Returns
     ``({label: records sorted by seed}, notes)``; ``notes`` names what was left out."""
     done = [r for r in records if r.get("status") == "completed"]
@@ -448,7 +448,7 @@ def stored_specs(results_dir, *, dataset: str = "auto", prefer: Sequence[str] = 
                  order: Sequence[str] = ()) -> Tuple[Optional[str], List[RunSpec]]:
     """Every run (method, base loss, method arguments) with a completed record under
     ``results_dir`` on ``dataset`` (``"auto"``: the first of ``prefer``, then synthetic, that has
-    any), of the protocol :func:`dirlib.results.main_protocol` picks. Returns
+    any), of the protocol :func:`dirlib.paper.results.main_protocol` picks. Returns
     ``(dataset or None, specs)``, specs ordered by ``order`` (method names) first."""
     from .results import load_records
     results_dir = Path(results_dir)
@@ -474,7 +474,7 @@ def stored_specs(results_dir, *, dataset: str = "auto", prefer: Sequence[str] = 
         if key not in seen:
             label = display_name(c["method"], loss)
             if kw:
-                from .records import stable_hash
+                from ..records import stable_hash
                 label += f" [{stable_hash(dict(kw))[:6]}]"
             seen[key] = RunSpec(c["method"], label, loss=loss, method_kwargs=kw)
     rank = {m: i for i, m in enumerate(order)}
@@ -517,8 +517,8 @@ def run_config(spec: RunSpec, dataset: str, seed: int, *, quick: bool, epochs: O
 def train_runs(specs: Sequence[RunSpec], seeds: Sequence[int], *, dataset: str, folder, quick: bool,
                epochs: Optional[int] = None, device: str = "auto", data_dir=None, data=None,
                log: Optional[Callable[[str], None]] = None, reason: str = "") -> Runs:
-    """Train every spec x seed on ``dataset`` into ``folder`` as :mod:`dirlib.sweep` jobs
-    (:func:`dirlib.sweep.run_job`, the one grid runner), and collect their records.
+    """Train every spec x seed on ``dataset`` into ``folder`` as :mod:`dirlib.tools.sweep` jobs
+    (:func:`dirlib.tools.sweep.run_job`, the one grid runner), and collect their records.
 
     Layout: ``folder/<dataset>/<spec.slug>/seed<k>/run.json``, with a ``-<config hash>`` suffix on
     the spec folder in quick mode (the scratch folder holds runs of several pages; two configurations
@@ -527,9 +527,9 @@ def train_runs(specs: Sequence[RunSpec], seeds: Sequence[int], *, dataset: str, 
     it (its record keeps the traceback). Checkpoints of completed runs are deleted. Warnings raised
     while training are collected into ``Runs.notes`` (deduplicated) instead of cluttering the page.
     """
-    from . import records as R
-    from .experiment import load_for_config
-    from .sweep import Job, run_job
+    from .. import records as R
+    from ..experiment import load_for_config
+    from ..tools.sweep import Job, run_job
     specs = list(specs)
     folder = Path(folder)
     out = Runs(dataset=dataset, source="trained", folder=str(folder), quick=quick, specs=specs,

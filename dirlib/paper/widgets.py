@@ -10,7 +10,7 @@ import pandas as pd
 
 from .plots import plot_snapshot
 from .runs import QUICK_SUBSET, torch_threads
-from .train import Callback
+from ..train import Callback
 
 
 class SnapshotCallback(Callback):
@@ -29,7 +29,7 @@ class SnapshotCallback(Callback):
     def on_epoch_end(self, st):
         e = st.epoch + 1
         if e in self.epochs:
-            from .train import train_diagnostics
+            from ..train import train_diagnostics
             was = st.model.training
             self.snaps[e] = train_diagnostics(st.model, st.data, st.cfg, st.device)
             st.model.train(was)
@@ -49,7 +49,7 @@ def explore_method(method: str, beta: float) -> Tuple[str, dict]:
 def explore_data(dataset: str, data_dir=None, *, quick: bool = True, seed: int = 0):
     """The data an explorer trains on: the whole set for synthetic data, else (quick) the
     :data:`QUICK_SUBSET` subsets."""
-    from .datasets import get
+    from ..datasets import get
     info = get(dataset)
     kwargs = {"img_size": info.recipe["img_size"]} if info.images else {}
     data = info.load(data_dir=data_dir, **kwargs)
@@ -66,8 +66,8 @@ def explore_run(data, method: str, *, beta: float = 0.0, epochs: int = 10,
     "method": name, "method_kwargs": {...}}`` with snapshots at the ``snapshots`` epochs (default:
     the last). Single-phase methods only (``frobenius``, ``rrt`` ... have their own phases)."""
     from .runs import make_config
-    from .methods import build_method
-    from .train import fit
+    from ..methods import build_method
+    from ..train import fit
     name, mk = explore_method(method, beta)
     snaps = sorted(set(snapshots or [epochs]))
     if snaps[-1] > epochs:

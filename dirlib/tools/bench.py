@@ -68,9 +68,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .data.base import Binning, DIRData, ShotSpec
+from ..data.base import Binning, DIRData, ShotSpec
 from .machine import cpu_model, git_commit, provenance  # noqa: F401  (bench.provenance is used by scripts)
-from .train import (Batch, Callback, DivergenceError, MethodSpec, RunConfig,
+from ..train import (Batch, Callback, DivergenceError, MethodSpec, RunConfig,
                     amp_setup, init_state, model_forward, resolve_device, step_loss,
                     step_update)
 
@@ -137,7 +137,7 @@ def case_utkface_resnet18(batch_size: int = 64, img_size: int = 64, pass_batches
         name="utkface-dir", train=train, val=train, test=train, train_labels=labels,
         val_labels=labels, test_labels=labels, binning=Binning.integer(0, 120), shot_spec=ShotSpec(),
         target_scale=1.0, main_metric="mae", model="resnet18", model_kwargs={"img_size": img_size},
-        info={"generator": "dirlib.bench.case_utkface_resnet18"},
+        info={"generator": "dirlib.tools.bench.case_utkface_resnet18"},
         extra={"two_view": True, "train_two_view": _Items(x, y, two_view=True)})
     cfg = RunConfig(dataset="utkface-dir", method="vanilla", batch_size=batch_size, lr=1e-3,
                     img_size=img_size, seed=seed, progress=False, diagnostics=False)
@@ -174,7 +174,7 @@ def case_stsb_bilstm(batch_size: int = 128, pass_batches: int = 4, seed: int = 0
         name="sts-b-dir", train=train, val=train, test=train, train_labels=labels, val_labels=labels,
         test_labels=labels, binning=Binning.uniform(0, 5, 0.1, float32=True), shot_spec=ShotSpec(),
         target_scale=5.0, main_metric="mse", gm_eps=1e-10, pearson=True, model="bilstm",
-        model_kwargs={"embedding": emb}, info={"generator": "dirlib.bench.case_stsb_bilstm"})
+        model_kwargs={"embedding": emb}, info={"generator": "dirlib.tools.bench.case_stsb_bilstm"})
     cfg = RunConfig(dataset="sts-b-dir", method="vanilla", batch_size=batch_size, lr=1e-3,
                     weight_decay=1e-5, grad_clip=5.0, seed=seed, progress=False, diagnostics=False)
     return CaseSetup("stsb-bilstm", f"BiLSTM (2 x 256 per direction, 50-d embeddings), batch "
@@ -187,7 +187,7 @@ def case_stsb_bilstm(batch_size: int = 128, pass_batches: int = 4, seed: int = 0
 
 
 def case_mlp(batch_size: int = 64, seed: int = 0, **_) -> CaseSetup:
-    from .data.synthetic import load_synthetic
+    from ..data.synthetic import load_synthetic
     data = load_synthetic(seed=seed)
     cfg = RunConfig(dataset="synthetic", method="vanilla", batch_size=batch_size, lr=1e-3,
                     seed=seed, progress=False, diagnostics=False)
@@ -211,14 +211,14 @@ CASES: Dict[str, Callable[..., CaseSetup]] = {
 def skipped_methods() -> Dict[str, str]:
     """Methods the default list leaves out, with the reason (a multi-phase method is timed by
     its phase that declares a spec: :func:`bench_spec`)."""
-    from .methods import catalog
+    from ..methods import catalog
     return {k: v for k, v in SKIPPED.items() if k in catalog()}
 
 
 def default_methods() -> List[str]:
     """``vanilla``, then every method except :func:`skipped_methods`, then
     :data:`EXTRA_METHODS`."""
-    from .methods import method_names
+    from ..methods import method_names
     skip = skipped_methods()
     names = [n for n in method_names() if n != "vanilla" and n not in skip]
     return ["vanilla"] + names + [m for m in EXTRA_METHODS if m not in names]
@@ -234,7 +234,7 @@ def bench_spec(method: str, spec: MethodSpec):
     linear probe costs less than a vanilla step)."""
     if spec.phases is None:
         return method, spec
-    from .methods import catalog, parse_method
+    from ..methods import catalog, parse_method
     multi = next(p for p in parse_method(method) if catalog()[p].multi_phase)
     timed = next((ph for ph in spec.phases if ph.spec is not None), None)
     if timed is None:
@@ -409,19 +409,47 @@ def bench_case(case: CaseSetup, methods: Sequence[str], *, device="cpu", repeats
                warmup: int = 1, phases: bool = True, fds_pass: bool = True, amp: bool = False,
                channels_last: bool = False, seed: int = 0, log: Callable = print) -> dict:
     """Time ``methods`` on ``case``; returns ``{"rows": [...], "raw_ms": {label: [...]}}`` and prints
-    one line per row (see the module docstring)."""
-    from .methods import build_method
-    from .models import build_model
+    one line per row (see the module docstring). The stages, in order: build one runner per method
+    (:func:`_build_runners`), time FDS's per-epoch pass (:func:`_time_fds_passes`), time the paper's
+    phase 2 and add a phase-3 runner, time every runner's step round-robin with its memory
+    (:func:`_time_steps`), time the extra losses alone (:func:`_extra_loss_overheads`), and write
+    the rows (:func:`_case_rows`)."""
     device = resolve_device(device) if isinstance(device, str) else torch.device(device)
     if methods[0] != "vanilla":
         raise ValueError("the first method must be 'vanilla' (ratios are to it)")
     base = dataclasses.replace(case.cfg, device=str(device), amp=amp, channels_last=channels_last)
+    pass_loader = DataLoader(case.data.train, batch_size=base.batch_size, shuffle=False)
+    errors: Dict[str, str] = {}
+    runners, make, frob = _build_runners(case, methods, base, device, seed, pass_loader, errors)
+    fds_pass_s = _time_fds_passes(runners, pass_loader, device, fds_pass, errors)
+    phase2 = None
+    if phases and frob is not None:
+        try:
+            phase2, p3 = _phase2(case, frob, base, device, make)
+            runners.append(p3)
+        except Exception as e:
+            errors["frobenius:phase2"] = f"{type(e).__name__}: {e}"
+    raw, mem, failed = _time_steps(case, runners, warmup, repeats, seed, errors)
+    van_med = float(np.median(raw["vanilla"]))
+    _extra_loss_overheads(runners, failed, mem, van_med)
+    rows = _case_rows(case, runners, raw, mem, failed, fds_pass_s, phase2, base, len(pass_loader),
+                      errors)
+    for d in rows:
+        log(format_row(d))
+    return {"rows": rows, "raw_ms": {k: [t * 1e3 for t in v] for k, v in raw.items()},
+            "vanilla_ms": van_med * 1e3, "title": case.title, "notes": case.notes,
+            "n_rounds": repeats * case.repeat_factor}
+
+
+def _build_runners(case: CaseSetup, methods, base: RunConfig, device, seed: int, pass_loader,
+                   errors: dict):
+    """One :class:`MethodBench` per method, all from one initial model (Vanilla first); a method
+    that cannot be built is reported in ``errors``, not hidden. Returns the runners, ``make``
+    (which builds another runner the same way) and the runner of ``frobenius`` (or ``None``)."""
+    from ..methods import build_method
+    from ..models import build_model
     torch.manual_seed(seed)
     init = build_model(base.model or case.data.model, **{**case.data.model_kwargs, **base.model_kwargs})
-    pass_loader = DataLoader(case.data.train, batch_size=base.batch_size, shuffle=False)
-    runners: List[MethodBench] = []
-    errors: Dict[str, str] = {}
-    frob: Optional[MethodBench] = None
 
     def make(label, method, spec=None, cfg=None):
         cfg = cfg or dataclasses.replace(base, method=method)
@@ -434,23 +462,24 @@ def bench_case(case: CaseSetup, methods: Sequence[str], *, device="cpu", repeats
         return MethodBench(label, cfg, case.data, spec, copy.deepcopy(init), device, x, case.y,
                            case.idx, train_loader=pass_loader)
 
+    runners: List[MethodBench] = []
+    frob = None
     for m in methods:
-        label = m
         try:
-            r = make(label, m)
-            label = r.label
-            runners.append(r)
-            if m == "frobenius":
-                frob = r
-        except Exception as e:  # a method that cannot be built is reported, not hidden
-            errors[label] = f"{type(e).__name__}: {e}"
+            runners.append(make(m, m))
+        except Exception as e:
+            errors[m] = f"{type(e).__name__}: {e}"
+            continue
+        if m == "frobenius":
+            frob = runners[-1]
     if not runners or runners[0].label != "vanilla":
         raise RuntimeError(f"{case.name}: vanilla could not be built: {errors.get('vanilla')}")
+    return runners, make, frob
 
-    rows: List[dict] = []
-    extra_rows: List[dict] = []
 
-    # --- FDS: its per-epoch statistics pass (measured first: it also makes the calibration active)
+def _time_fds_passes(runners, pass_loader, device, fds_pass: bool, errors: dict) -> Dict[str, list]:
+    """FDS's per-epoch statistics pass, per batch, for each runner with FDS. Measured first: it
+    also makes the calibration active for the step timings that follow."""
     fds_pass_s: Dict[str, list] = {}
     for r in runners:
         fds_cbs = [cb for cb in r.spec.callbacks if cb.name == "fds"]
@@ -469,17 +498,13 @@ def bench_case(case: CaseSetup, methods: Sequence[str], *, device="cpu", repeats
             continue
         if fds_pass:
             fds_pass_s[r.label] = times
+    return fds_pass_s
 
-    # --- the paper's phase 2 (dataset pass + NormNet fit) and a phase-3 runner
-    phase2 = None
-    if phases and frob is not None:
-        try:
-            phase2, p3 = _phase2(case, frob, base, device, make)
-            runners.append(p3)
-        except Exception as e:
-            errors["frobenius:phase2"] = f"{type(e).__name__}: {e}"
 
-    # --- warm-up, then round-robin timing
+def _time_steps(case: CaseSetup, runners, warmup: int, repeats: int, seed: int, errors: dict):
+    """Warm-up, one memory-measured step each, then ``repeats * case.repeat_factor`` rounds of
+    every runner's step in a random order per round. Returns ``(raw seconds per label, memory per
+    label, failed labels)``; a runner that fails is dropped and reported in ``errors``."""
     failed = set()
 
     def run(r, timed):
@@ -506,26 +531,37 @@ def bench_case(case: CaseSetup, methods: Sequence[str], *, device="cpu", repeats
     if "vanilla" in failed:
         raise RuntimeError(f"{case.name}: vanilla failed: {errors['vanilla']}")
     rng = np.random.RandomState(seed)
-    n_rounds = repeats * case.repeat_factor
     raw = {r.label: [] for r in runners}
-    for _ in range(n_rounds):
+    for _ in range(repeats * case.repeat_factor):
         for i in rng.permutation(len(runners)):
             t = run(runners[i], True)
             if t is not None:
                 raw[runners[i].label].append(t)
-    van = np.asarray(raw["vanilla"])
-    van_med = float(np.median(van))
+    return raw, mem, failed
+
+
+def _extra_loss_overheads(runners, failed, mem: dict, van_med: float):
+    """Each runner's extra losses timed alone, into ``mem`` (ms and % of Vanilla's step); a loss
+    that needs forward-time state is noted as not measurable alone (not an error)."""
     for r in runners:
         if r.label in failed:
             continue
         try:
             o = r.extra_loss_overhead()
-        except Exception as e:  # needs forward-time state: not measurable alone (not an error)
+        except Exception as e:
             mem.setdefault(r.label, {})["note"] = (f"extra loss alone not measurable "
                                                    f"({type(e).__name__})")
             continue
         if o is not None:
             mem.setdefault(r.label, {}).update(reg_ms=o * 1e3, reg_pct=100 * o / van_med)
+
+
+def _case_rows(case: CaseSetup, runners, raw, mem, failed, fds_pass_s, phase2, base: RunConfig,
+               n_pass_batches: int, errors: dict) -> List[dict]:
+    """The case's rows: one ``step`` row per runner (ratio to Vanilla's step in the same round),
+    the ``amortised`` FDS passes, the ``once`` phase 2, and one ``error`` row per failure."""
+    van = np.asarray(raw["vanilla"])
+    van_med = float(np.median(van))
 
     def row(label, kind, ratios, secs, **kw):
         med, q1, q3 = _quantiles(ratios)
@@ -536,6 +572,7 @@ def bench_case(case: CaseSetup, methods: Sequence[str], *, device="cpu", repeats
         d.update(kw)
         return d
 
+    rows: List[dict] = []
     for r in runners:
         t = np.asarray(raw[r.label])
         if r.label in failed or len(t) != len(van):
@@ -548,8 +585,8 @@ def bench_case(case: CaseSetup, methods: Sequence[str], *, device="cpu", repeats
         t3 = np.asarray(raw["frobenius:phase3"])
         by["frobenius:phase3"]["vs_phase1"] = float(np.median(t3 / np.asarray(raw["frobenius:phase1"])))
     for label, times in fds_pass_s.items():
-        extra_rows.append(row(f"{label}:epoch_pass", "amortised", np.asarray(times) / van_med, times,
-                              note=f"per training batch; measured over {len(pass_loader)} batches"))
+        rows.append(row(f"{label}:epoch_pass", "amortised", np.asarray(times) / van_med, times,
+                        note=f"per training batch; measured over {n_pass_batches} batches"))
     if phase2 is not None:
         total = np.asarray(phase2["total_s"])
         kw = {"seconds": float(np.median(total)), "pass_s_real": phase2["pass_s_real"],
@@ -559,22 +596,17 @@ def bench_case(case: CaseSetup, methods: Sequence[str], *, device="cpu", repeats
             epoch_s = math.ceil(case.n_real / base.batch_size) * p1_med
             kw["phase1_epochs"] = float(np.median(total)) / epoch_s
             kw["vs_phase1"] = kw["phase1_epochs"]
-        extra_rows.append(row("frobenius:phase2", "once", total / van_med, total, **kw))
-    rows += extra_rows
+        rows.append(row("frobenius:phase2", "once", total / van_med, total, **kw))
     for label, err in errors.items():
         rows.append({"case": case.name, "method": label, "kind": "error", "ratio": float("nan"),
                      "error": err})
-    for d in rows:
-        log(format_row(d))
-    return {"rows": rows, "raw_ms": {k: [t * 1e3 for t in v] for k, v in raw.items()},
-            "vanilla_ms": van_med * 1e3, "title": case.title, "notes": case.notes,
-            "n_rounds": n_rounds}
+    return rows
 
 
 def _phase2(case: CaseSetup, frob: MethodBench, base: RunConfig, device, make):
     """Time phase 2 on the phase-1 runner's model; return (timings, a phase-3 MethodBench)."""
-    from .losses.frobenius import fit_norm_net
-    from .methods.frobenius import alignment_spec, dataset_norms
+    from ..losses.frobenius import fit_norm_net
+    from ..methods.frobenius import alignment_spec, dataset_norms
     s = frob.spec.settings["frobenius"]
     data, model = case.data, frob.st.model
     n_pass = len(data.train_eval)
@@ -727,12 +759,12 @@ def identity_cost(data_dir=None, img_size: int = 32, log=print) -> dict:
     Vanilla at ``img_size`` px on this device, measured in the same run, and their ratios."""
     import tempfile
     import time
-    from .data import image_cache as IC
-    from .data.faces import list_utkface
-    from .data.base import resolve_data_dir
-    from .experiment import load_for_config
-    from .methods import build_method
-    from .train import RunConfig, fit
+    from ..data import image_cache as IC
+    from ..data.faces import list_utkface
+    from ..data.base import resolve_data_dir
+    from ..experiment import load_for_config
+    from ..methods import build_method
+    from ..train import RunConfig, fit
     folder = resolve_data_dir(data_dir) / "utkface" / "crop_part1"
     names, _ = list_utkface(folder)
     paths = [folder / n for n in names]
@@ -778,7 +810,7 @@ def add_arguments(b: argparse.ArgumentParser):
     b.add_argument("--methods", default="default",
                    help="comma-separated method names (vanilla is always first), or 'default': "
                         "vanilla, every registered component but the duplicates and runners in "
-                        "dirlib.bench.skipped_methods(), and ranksim+frobenius")
+                        "dirlib.tools.bench.skipped_methods(), and ranksim+frobenius")
     b.add_argument("--repeats", type=int, default=6, help="timed rounds per case (mlp: 10x)")
     b.add_argument("--warmup", type=int, default=1,
                    help="untimed rounds first (then one more untimed step measures memory)")
@@ -792,7 +824,7 @@ def add_arguments(b: argparse.ArgumentParser):
                                                "(the committed CPU results: results/bench)")
     b.add_argument("--throughput", action="store_true",
                    help="instead: images/s of training per data path against its ceiling "
-                        "(dirlib/throughput.py; writes throughput.json/.md to --out)")
+                        "(dirlib/tools/throughput.py; writes throughput.json/.md to --out)")
     b.add_argument("--quick", action="store_true", help="--throughput: one small configuration (smoke run)")
     b.add_argument("--steps", type=int, default=2, help="--throughput: timed steps per round")
     b.add_argument("--rounds", type=int, default=3, help="--throughput: interleaved rounds (median kept)")
@@ -843,7 +875,7 @@ def _run_bench(a) -> int:
     if a.methods == "default":
         methods = default_methods()
     else:
-        from .methods import parse_method
+        from ..methods import parse_method
         methods = [m.strip() for m in a.methods.split(",") if m.strip()]
         for m in methods:
             parse_method(m)

@@ -18,7 +18,7 @@ import torch
 
 def git_commit(root: Optional[Path] = None) -> Optional[str]:
     """The commit ``HEAD`` points to, read from ``.git`` (no git process)."""
-    root = Path(root or Path(__file__).resolve().parent.parent)
+    root = Path(root or Path(__file__).resolve().parents[2])
     g = root / ".git"
     try:
         if g.is_file():

@@ -2,7 +2,7 @@
 
 ::
 
-    python -m dirlib.results reproduce results/runs/sts-b-dir/vanilla/seed0/run.json
+    python -m dirlib results reproduce results/runs/sts-b-dir/vanilla/seed0/run.json
 
 The record's commit is exported from this repository's history into a scratch folder (``git
 archive``), its stored diff is applied when it was written from a dirty tree (``run.diff`` beside
@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import records
+from .. import records
 
 _RUN = """
 import json, sys
@@ -38,7 +38,7 @@ run_experiment(RunConfig(**cfg), sys.argv[2], data_dir=sys.argv[3] or None)
 """
 _POSTHOC = """
 import json, sys
-from dirlib.posthoc import PosthocConfig, run_posthoc
+from dirlib.paper.posthoc import PosthocConfig, run_posthoc
 pc = json.loads(sys.argv[1])
 run_posthoc(sys.argv[2], pc["variant"], sys.argv[3], data_dir=sys.argv[4] or None,
             config=PosthocConfig(**pc), log=lambda m: None)
@@ -55,7 +55,7 @@ def _git(repo, *args, **kw):
 
 def export_source(rec: dict, rec_path: Path, dest: Path, repo=None) -> Path:
     """The code that wrote ``rec``: its commit exported to ``dest``, with its diff applied."""
-    repo = Path(repo) if repo else Path(__file__).resolve().parent.parent
+    repo = Path(repo) if repo else Path(__file__).resolve().parents[2]
     git = rec.get("git") or {}
     commit = git.get("commit")
     if not commit:

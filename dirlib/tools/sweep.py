@@ -3,7 +3,7 @@ engines.
 
 ::
 
-    python -m dirlib.sweep --dataset utkface-dir --methods vanilla lds frobenius --seeds 0 1 2 \\
+    python -m dirlib sweep --dataset utkface-dir --methods vanilla lds frobenius --seeds 0 1 2 \\
         --epochs 10 --out results/runs [--train-arg KEY=VALUE ...] \\
         [--backend local|ray|slurm] [--gpus-per-run 0.25] [--cpus-per-run 4]
 
@@ -36,10 +36,10 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from . import records
-from .cli import _kv
-from .datasets import is_spec
-from .train import RunConfig
+from .. import records
+from ..cli_args import parse_kv
+from ..datasets import is_spec
+from ..train import RunConfig
 
 BACKENDS = ("local", "ray", "slurm")
 
@@ -99,7 +99,7 @@ def run_job(job: Job, data=None) -> Dict[str, object]:
     """Run one job into its folder (:func:`dirlib.experiment.run_experiment`) and say what
     happened: ``{"job", "status": completed | skipped | failed, "path", "seconds", "message"}``.
     Never raises for a failed run: the failure is in the record and in the result."""
-    from .experiment import load_for_config, run_experiment
+    from ..experiment import load_for_config, run_experiment
     if job.threads:
         import torch
         torch.set_num_threads(int(job.threads))
@@ -134,7 +134,7 @@ def _progress(total: int, enabled: bool):
 # ----------------------------------------------------------------------------------- backends
 def run_local(jobs: Sequence[Job], *, progress: bool = True, log=print) -> List[dict]:
     """In this process, one job after another; the dataset is loaded once per dataset."""
-    from .experiment import load_for_config
+    from ..experiment import load_for_config
     out, data = [], {}
     with _progress(len(jobs), progress) as bar:
         for j in jobs:
@@ -277,7 +277,7 @@ def sweep(dataset, methods, seeds, out, overrides=None, data_dir=None, delete_ck
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dirlib.sweep", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m dirlib sweep", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", required=True)
     p.add_argument("--methods", nargs="+", required=True)
@@ -305,7 +305,7 @@ def main(argv=None) -> int:
                    help="slurm: 'local' or 'debug' run the job array on this machine")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
-    overrides = _kv(a.train_arg)
+    overrides = parse_kv(a.train_arg)
     if a.epochs is not None:
         overrides["epochs"] = a.epochs
     overrides.setdefault("progress", False)
@@ -321,14 +321,14 @@ def main(argv=None) -> int:
     jobs = grid(a.dataset, a.methods, a.seeds, a.out, overrides, data_dir=a.data_dir,
                 delete_ckpt=a.delete_ckpt, overwrite=a.overwrite, threads=threads)
     try:   # every run's config is refused before anything is written
-        from .methods import parse_method
+        from ..methods import parse_method
         for j in jobs:
             parse_method(j.method)
             make_cfg(j.dataset, j.method, j.seed, dict(j.overrides)).validate()
     except (ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from .experiment import sigterm_as_interrupt
+    from ..experiment import sigterm_as_interrupt
     with sigterm_as_interrupt():
         results = run_grid(jobs, a.backend, log=lambda m: print(m, flush=True), **opts)
     if any(r["status"] == "interrupted" for r in results):

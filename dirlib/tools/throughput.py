@@ -62,7 +62,7 @@ def _sync(device):
 
 
 def _model(name: str, img_size: int, device, channels_last: bool):
-    from .models import build_model
+    from ..models import build_model
     m = build_model(name, img_size=img_size).to(device)
     if channels_last:
         m = m.to(memory_format=torch.channels_last)
@@ -70,6 +70,7 @@ def _model(name: str, img_size: int, device, channels_last: bool):
 
 
 def _stepper(model, device, amp: bool, channels_last: bool):
+    from ..train import optimizer_step
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
 
@@ -79,9 +80,7 @@ def _stepper(model, device, amp: bool, channels_last: bool):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             pred, _ = model(x)
         loss = F.l1_loss(pred.float().view(-1), y.to(device, non_blocking=True).view(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimizer_step(opt, loss)
     return step
 
 
@@ -109,7 +108,7 @@ class _Repeat:
 
 def _ceiling_batches(x_uint8, labels, padding, device):
     g = torch.Generator(device=device).manual_seed(0)
-    from .data.image_cache import augment
+    from ..data.image_cache import augment
     while True:
         yield augment(x_uint8, padding, g), labels, None
 
@@ -122,8 +121,8 @@ def measure(paths: Sequence[str], model: str, img_size: int, batch: int, *, devi
     ``repeats`` rounds time ``steps`` steps of every route in turn (interleaved, so a slow moment
     of the machine hits every route alike), and each route's median round is kept."""
     from torch.utils.data import DataLoader
-    from .data.faces import FaceAgeDataset, ImageStore, crop_padding
-    from .data.image_cache import DeviceBatches, split_tensor
+    from ..data.faces import FaceAgeDataset, ImageStore, crop_padding
+    from ..data.image_cache import DeviceBatches, split_tensor
     labels = np.random.RandomState(0).randint(1, 100, len(paths)).astype(np.float64)
     store = ImageStore(paths, img_size)
     ds = FaceAgeDataset(store, labels, train=True)
@@ -158,8 +157,8 @@ def data_epoch(paths: Sequence[str], img_size: int, batch: int, *, device, worke
                routes=("cache-cpu", "jpeg")) -> Dict[str, float]:
     """Seconds for one epoch of augmented batches delivered to ``device`` (no model), per route."""
     from torch.utils.data import DataLoader
-    from .data.faces import FaceAgeDataset, ImageStore
-    from .data.image_cache import DeviceBatches, split_tensor
+    from ..data.faces import FaceAgeDataset, ImageStore
+    from ..data.image_cache import DeviceBatches, split_tensor
     labels = np.zeros(len(paths))
     store = ImageStore(paths, img_size)
     ds = FaceAgeDataset(store, labels, train=True)
@@ -184,7 +183,7 @@ def run(device="auto", *, quick: bool = False, files: int = 512, workers: Option
         warmup: int = 2, steps: int = 2, repeats: int = 3, log=print) -> dict:
     """The whole measurement: every config x settings x route, and the data-alone epochs."""
     from .machine import provenance
-    from .train import resolve_device
+    from ..train import resolve_device
     device = resolve_device(device)
     workers = min(4, os.cpu_count() or 1) if workers is None else int(workers)
     configs = QUICK_CONFIGS if quick else CONFIGS
@@ -238,7 +237,7 @@ def markdown(result: dict) -> str:
 
 
 def write(out, result: dict) -> None:
-    from .records import write_text_atomic
+    from ..records import write_text_atomic
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "throughput.json", json.dumps(result, indent=1, default=str))

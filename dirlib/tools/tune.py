@@ -3,7 +3,7 @@ the choice once on test, over every seed.
 
 ::
 
-    python -m dirlib.tune --dataset sts-b-dir --method frobenius --trials 4 --seeds 0 1 2 3 4 \\
+    python -m dirlib tune --dataset sts-b-dir --method frobenius --trials 4 --seeds 0 1 2 3 4 \\
         --out results/audit/sts-b-dir/tuned/frobenius
 
 Each method file declares its search space beside its defaults (``SEARCH_SPACE``: a list of points,
@@ -35,8 +35,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import records
-from .train import RunConfig
+from .. import records
+from ..train import RunConfig
 
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
 
@@ -56,7 +56,7 @@ def space_points(space) -> list:
 def method_points(method: str) -> list:
     """The points of ``method``'s declared space (the product over its parts), each key prefixed
     with the part's name unless it is a trainer field. A method that declares none is an error."""
-    from .methods import catalog, parse_method
+    from ..methods import catalog, parse_method
     per_part = []
     for part in parse_method(method):
         pts = space_points(catalog()[part].search_space)
@@ -64,7 +64,7 @@ def method_points(method: str) -> list:
             per_part.append([{(k if k in _CONFIG_FIELDS else f"{part}.{k}"): v for k, v in p.items()}
                              for p in pts])
     if not per_part:
-        raise ValueError(f"dirlib.tune: {method!r} declares no SEARCH_SPACE in its method file(s)")
+        raise ValueError(f"dirlib.tools.tune: {method!r} declares no SEARCH_SPACE in its method file(s)")
     return [dict(itertools.chain.from_iterable(d.items() for d in combo))
             for combo in itertools.product(*per_part)]
 
@@ -73,7 +73,7 @@ def choose_points(points: list, trials: int, seed: int = 0) -> list:
     """``trials`` of ``points``: all of them when there are no more, else a seeded sample in the
     space's order."""
     if trials < 1:
-        raise ValueError(f"dirlib.tune: trials must be >= 1, got {trials}")
+        raise ValueError(f"dirlib.tools.tune: trials must be >= 1, got {trials}")
     if len(points) <= trials:
         return list(points)
     keep = sorted(random.Random(seed).sample(range(len(points)), trials))
@@ -106,7 +106,7 @@ def _score(rec: dict, metric: str) -> float:
 
 
 def _run_local(cfgs: list, folders: list, data, log) -> list:
-    from .experiment import run_experiment
+    from ..experiment import run_experiment
     out = []
     for cfg, folder in zip(cfgs, folders):
         try:
@@ -122,7 +122,7 @@ def _run_ray(cfgs: list, folders: list, data_dir, metric: str, log) -> list:
     from ray import tune as rtune
 
     def trainable(config):
-        from .experiment import run_experiment
+        from ..experiment import run_experiment
         i = config["i"]
         rec = run_experiment(cfgs[i], folders[i], data_dir=data_dir)
         rtune.report({"val": _score(rec, metric)})
@@ -148,8 +148,8 @@ def tune(dataset: str, method: str, *, out, trials: int, seeds: Sequence[int] = 
     """Choose ``method``'s setting on the validation split of ``tune_seed``'s runs (``trials``
     points of its declared space), then train it for every seed of ``seeds``. Resumable: finished
     runs are kept. Returns the choice (also written to ``out/choice.json``)."""
-    from .datasets import main_metric
-    from .experiment import load_for_config, run_experiment
+    from ..datasets import main_metric
+    from ..experiment import load_for_config, run_experiment
     out = Path(out)
     overrides = dict(overrides or {})
     points = choose_points(method_points(method), trials, seed=tune_seed)
@@ -169,11 +169,11 @@ def tune(dataset: str, method: str, *, out, trials: int, seeds: Sequence[int] = 
             data = load_for_config(cfgs[0], data_dir, subset=False)
         recs = _run_local(cfgs, folders, data, log)
     else:
-        raise ValueError(f"dirlib.tune: backend must be auto, local or ray, got {backend!r}")
+        raise ValueError(f"dirlib.tools.tune: backend must be auto, local or ray, got {backend!r}")
     scores = [_score(r, metric) for r in recs]
     best = min(range(len(points)), key=lambda i: (scores[i], i))
     if scores[best] == float("inf"):
-        raise RuntimeError(f"dirlib.tune: every trial of {method} on {dataset} failed")
+        raise RuntimeError(f"dirlib.tools.tune: every trial of {method} on {dataset} failed")
     choice = {"dataset": dataset, "method": method, "metric": f"validation {metric} (all shots)",
               "tune_seed": tune_seed, "budget": trials, "backend": backend,
               "trials": [{"point": p, "val": s, "path": str(f.relative_to(out))}
@@ -203,7 +203,7 @@ def tune(dataset: str, method: str, *, out, trials: int, seeds: Sequence[int] = 
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dirlib.tune", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m dirlib tune", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", required=True)
     p.add_argument("--method", required=True)
@@ -216,15 +216,11 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--backend", default="auto", choices=("auto", "local", "ray"))
     a = p.parse_args(argv)
-    overrides = {}
-    for item in a.train_arg:
-        if "=" not in item:
-            p.error(f"--train-arg expects KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        try:
-            overrides[k] = json.loads(v)
-        except json.JSONDecodeError:
-            overrides[k] = v
+    from ..cli_args import parse_kv
+    try:
+        overrides = parse_kv(a.train_arg)
+    except argparse.ArgumentTypeError as e:
+        p.error(f"--train-arg: {e}")
     try:
         tune(a.dataset, a.method, out=a.out, trials=a.trials, seeds=a.seeds, tune_seed=a.tune_seed,
              overrides=overrides, data_dir=a.data_dir, backend=a.backend,

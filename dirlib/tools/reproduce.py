@@ -38,7 +38,10 @@ run_experiment(RunConfig(**cfg), sys.argv[2], data_dir=sys.argv[3] or None)
 """
 _POSTHOC = """
 import json, sys
-from dirlib.paper.posthoc import PosthocConfig, run_posthoc
+try:                # the record's own code: the post-hoc module moved into dirlib.paper
+    from dirlib.paper.posthoc import PosthocConfig, run_posthoc
+except ImportError:
+    from dirlib.posthoc import PosthocConfig, run_posthoc
 pc = json.loads(sys.argv[1])
 run_posthoc(sys.argv[2], pc["variant"], sys.argv[3], data_dir=sys.argv[4] or None,
             config=PosthocConfig(**pc), log=lambda m: None)
@@ -159,11 +162,14 @@ def max_relative_difference(rows) -> float:
 
 
 def report(result: dict) -> str:
-    """The comparison as text: one line per metric that differs, then a verdict."""
+    """The comparison as text: the test errors per shot (stored and rerun) and every number that
+    differs, then a verdict."""
     rows = result["rows"]
     how = ("bit for bit (a CPU run on a CPU with the same feature flags)" if result["exact"]
            else "to the stated tolerance (another CPU or a GPU: not bit for bit)")
-    lines = [f"{b}[{s}][{k}]: stored {v!r}, rerun {w!r}" for b, s, k, v, w, same in rows if not same]
+    lines = [f"{b}[{s}][{k}]: stored {v!r}, rerun {w!r}{'' if same else '  DIFFERS'}"
+             for b, s, k, v, w, same in rows
+             if not same or (b == "test" and k in ("mse", "mae"))]
     lines.append(f"largest relative difference: {result.get('max_rel_diff', 0.0):.2e}")
     lines.append(f"{sum(r[-1] for r in rows)} of {len(rows)} numbers reproduced {how}: "
                  + ("REPRODUCED" if result["ok"] else "NOT REPRODUCED"))

@@ -1,6 +1,7 @@
 # Two commands for a fresh machine (each sets itself up):
 #   make book   - the main job: the quick CPU build of the book into book/_build/html
-#   make test   - the test suite (what CI runs through .ci/run)
+#   make test   - the test suite (CI runs it and `make check` through .ci/run)
+#   make check  - the committed artefacts against the stored records
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,7 +11,7 @@ export DIRLIB_DATA
 # the book's parameter set: quick | full | FILE.json
 BOOK_PARAMS ?= quick
 
-.PHONY: setup test book quick clean browser lab
+.PHONY: setup test check book quick clean browser lab
 
 # one environment for the library, the tests and the book (pinned torch/torchvision)
 $(VENV)/.installed-all: pyproject.toml
@@ -29,7 +30,11 @@ browser:
 	  || echo "WARNING: could not install chromium: browser checks will skip"; fi
 
 test: $(VENV)/.installed-all browser
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q --durations=15 -m "not artefacts"
+
+# the committed artefacts (generated blocks, tables, docs, bench files) against the stored records
+check: $(VENV)/.installed-all
+	$(PY) -m pytest -q -m artefacts
 
 # JS for offline pages (npm; without it the pages load MathJax and widgets from CDNs), then
 # the notebooks (papermill, $(BOOK_PARAMS) parameters) and Jupyter Book 1

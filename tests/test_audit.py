@@ -13,12 +13,14 @@ ROOT = Path(__file__).resolve().parent.parent
 AUDIT = ROOT / "results" / "audit"
 
 
+@pytest.mark.artefacts
 def test_committed_answer_blocks_match_the_records():
     stale = audit.update_answer(AUDIT, root=ROOT, check=True)
     assert not stale, f"{stale}: run python -m dirlib audit tables"
     assert audit.main(["tables", "--results", str(AUDIT), "--check", "--allow-dirty"]) == 0
 
 
+@pytest.mark.artefacts
 def test_committed_audit_tables_match_regeneration(tmp_path):
     written = audit.write_tables(AUDIT, tmp_path)
     committed = sorted(p.name for p in (ROOT / "results" / "tables" / "audit").glob("*.csv"))
@@ -27,6 +29,7 @@ def test_committed_audit_tables_match_regeneration(tmp_path):
         assert p.read_text() == (ROOT / "results" / "tables" / "audit" / p.name).read_text(), p.name
 
 
+@pytest.mark.artefacts
 def test_answer_states_the_numbers_of_its_tables():
     from dirlib.paper.audit_primary import primary_table
     df = audit.collect(AUDIT)
@@ -97,6 +100,7 @@ def test_bullets_are_few_and_short():
         assert len(b.replace("**", "").split()) <= 30, b
 
 
+@pytest.mark.artefacts
 def test_published_bases_doc_states_the_committed_counts():
     pb = audit.published_bases(ROOT)
     doc = (ROOT / "docs" / "published-bases.md").read_text()

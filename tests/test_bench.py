@@ -288,6 +288,7 @@ def test_throughput_bench_measures_every_route_against_its_ceiling(tmp_path, mon
     assert "ceiling img/s (ratio)" in md and "| resnet18 | 32 | 8 | off | on |" in md
 
 
+@pytest.mark.artefacts
 def test_committed_throughput_run_shows_the_cache_at_least_twice_as_fast_per_epoch():
     """The committed CPU run (results/bench/throughput.json): one epoch of data at 64 px through
     the cache takes at most half the JPEG path's time (the issue's bar), read from the record."""

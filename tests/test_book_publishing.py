@@ -40,6 +40,7 @@ def _names(reqs) -> set:
             for r in reqs if r.strip()}
 
 
+@pytest.mark.artefacts
 def test_environment_yml_lists_what_pyproject_does():
     import yaml
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]

@@ -19,6 +19,7 @@ from dirlib.stats import paired_difference  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.artefacts
 def test_intro_block_matches_the_stored_records():
     block = "\n" + F.intro_block(ROOT / "results")
     assert replace_block(ROOT / "book" / "intro.md", F.BEGIN, F.END, block, check=True), \

@@ -91,6 +91,7 @@ def test_readme_example_runs_as_written():
         exec(compile(code, "README.md", "exec"), {})
 
 
+@pytest.mark.artefacts
 def test_readme_layout_lists_every_module():
     text = (ROOT / "README.md").read_text().split("## Layout", 1)[1]
     pkg = ROOT / "dirlib"

@@ -81,6 +81,7 @@ def test_paper_tables_schema():
     assert set(df[df["value"].isna()]["method"]) == {"BMC", "GAI"}
 
 
+@pytest.mark.artefacts
 def test_paper_tables_spot_checks_from_the_prose():
     """Cells the paper's own text repeats (sections 4.3-4.5), typed here from the prose."""
     t = R.paper_table()
@@ -98,6 +99,7 @@ def test_paper_tables_spot_checks_from_the_prose():
         R.paper_table(4)
 
 
+@pytest.mark.artefacts
 def test_paper_tables_every_cell_matches_the_paper_text():
     if not PAPER.exists():
         pytest.skip(f"paper text not found at {PAPER}")
@@ -268,6 +270,7 @@ def test_cli_regenerates_per_dataset_tables(tmp_path, capsys):
     assert "appears twice" in capsys.readouterr().err
 
 
+@pytest.mark.artefacts
 def test_committed_tables_match_regeneration(tmp_path):
     committed = ROOT / "results" / "tables"
     R.regenerate_tables(ROOT / "results", tmp_path)
@@ -338,6 +341,7 @@ def test_readme_block_is_generated_from_records_and_checked(tmp_path):
         R.update_readme(res, readme)
 
 
+@pytest.mark.artefacts
 def test_committed_readme_results_match_the_records():
     assert R.update_readme(ROOT / "results", ROOT / "README.md", check=True), (
         "README.md's results block is stale: run python -m dirlib results readme")
@@ -357,6 +361,7 @@ def test_main_protocol_prefers_distinct_runs_then_records_then_latest():
     assert R.main_protocol([]) is None
 
 
+@pytest.mark.artefacts
 def test_withdrawn_bmse_numbers_quoted_in_the_docs_match_the_kept_record():
     import json
     rec = json.loads((ROOT / "results" / "withdrawn" / "sts-b-dir_bmc_init-sigma-1_seed0.json").read_text())
@@ -368,6 +373,7 @@ def test_withdrawn_bmse_numbers_quoted_in_the_docs_match_the_kept_record():
     assert not any(p.name == "run.json" for p in (ROOT / "results" / "withdrawn").iterdir())
 
 
+@pytest.mark.artefacts
 def test_the_docs_quote_the_oe_rerun_times_of_its_records():
     """The UTKFace-DIR OE rerun's run times in docs/reproduction.md and the folder's README are
     the records' ``wall_time_s`` (rounded to the second), not numbers of their own."""

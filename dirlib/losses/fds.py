@@ -83,11 +83,10 @@ class FDS(BucketRunningStats):
                  empty: str = "identity", alias_quirk: bool = True):
         if empty not in EMPTY_MODES:
             raise ValueError(f"empty must be one of {EMPTY_MODES}, got {empty!r}")
-        rows = (binning.n_bins if binning is not None else (n_buckets or 0)) - bucket_start
         d = int(feature_dim)
         super().__init__(n_buckets, binning, bucket_start, start_update, start_smooth, kernel, ks,
                          sigma, momentum, clip, alias_quirk,
-                         init_mean=torch.zeros(max(rows, 0), d), init_var=torch.ones(max(rows, 0), d))
+                         init_stats=lambda rows: (torch.zeros(rows, d), torch.ones(rows, d)))
         self.feature_dim = d
         self.empty = empty
 

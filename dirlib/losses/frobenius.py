@@ -380,8 +380,7 @@ class FrobeniusRegularizer(LossWithParts):
         m = int(protos.shape[0])
         if m < 2:
             zero = _graph_zero(z)
-            self.parts = {"kl": zero.detach(), "oe": zero.detach(), "n_labels": m}
-            return zero
+            return self.record(zero, kl=zero, oe=zero, n_labels=m)
         kl = _ordinal_kl_core(protos, proto_y, label_tau=c.label_tau, norm_tau=c.norm_tau,
                               label_range=c.label_range, norm_scale=c.norm_scale, softmax=c.softmax,
                               self_pairs=c.self_pairs, distance=c.distance)
@@ -392,8 +391,7 @@ class FrobeniusRegularizer(LossWithParts):
         else:
             oe = torch.zeros((), dtype=kl.dtype, device=kl.device)
             loss = kl
-        self.parts = {"kl": kl.detach(), "oe": oe.detach(), "n_labels": m}
-        return loss
+        return self.record(loss, kl=kl, oe=oe, n_labels=m)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.config.to_dict().items())

@@ -190,11 +190,12 @@ class PRM(BucketRunningStats):
                  momentum: Optional[float] = 0.9, clip: Tuple[float, float] = (0.1, 10.0),
                  alias_quirk: bool = True):
         d = int(feature_dim)
-        rows = max((binning.n_bins if binning is not None else (n_buckets or 0)) - bucket_start, 0)
-        init_mean = torch.cat([torch.zeros(rows, d), torch.ones(rows, d)], 1)   # [mean_mu | mean_var]
-        init_var = torch.ones(rows, 2 * d)                                        # [var_mu | var_var]
+
+        def init_stats(rows):   # mean rows [mean_mu | mean_var], variance rows [var_mu | var_var]
+            return torch.cat([torch.zeros(rows, d), torch.ones(rows, d)], 1), torch.ones(rows, 2 * d)
+
         super().__init__(n_buckets, binning, bucket_start, start_update, start_smooth, kernel, ks,
-                         sigma, momentum, clip, alias_quirk, init_mean=init_mean, init_var=init_var)
+                         sigma, momentum, clip, alias_quirk, init_stats=init_stats)
         self.feature_dim = d
 
     def smooth_stats(self, stats: torch.Tensor) -> torch.Tensor:

@@ -275,6 +275,7 @@ def collect(results="results/audit", metric: Optional[str] = None) -> pd.DataFra
     warning; a post-hoc record whose base hash differs from the stored base is an error."""
     import warnings
     from .results import read_records
+    from .runs import base_of
     root = Path(results)
     rows, skipped = [], []
     paths = [p for p in sorted(root.rglob("run.json")) if "trials" not in p.relative_to(root).parts]
@@ -287,9 +288,8 @@ def collect(results="results/audit", metric: Optional[str] = None) -> pd.DataFra
         m = metric or main_metric(ds)
         if "tuned" in path.relative_to(root).parts:
             # dirlib.tools.tune's runs at the setting chosen on validation data (audit tune)
-            parts = cfg["method"].split("+")
-            base = "+".join(p for p in parts if p != "frobenius") or "vanilla"
-            arm = "tuned:frobenius" if "frobenius" in parts else "tuned:base"
+            base = base_of(cfg["method"])
+            arm = "tuned:base" if base == cfg["method"] else "tuned:frobenius"
             rows += _rows(ds, base, cfg["seed"], arm, rec["test"], m, path)
         elif rec.get("schema") == "dirlib.posthoc/1":
             base_method = rec["base"]["method"]
@@ -540,7 +540,33 @@ def published_bases(root=None) -> dict:
 FOREST_FIGURE = "book/figures/audit-forest.png"
 
 
-def summary_block(df: pd.DataFrame, image: str, root=None) -> str:
+def scale_text(results="results/audit") -> str:
+    """The scale the stored audit base runs were trained at, read from their configs, per dataset:
+    image size (image datasets), epochs, seeds and device, e.g. ``"UTKFace-DIR 32 px, 10 epochs,
+    seeds 0-3, cpu"``."""
+    from ..datasets import get
+    runs = {}
+    for path in sorted(Path(results).glob("*/*/seed*/run.json")):
+        rec = records.read_json(path)
+        cfg = rec.get("config") or {}
+        if rec.get("status") != "completed" or cfg.get("method") != path.parts[-3]:
+            continue        # base runs only (their folder is their method)
+        ds = cfg["dataset"]
+        size = f"{cfg['img_size']} px, " if get(ds).images else ""
+        runs.setdefault(ds, set()).add((size, cfg["epochs"], rec.get("device"), cfg["seed"]))
+    parts = []
+    for ds in ordered(runs, DATASET_ORDER):
+        recipes = sorted({r[:3] for r in runs[ds]})
+        seeds = sorted({r[3] for r in runs[ds]})
+        seed_text = (f"seed {seeds[0]}" if len(seeds) == 1
+                     else f"seeds {seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1))
+                     else "seeds " + ", ".join(map(str, seeds)))
+        parts.append(f"{DATASET_NAMES.get(ds, ds)} " + " or ".join(
+            f"{size}{epochs} epochs, {seed_text}, {device}" for size, epochs, device in recipes))
+    return "; ".join(parts)
+
+
+def summary_block(df: pd.DataFrame, image: str, root=None, results="results/audit") -> str:
     """The answer at a glance, for the README and the introduction: the forest plot (``image``:
     its path from the file that shows it), the paper's claim, and at most five bullets."""
     from .audit_primary import bullets, primary_table
@@ -550,8 +576,8 @@ def summary_block(df: pd.DataFrame, image: str, root=None) -> str:
              f"*The pre-registered primary effects (docs/audit-plan.md): paired differences, "
              f"method arm minus control arm, thick bars at the Bonferroni level over the {m} "
              f"primary cells, thin bars the uncorrected 95% interval, open diamonds the paper's "
-             f"own effect where its tables have the base. Scale: STS-B-DIR BiLSTM 10 epochs, "
-             f"UTKFace-DIR ResNet-18 at 32 px 10 epochs, both on a 2-core CPU.*", "",
+             f"own effect where its tables have the base. Scale (from the records): "
+             f"{scale_text(results)}.*", "",
              paper_claim(), ""]
     lines += [f"- {b}" for b in bullets(table, published_bases(root))]
     return "\n".join(lines)
@@ -614,7 +640,7 @@ def update_answer(results="results/audit", files=None, root=None, check=False) -
             write_forest(df, fig)
     for f, image in files.items():
         path = root / f
-        body = "\n" + summary_block(df, image, root) + "\n"
+        body = "\n" + summary_block(df, image, root, results) + "\n"
         if not replace_block(path, ANSWER_BEGIN, ANSWER_END, body, check=True):
             stale.append(path)
             if not check:

@@ -252,6 +252,17 @@ class RunLocked(RuntimeError):
     """Another process holds the run folder."""
 
 
+def wait_unlocked(folder) -> None:
+    """Block until no process holds ``folder``'s :class:`RunLock`; return at once when none does."""
+    import fcntl
+    path = Path(folder) / ".lock"
+    if not path.exists():
+        return
+    with open(path, "a+") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)     # waits for the holder to finish
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
 class RunLock:
     """One process per run folder: an exclusive ``flock`` on ``FOLDER/.lock``, which holds the
     holder's pid. A second process gets :class:`RunLocked` naming that pid."""

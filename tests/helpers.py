@@ -1,5 +1,9 @@
 """Small builders shared by several test modules (imported as ``from helpers import ...``: pytest
 puts this folder on ``sys.path``, as it has no ``__init__.py``)."""
+from pathlib import Path
+
+import numpy as np
+
 from dirlib.train import RunConfig
 
 #: the small synthetic set the method tests train on
@@ -24,3 +28,12 @@ def first_rows_per_split(csv_lines, per_split):
             rows.append(line)
             seen[sp] += 1
     return rows
+
+
+def write_jpeg(path: Path, seed: int, size=(48, 56)):
+    """A random ``size`` (w, h) JPEG at ``path`` (folders made), its pixels fixed by ``seed``."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = np.random.RandomState(seed).randint(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(arr).save(path, quality=90)

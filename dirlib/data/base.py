@@ -120,7 +120,7 @@ def stsb_shot_lists() -> dict:
     """The benchmark's hard-coded STS-B-DIR lists (22 many bins, 7 median bins, the other 21 few),
     to be used with ``Binning.uniform(0, 5, 0.1, float32=True)``. On Yang's split the many list is
     exactly the bins with > 100 training pairs; the median list corresponds to a few-threshold
-    between 28 and 35, not 20 (checked in ``tests/test_data_real.py``)."""
+    between 28 and 35, not 20 (checked in ``tests/data/test_real_loaders.py``)."""
     return {"many": list(STSB_MANY_BINS), "median": list(STSB_MEDIAN_BINS)}
 
 

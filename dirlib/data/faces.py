@@ -26,7 +26,7 @@ Protocol facts kept from the benchmark:
   ``Resize((s, s))`` (PIL bilinear) -> ``RandomCrop(s, padding=p)`` (zero fill) ->
   ``RandomHorizontalFlip(0.5)`` -> ``ToTensor`` -> ``Normalize(.5, .5)``; eval: Resize, ToTensor,
   Normalize. Values lie in [-1, 1]. Verified: with the same torch seed our train / eval tensors
-  equal torchvision's pipeline on the file exactly (``tests/test_data_faces_generated.py``).
+  equal torchvision's pipeline on the file exactly (``tests/data/test_generated_faces.py``).
 * Labels: integer ages; ``Binning.integer(0, 120)`` clamps ages >= 120 into the last bin
   (``datasets.py::_prepare_weights``, ``max_target=121``); shots by the 100/20 rule on the exact
   training label (``train.py::shot_metrics``); MAE is the main metric; ResNet-18 encoder.

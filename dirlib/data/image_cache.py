@@ -14,7 +14,7 @@
   pad by ``p``, a random ``s x s`` crop, a horizontal flip with probability 0.5, then
   ``Normalize(0.5, 0.5)``. Given the same draws (crop row, crop column, flip) each image equals
   torchvision's ``RandomCrop(s, padding=p)`` -> ``RandomHorizontalFlip`` -> ``ToTensor`` ->
-  ``Normalize`` on the resized image (``tests/test_image_cache.py``); the draws come from the same
+  ``Normalize`` on the resized image (``tests/data/test_image_cache.py``); the draws come from the same
   uniform distributions, batched.
 * :class:`DeviceBatches` iterates ``(x, y, idx)`` batches like a ``DataLoader`` over a
   :class:`~dirlib.data.faces.FaceAgeDataset`, with ``x`` already on the device. The images live in

@@ -33,7 +33,7 @@ Deviations (all forced by what can be installed here, each stated in ``info["not
   ``ValueError`` naming file and line; the benchmark skips such rows silently (``load_tsv``).
   Yang's files have none.
 
-Verified on the benchmark's files (``tests/test_data_real.py``): sizes 5,249 / 1,000 / 1,000,
+Verified on the benchmark's files (``tests/data/test_real_loaders.py``): sizes 5,249 / 1,000 / 1,000,
 sha256 equal to Yang's files, labels equal an independent pandas parse, 13,583 token types (under
 the 30k cap), token OOV rate 0.32 % (type OOV 2.8 %), train counts per 0.1 bin equal the ones in
 the peer notes, the benchmark's many-shot list equals the bins with > 100 training pairs (its

@@ -184,7 +184,7 @@ def ordinal_kl(z: torch.Tensor, y: torch.Tensor, bins: torch.Tensor, *,
     * **self_pairs.** ``False`` (default) removes the diagonal from both softmaxes: with it, the d = 0
       self pairs carry the largest weight in every row of P and Q and mostly measure the temperature.
     * **distance.** ``"squared"`` (default; SNE's Gaussian kernel) or ``"l1"``. Measured in
-      ``tests/test_frobenius.py`` (Adam on the KL alone, 12 labels, random features, seeds 0-11): with
+      ``tests/losses/test_frobenius.py`` (Adam on the KL alone, 12 labels, random features, seeds 0-11): with
       ``"l1"`` 7 of 12 starts stall in a folded order (|Spearman| 0.03-0.63 after 400 steps):
       ``d|l_i - l_j|/dl`` does not vanish as two norms meet, so a wrongly ordered close pair keeps
       repelling and cannot swap. With ``"squared"`` the repulsion vanishes at contact and

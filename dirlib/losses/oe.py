@@ -9,7 +9,7 @@ the README points to for age estimation. Its two published forms differ in the t
 * ``tightness_form="4a4dd5f"`` (the first upload): the **squared** distance, ``.pow(2).sum(1)`` with
   no square root. dirlib's OE rows before this option existed were trained with this form.
 
-Both forms are tested against a slow reference (``tests/test_losses_baselines.py``).
+Both forms are tested against a slow reference (``tests/losses/test_oe.py``).
 
 Batch-wise, per group ``u`` (a unique label value, or a bin of the paper's term):
 

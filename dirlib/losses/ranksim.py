@@ -17,7 +17,7 @@ summed (not averaged) over anchors. ``rank`` gives 0 to the *largest* value, ``r
 
 This implementation ranks all anchors at once (``argsort`` along rows of the whole matrix); every
 row is independent in both forward and backward, so it equals the authors' per-anchor loop exactly
-(``tests/test_losses_baselines.py`` checks values and gradients against the loop).
+(``tests/losses/test_ranksim.py`` checks values and gradients against the loop).
 
 Choices made explicit:
 

@@ -3,8 +3,8 @@
 ::
 
     python -m dirlib book list                                   # the notebooks book/_toc.yml lists
-    python -m dirlib book run --params quick|full|FILE.json [--only NAME ...] [--set KEY=JSON ...]
-    python -m dirlib book build [--params quick] [--no-run] [--no-strict]
+    python -m dirlib book run --params quick|full|FILE.json [--only NAME ...] [--set KEY=JSON ...] [--jobs N]
+    python -m dirlib book build [--params quick] [--no-run] [--no-strict] [--jobs N]
 
 * Notebooks are MyST Markdown files ``notebooks/<name>.md`` (jupytext); the book's pages are their
   executed copies ``book/_exec/<name>.ipynb`` (gitignored). A notebook is part of the book when
@@ -20,7 +20,8 @@
   kernel_name="python3", execution_timeout=900)`` with the notebook's folder as working directory.
   A failing cell stops the run with the notebook, the cell, the error and the path of the executed
   copy (which holds the traceback). Per-notebook times are printed and written to
-  ``book/_exec/timings.json``.
+  ``book/_exec/timings.json``. ``--jobs N`` runs N notebooks at once, each in its own kernel
+  (default: 2 on a machine with 2 cores or more), longest first by the last build's timings.
 * ``build``: runs the notebooks (unless ``--no-run``), copies the optional docs the pages include
   (:data:`OPTIONAL_DOCS`, a placeholder for a missing one) into ``book/_exec/docs/``, then
   ``jupyter-book build book --all`` (``-W -n --keep-going`` unless ``--no-strict``) into
@@ -291,25 +292,46 @@ def hide_parameter_cells(path) -> None:
     nbformat.write(nb, str(path))
 
 
+def _order(names: Sequence[str], out_dir: Path) -> list:
+    """``names`` longest first by the last build's ``timings.json`` (unknown ones first, in toc
+    order), so that parallel workers finish together."""
+    try:
+        last = {t["name"]: t["seconds"] for t in json.loads((out_dir / "timings.json").read_text())}
+    except (OSError, ValueError, KeyError, TypeError):
+        last = {}
+    return sorted(names, key=lambda n: -last.get(n, float("inf")))
+
+
+def default_jobs() -> int:
+    """Notebooks run at once by default: 2 where the machine has 2 cores or more, else 1."""
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
 def run(params: str = "quick", only: Optional[Sequence[str]] = None, overrides: Optional[dict] = None,
-        timeout: int = 900, out_dir: Path = EXEC, log=print) -> list:
-    """Execute the book's notebooks (all, or ``only``) with parameter set ``params``."""
+        timeout: int = 900, out_dir: Path = EXEC, log=print, jobs: Optional[int] = None) -> list:
+    """Execute the book's notebooks (all, or ``only``) with parameter set ``params``, ``jobs`` at a
+    time (default :func:`default_jobs`; each notebook has its own kernel, so the pages do not share
+    state; two pages that train the same run take turns on its folder's lock, see
+    :func:`dirlib.paper.runs.train_runs`). Timings are listed in toc order."""
     names_all = toc_notebooks()
     names = check_names(only, names_all)
     pset = load_params(params)
     if overrides:
         pset["overrides"] = validate_params(overrides, "--set")
+    jobs = default_jobs() if jobs is None else int(jobs)
+    if jobs < 1:
+        raise BookError(f"--jobs must be >= 1, got {jobs}")
     stray = sorted(p.stem for p in NOTEBOOKS.glob("*.md") if p.stem not in names_all)
     if stray:
         log(f"note: notebooks/{{{', '.join(stray)}}}.md not listed in book/_toc.yml: not executed")
     for n in names:  # check every notebook before spending time on any
         check_notebook(n)
     stage_docs()
-    timings = []
-    for n in names:
-        p = resolve_params(pset, n)
-        log(f"running {n} ({pset['path']}) ...")
-        t = execute(n, p, out_dir=out_dir, timeout=timeout)
+    resolved = {n: resolve_params(pset, n) for n in names}
+    done = {}
+
+    def finished(n, t):
+        p = resolved[n]
         t["status"] = "completed"
         t["finished"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
         t["parameter_set"] = Path(pset["path"]).name
@@ -317,7 +339,29 @@ def run(params: str = "quick", only: Optional[Sequence[str]] = None, overrides: 
         t["parameters"] = {k: (("set" if v else "unset") if k.endswith("_DIR") else v)
                            for k, v in p.items()}
         log(f"  {n}: {t['seconds']:.1f} s -> {t['path']}")
-        timings.append(t)
+        done[n] = t
+
+    if jobs == 1 or len(names) == 1:
+        for n in names:
+            log(f"running {n} ({pset['path']}) ...")
+            finished(n, execute(n, resolved[n], out_dir=out_dir, timeout=timeout))
+    else:
+        import multiprocessing
+        from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+        log(f"running {len(names)} notebooks ({pset['path']}), {jobs} at a time ...")
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(execute, n, resolved[n], out_dir=out_dir, timeout=timeout): n
+                       for n in _order(names, out_dir)}
+            pending = set(futures)
+            while pending:
+                finished_now, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for f in finished_now:
+                    if f.exception() is not None:
+                        for other in pending:
+                            other.cancel()
+                        raise f.exception()
+                    finished(futures[f], f.result())
+    timings = [done[n] for n in names]
     if timings:
         slow = max(timings, key=lambda t: t["seconds"])
         log(f"{len(timings)} notebook(s), {sum(t['seconds'] for t in timings):.1f} s in all; slowest: "
@@ -460,12 +504,12 @@ def jupyter_book_cmd() -> list:
 
 
 def build(params: str = "quick", only: Optional[Sequence[str]] = None, run_first: bool = True,
-          strict: bool = True, timeout: int = 900, log=print) -> Path:
+          strict: bool = True, timeout: int = 900, log=print, jobs: Optional[int] = None) -> Path:
     """Run the notebooks (unless ``run_first`` is False), then build the HTML book. Returns the path
     of ``index.html``."""
     t0 = time.time()
     if run_first:
-        run(params, only=only, timeout=timeout, log=log)
+        run(params, only=only, timeout=timeout, log=log, jobs=jobs)
     missing = [n for n in toc_notebooks() if not (EXEC / f"{n}.ipynb").is_file()]
     if missing:
         raise BookError(f"no executed copy of {missing} in {EXEC}: run `python -m dirlib book run` first")
@@ -514,6 +558,8 @@ def main(argv=None) -> int:
         s.add_argument("--params", default="quick", help="quick | full | path to a JSON file")
         s.add_argument("--only", nargs="+", metavar="NAME", help="only these notebooks")
         s.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")
+        s.add_argument("--jobs", type=int, default=None,
+                       help=f"notebooks run at once (default {default_jobs()} here: 2 with 2 cores or more)")
         if name == "run":
             s.add_argument("--set", nargs="+", metavar="KEY=JSON", help="override parameters")
         else:
@@ -525,10 +571,10 @@ def main(argv=None) -> int:
             for n in toc_notebooks():
                 print(f"{n:32s} {notebook_path(n).relative_to(ROOT)}")
         elif a.cmd == "run":
-            run(a.params, only=a.only, overrides=_kv(a.set), timeout=a.timeout)
+            run(a.params, only=a.only, overrides=_kv(a.set), timeout=a.timeout, jobs=a.jobs)
         else:
             build(a.params, only=a.only, run_first=not a.no_run, strict=not a.no_strict,
-                  timeout=a.timeout)
+                  timeout=a.timeout, jobs=a.jobs)
     except BookError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -47,7 +47,7 @@ import dataclasses
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -59,7 +59,7 @@ import torch.nn.functional as F
 from .. import records
 from ..checkpoint import load as load_checkpoint
 from ..experiment import earlier_attempts, recorded
-from ..data.base import SHOTS, DIRData, SubsetItems
+from ..data.base import DIRData, SubsetItems
 from ..methods.options import family
 from ..metrics import shot_metrics
 from ..train import (RunConfig, fit, make_loader, optimizer_step, predict, resolve_device,

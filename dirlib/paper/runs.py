@@ -524,7 +524,9 @@ def train_runs(specs: Sequence[RunSpec], seeds: Sequence[int], *, dataset: str, 
     the spec folder in quick mode (the scratch folder holds runs of several pages; two configurations
     never share a folder). A completed record of the same configuration and data is reused; a record
     of another run in the folder is refused untouched. A failed run raises ``RuntimeError`` naming
-    it (its record keeps the traceback). Checkpoints of completed runs are deleted. Warnings raised
+    it (its record keeps the traceback). A run that another process is training (its folder is
+    locked: two pages of a parallel book build) is waited for, then reused. Checkpoints of completed
+    runs are deleted. Warnings raised
     while training are collected into ``Runs.notes`` (deduplicated) instead of cluttering the page.
     """
     from .. import records as R
@@ -555,6 +557,10 @@ def train_runs(specs: Sequence[RunSpec], seeds: Sequence[int], *, dataset: str, 
             with warnings.catch_warnings(record=True) as caught, torch_threads(threads):
                 warnings.simplefilter("always")
                 res = run_job(job, data=data)
+                if res["status"] == "failed" and res["message"].startswith("RunLocked"):
+                    # another page of a parallel book build trains this very run: wait, then reuse
+                    R.wait_unlocked(job.folder)
+                    res = run_job(job, data=data)
             if res["status"] == "failed":
                 raise RuntimeError(f"training {s.label} ({s.method}) seed {seed} on {dataset} failed: "
                                    f"{res['message']} (record: {job.folder / 'run.json'})")

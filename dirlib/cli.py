@@ -23,7 +23,7 @@ VERBS = {
     "sweep": ("dirlib.tools.sweep", "train many (method x seed) runs: local processes, Ray or SLURM"),
     "tune": ("dirlib.tools.tune", "choose a method's setting on validation data, then train every seed"),
     "audit": ("dirlib.paper.audit", "the audit of the paper's method: its runs, tables and answer"),
-    "results": ("dirlib.paper.results", "tables, README blocks and checks from stored run records; "
+    "results": ("dirlib.paper.record_tables", "tables, README blocks and checks from stored run records; "
                                   "reproduce a record"),
     "findings": ("dirlib.paper.findings", "regenerate the findings written into the book and README"),
     "book": ("dirlib.paper.book", "execute the notebooks and build the book"),

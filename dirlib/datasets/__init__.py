@@ -14,7 +14,7 @@ Each file of this package declares:
 * optionally ``BUCKETS`` (the benchmark's FDS bucket layout, ``dict(first, last, start)``) and
   ``LABEL_GRID`` (``(low, high, step)`` of label grids such as Dist Loss's pseudo-labels);
 * optionally ``QUICK`` (settings of the book's quick runs) and ``SMALL = True`` (quick runs use
-  all of it, not the :data:`dirlib.paper.runs.QUICK_SUBSET` subsets).
+  all of it, not the :data:`dirlib.paper.page_runs.QUICK_SUBSET` subsets).
 
 Adding a dataset is adding one such file (README, "Add a dataset"). A table of your own (CSV or
 Parquet) needs no file here: a dataset file in TOML names it (:mod:`dirlib.datasets.table`), and

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from scipy.ndimage import convolve1d
 
 from .focal import check_pred_target
-from .weighting import lds_kernel
+from ..rebalancing.weighting import lds_kernel
 from .parts import LossWithParts
 
 IMPS = ("bmc", "gai", "bni")
@@ -80,7 +80,7 @@ def bni_buckets(train_labels, max_target: int = 200, lds: bool = False, kernel: 
     Default: integer buckets ``0..max_target-1`` holding ``int(label)``; labels ``>= max_target``
     are dropped (as the code). With ``binning`` (a :class:`~dirlib.data.base.Binning`, e.g. for
     STS-B), its bin centres and counts are used instead (out-of-range labels then fall into the end
-    bins). Optional LDS with :func:`~dirlib.losses.weighting.lds_kernel` (``mode='constant'``);
+    bins). Optional LDS with :func:`~dirlib.rebalancing.weighting.lds_kernel` (``mode='constant'``);
     the code convolves the *integer* counts and scipy keeps the integer dtype, so the smoothed
     counts are truncated toward zero (``int_quirk=True``, faithful; ``False`` keeps exact values).
     Buckets of zero weight are removed; weights sum to 1.

@@ -22,7 +22,7 @@ from typing import Optional
 
 import torch
 
-from .weighting import weighted_loss
+from ..rebalancing.weighting import weighted_loss
 from .parts import LossWithParts
 
 ACTIVATIONS = ("sigmoid", "tanh")

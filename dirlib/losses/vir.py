@@ -31,7 +31,7 @@ Pieces:
 
   ``_r`` are the running stats, ``_s`` the smoothed snapshot. The code aliases
   ``running_mean_last_epoch = running_mean`` as FDS does (``alias_quirk=True``, as in
-  :mod:`dirlib.losses.fds`). *Changed:* a bucket whose running ``var_mu`` has zeros keeps those
+  :mod:`dirlib.rebalancing.fds`). *Changed:* a bucket whose running ``var_mu`` has zeros keeps those
   dimensions unchanged (the code drops the columns and its bare ``except`` then leaves the rest of
   the batch uncalibrated); a bucket never seen by a statistics pass is left unchanged.
 * **Sampling**: in training, ``h = mu' + eps * sqrt(var')``; at evaluation ``h = mu`` (no PRM).
@@ -61,7 +61,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .bucket_stats import BucketRunningStats
+from ..rebalancing.bucket_stats import BucketRunningStats
 from .der import nig_nll, nig_reg
 
 VIR_PRIOR = {"gamma": 0.0, "v": 0.0, "alpha": 0.3, "beta": 0.0}
@@ -179,8 +179,8 @@ def make_decoder(in_dim: int, x_example: torch.Tensor) -> Optional[nn.Module]:
 # ------------------------------------------------------------------------------ PRM
 class PRM(BucketRunningStats):
     """Smoothing of per-bucket statistics of ``(mu, var)`` and calibration (see the module docstring).
-    Same buckets, buffers and epoch protocol as :class:`dirlib.losses.fds.FDS` (both are
-    :class:`~dirlib.losses.bucket_stats.BucketRunningStats`: ``update_last_epoch_stats`` then
+    Same buckets, buffers and epoch protocol as :class:`dirlib.rebalancing.fds.FDS` (both are
+    :class:`~dirlib.rebalancing.bucket_stats.BucketRunningStats`: ``update_last_epoch_stats`` then
     ``update_running_stats`` after every epoch; ``smooth`` in training from ``start_smooth``). Each
     buffer row is ``[mu part | var part]``, ``2 * feature_dim`` wide."""
 

@@ -71,7 +71,7 @@ def default_reweight(data) -> str:
 
 def compute_weights(w: dict, data) -> np.ndarray:
     """Per-sample weights of the training set for the weighting options ``w``."""
-    from ..losses.weighting import sample_weights
+    from ..rebalancing.weighting import sample_weights
     sts = family(data) == "sts"
     return sample_weights(data.train_labels, data.binning, reweight=w["reweight"],
                           lds=w.get("lds", False), ks=w.get("ks", 5), sigma=w.get("sigma", 2.0),

@@ -52,7 +52,7 @@ class FDSCallback(Callback):
 
 
 def build(name, opts, cfg, data) -> Part:
-    from ..losses.fds import FDS
+    from ..rebalancing.fds import FDS
     common = {k: opts[k] for k in DEFAULTS}
     d = feat_dim(cfg, data)
     if family(data) == "sts":

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import torch
 
-from ..losses.smoter import bumps, oversample, relevance_boxplot, relevance_density
+from ..rebalancing.smoter import bumps, oversample, relevance_boxplot, relevance_density
 from ..train import Batch, Callback, elementwise_loss
 from .common import GeneratorState, Part, first_train_input
 from .options import Default

@@ -274,8 +274,8 @@ def collect(results="results/audit", metric: Optional[str] = None) -> pd.DataFra
     one (MSE for STS-B-DIR, MAE otherwise). Records that are not completed are skipped with a
     warning; a post-hoc record whose base hash differs from the stored base is an error."""
     import warnings
-    from .results import read_records
-    from .runs import base_of
+    from .record_tables import read_records
+    from .page_runs import base_of
     root = Path(results)
     rows, skipped = [], []
     paths = [p for p in sorted(root.rglob("run.json")) if "trials" not in p.relative_to(root).parts]
@@ -504,7 +504,7 @@ def dataset_answer(df: pd.DataFrame, dataset: str, table: Optional[pd.DataFrame]
 
 
 def paper_claim() -> str:
-    from .results import paper_table
+    from .record_tables import paper_table
     paper = paper_table(1)
     paper = paper[(paper["metric"] == "MAE") & paper["shot"].isin(["median", "few"])]
     val = {(r.method, r.shot): r.value for r in paper.itertuples()}
@@ -628,7 +628,7 @@ def forest_is_current(df: pd.DataFrame, path) -> bool:
 def update_answer(results="results/audit", files=None, root=None, check=False) -> list:
     """Regenerate the answer block (:data:`ANSWER_BEGIN` ... :data:`ANSWER_END`) in ``files`` and
     the forest plot. Returns the files that were (``check``: would be) out of date."""
-    from .results import replace_block
+    from .record_tables import replace_block
     root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
     files = ANSWER_FILES if files is None else files
     df = collect(results)
@@ -753,7 +753,7 @@ def rules_table(df: pd.DataFrame, dataset: str, base: str, metric: str) -> pd.Da
 
 def _posthoc_records(results):
     """``(path, record)`` of every completed post-hoc record under ``results``."""
-    from .results import read_records
+    from .record_tables import read_records
     root = Path(results)
     for path, rec in read_records(sorted(root.rglob("run.json"))):
         if rec.get("schema") == "dirlib.posthoc/1" and rec.get("status") == "completed":
@@ -853,7 +853,7 @@ def compute_used(results="results/audit") -> pd.DataFrame:
 
 def write_tables(results="results/audit", out="results/tables/audit") -> list:
     """Every decomposition table (rule (b); the code arms also under (a) and (c)) as CSV."""
-    from .results import write_table
+    from .record_tables import write_table
     df = collect(results)
     out = Path(out)
     written = []
@@ -912,7 +912,7 @@ def main(argv=None) -> int:
         run_tuned(a.dataset, a.seeds, trials=a.trials, methods=a.methods, results=a.results,
                   data_dir=a.data_dir, log=lambda m: print(m, flush=True))
         return 0
-    from .results import load_records, refuse_dirty
+    from .record_tables import load_records, refuse_dirty
     try:
         refuse_dirty(load_records(Path(a.results), status="completed"), a.allow_dirty)
     except ValueError as e:

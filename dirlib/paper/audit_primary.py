@@ -121,7 +121,7 @@ def paper_effect(dataset: str, base: str, shot: str):
     row = PAPER_ROWS.get((dataset, base))
     if row is None:
         return math.nan, ""
-    from .results import paper_table
+    from .record_tables import paper_table
     table, ds, method, metric = row
     t = paper_table(table)
     t = t[(t["dataset"] == ds) & (t["metric"] == metric) & (t["shot"] == shot)]

@@ -29,9 +29,9 @@
   when present; without it the build still works, with a warning, and the pages load MathJax and the
   widget manager from CDNs.
 
-The notebooks resolve their ``DATASET`` and build their configs with :mod:`dirlib.paper.runs`
-(:func:`~dirlib.paper.runs.resolve_dataset`, :func:`~dirlib.paper.runs.has_data`,
-:func:`~dirlib.paper.runs.make_config`); no library module imports this runner.
+The notebooks resolve their ``DATASET`` and build their configs with :mod:`dirlib.paper.page_runs`
+(:func:`~dirlib.paper.page_runs.resolve_dataset`, :func:`~dirlib.paper.page_runs.has_data`,
+:func:`~dirlib.paper.page_runs.make_config`); no library module imports this runner.
 """
 from __future__ import annotations
 
@@ -312,7 +312,7 @@ def run(params: str = "quick", only: Optional[Sequence[str]] = None, overrides: 
     """Execute the book's notebooks (all, or ``only``) with parameter set ``params``, ``jobs`` at a
     time (default :func:`default_jobs`; each notebook has its own kernel, so the pages do not share
     state; two pages that train the same run take turns on its folder's lock, see
-    :func:`dirlib.paper.runs.train_runs`). Timings are listed in toc order."""
+    :func:`dirlib.paper.page_runs.train_runs`). Timings are listed in toc order."""
     names_all = toc_notebooks()
     names = check_names(only, names_all)
     pset = load_params(params)

@@ -21,10 +21,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from . import figures as figs
+from . import figure_data as figs
 from .ridge import label_norms, shared_ridge_fit
-from .runs import cached_runs, record_datasets, stored_specs
-from .figures import convergence_epoch, shot_gaps
+from .page_runs import cached_runs, record_datasets, stored_specs
+from .figure_data import convergence_epoch, shot_gaps
 from .naming import METRIC_NAMES, dataset_name, signed
 
 
@@ -60,8 +60,8 @@ def box(text, title: str = "Finding", markdown: bool = False):
 # ----------------------------------------------------------------------------------- Fig. 1
 def shot_gap_finding(table: pd.DataFrame, metric: str, dataset: str) -> str:
     """Fig. 1: do the median- and few-shot errors exceed the many-shot error for every method, and by
-    how much (the ratios of the mean test errors, :func:`dirlib.paper.figures.shot_gaps`)? ``table`` has
-    ``label, shot, <metric>_mean`` (:func:`dirlib.paper.figures.shot_table`)."""
+    how much (the ratios of the mean test errors, :func:`dirlib.paper.figure_data.shot_gaps`)? ``table`` has
+    ``label, shot, <metric>_mean`` (:func:`dirlib.paper.figure_data.shot_table`)."""
     gaps = shot_gaps(table, metric)
     if not len(gaps):
         return f"On {dataset_name(dataset)}, there are no runs to compare."
@@ -95,7 +95,7 @@ def _ordinal(v) -> Optional[bool]:
 def premise_finding(label: str, score: dict, dataset: str) -> str:
     """Figs. 2/5: does the paper's premise hold for one run, that the prototype norms are ordinal over
     the many-shot labels and not over the others? ``score`` is the run's ordinality score
-    (:func:`dirlib.paper.figures.ordinality`); ordinal means ``|Spearman| >= ORDINAL_RHO``."""
+    (:func:`dirlib.paper.figure_data.ordinality`); ordinal means ``|Spearman| >= ORDINAL_RHO``."""
     rho = {s: score.get(f"spearman_{s}") for s in ("many", "median", "few")}
     shown = ", ".join(f"{s} {_num(v)}" for s, v in rho.items() if v is not None)
     head = (f"On {dataset_name(dataset)}, {label}'s prototype norms have a Spearman correlation with the label of "
@@ -150,7 +150,7 @@ def settle_finding(curves: pd.DataFrame, dataset: str, label: str, tol: float = 
                    lr_drops: Sequence[int] = ()) -> str:
     """Fig. 3: the epoch from which each shot's training MAE stays within ``tol`` of its final value,
     next to the paper's "the majority converges at epoch ≈ 40". ``curves`` is
-    :func:`dirlib.paper.figures.training_curves`; ``lr_drops``: the epochs after which the learning rate
+    :func:`dirlib.paper.figure_data.training_curves`; ``lr_drops``: the epochs after which the learning rate
     drops (the run's ``lr_milestones``), which a settling epoch may simply follow."""
     epochs = int(curves["epoch"].max())
     settle = {}
@@ -191,10 +191,10 @@ def settle_finding(curves: pd.DataFrame, dataset: str, label: str, tol: float = 
 def base_finding(comparisons: Sequence[Tuple[str, Dict[str, object]]], metric: str, dataset: str,
                  digits: int = 2, subject: str = "the method", contrast: str = "method minus base") -> str:
     """Tables: does the method beat its base per shot? ``comparisons`` holds ``(name, effects)``
-    pairs, ``effects`` from :func:`dirlib.paper.results.paired_effects`. Lower is better unless the metric is Pearson."""
+    pairs, ``effects`` from :func:`dirlib.paper.record_tables.paired_effects`. Lower is better unless the metric is Pearson."""
     if not comparisons:
         return f"On {dataset_name(dataset)}, no run of the method has its base stored beside it."
-    from .results import HIGHER_IS_BETTER
+    from .record_tables import HIGHER_IS_BETTER
     higher_better = metric in HIGHER_IS_BETTER
     better, worse, none = [], [], []
     for name, eff in comparisons:
@@ -257,7 +257,7 @@ def ridge_finding(lam: float, slopes: Sequence[float], labels=None) -> str:
 # ----------------------------------------------------------------------------------- setup
 def recipe_finding(recipes: pd.DataFrame) -> str:
     """The choices page: how the stored records were trained, one clause per recipe of
-    :func:`dirlib.paper.results.stored_recipes`."""
+    :func:`dirlib.paper.record_tables.stored_recipes`."""
     if not len(recipes):
         return "No completed run records are stored."
     parts = []
@@ -296,7 +296,7 @@ END = "<!-- page-findings:end -->"
 
 
 def fig1_finding(runs) -> str:
-    """:func:`shot_gap_finding` for a page's :class:`dirlib.paper.runs.Runs`."""
+    """:func:`shot_gap_finding` for a page's :class:`dirlib.paper.page_runs.Runs`."""
     metric = figs.main_metric(runs.dataset)
     return shot_gap_finding(figs.shot_table(runs, metrics=(metric,)), metric, runs.dataset)
 
@@ -357,7 +357,7 @@ def dataset_findings(results_dir, dataset: str) -> Dict[str, str]:
 
 
 def table_comparisons(runs, metric: str) -> List[Tuple[str, Dict[str, object]]]:
-    """``(base name, effects)`` of :func:`dirlib.paper.figures.base_effects` on the median and few shots."""
+    """``(base name, effects)`` of :func:`dirlib.paper.figure_data.base_effects` on the median and few shots."""
     return [(figs.display_name(b), eff)
             for _, b, eff in figs.base_effects(runs, metric, shots=("median", "few"))]
 
@@ -393,7 +393,7 @@ def main(argv=None) -> int:
     p.add_argument("--results", default=str(root / "results"))
     p.add_argument("--check", action="store_true", help="fail when the committed block is stale")
     a = p.parse_args(argv)
-    from .results import replace_block
+    from .record_tables import replace_block
     block = "\n" + intro_block(Path(a.results))
     target = root / "book" / "intro.md"
     if a.check:

@@ -8,7 +8,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from .figures import SHOTS, SHOTS_ALL, convergence_epoch, norm_targets, ordinality, per_label
+from .figure_data import SHOTS, SHOTS_ALL, convergence_epoch, norm_targets, ordinality, per_label
 from .naming import METRIC_NAMES, SHOT_NAMES, format_ordinality
 from .ridge import label_norms, ridge_weight_norm, shared_ridge_fit
 

@@ -9,7 +9,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import pandas as pd
 
 from .plots import plot_snapshot
-from .runs import QUICK_SUBSET, torch_threads
+from .page_runs import QUICK_SUBSET, torch_threads
 from ..train import Callback
 
 
@@ -65,7 +65,7 @@ def explore_run(data, method: str, *, beta: float = 0.0, epochs: int = 10,
     ``{"snapshots": {epoch: {"per_label": DataFrame, "ordinality": dict}}, "test": metrics,
     "method": name, "method_kwargs": {...}}`` with snapshots at the ``snapshots`` epochs (default:
     the last). Single-phase methods only (``frobenius``, ``rrt`` ... have their own phases)."""
-    from .runs import make_config
+    from .page_runs import make_config
     from ..methods import build_method
     from ..train import fit
     name, mk = explore_method(method, beta)

@@ -290,7 +290,7 @@ def test_api_3_a_rerun_with_other_encoder_weights_is_another_run(tmp_path):
 
 
 def test_api_14_two_settings_of_one_method_are_two_rows_of_one_table():
-    from dirlib.paper.results import paired_effects, summary_table
+    from dirlib.paper.record_tables import paired_effects, summary_table
     x, y = _xy()
     data = from_arrays(*_split(x, y), bin_width=5.0, task_family="age", many_thr=15, few_thr=5)
     recs = [dirlib.run("frobenius", data, epochs=2, seed=s, diagnostics=False,

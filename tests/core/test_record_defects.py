@@ -231,7 +231,7 @@ def test_11_the_same_posthoc_twice_is_skipped_cleanly(base_run, tmp_path, capsys
 
 # ------------------------------------------------------------------------ 12. duplicate seeds
 def test_12_a_seed_counted_twice_is_refused():
-    from dirlib.paper.results import paired_effects
+    from dirlib.paper.record_tables import paired_effects
     m0 = {"status": "completed", "config": {"seed": 0}, "test": {"all": {"mae": 1.0}}}
     b0 = {"status": "completed", "config": {"seed": 0}, "test": {"all": {"mae": 2.0}}}
     with pytest.raises(ValueError, match=r"seed\(s\) \[0\] more than once"):
@@ -240,14 +240,14 @@ def test_12_a_seed_counted_twice_is_refused():
 
 # ------------------------------------------------------------------------ 13. schema
 def test_13_an_unknown_schema_version_is_refused_by_name(tmp_path):
-    from dirlib.paper.results import record_problem
+    from dirlib.paper.record_tables import record_problem
     rec = {"schema": "dirlib.run/9", "config": {"a": 1}, "config_hash": records.stable_hash({"a": 1})}
     assert "unknown record schema 'dirlib.run/9'" in record_problem(tmp_path / "run.json", rec)
 
 
 # ------------------------------------------------------------------------ 14. readme duplicates
 def test_14_readme_refuses_a_copied_record_folder_with_one_line(tmp_path, capsys):
-    from dirlib.paper.results import main as results
+    from dirlib.paper.record_tables import main as results
     # a committed STS-B-DIR record and a copy of its folder beside it
     src = ROOT / "results" / "runs" / "sts-b-dir" / "vanilla" / "seed0" / "run.json"
     for folder in ("vanilla", "vanilla-copy"):
@@ -263,7 +263,7 @@ def test_14_readme_refuses_a_copied_record_folder_with_one_line(tmp_path, capsys
 
 # ------------------------------------------------------------------------ 15. subsets per seed
 def test_15_subset_runs_of_several_seeds_aggregate_knowingly(tmp_path):
-    from dirlib.paper.results import summary_table
+    from dirlib.paper.record_tables import summary_table
     recs = [run_experiment(syn_cfg("vanilla", seed=s, subset_train=100), tmp_path / f"s{s}")
             for s in (0, 2)]
     assert recs[0]["data_hash"] != recs[1]["data_hash"]          # each seed draws its subset
@@ -307,7 +307,7 @@ def _repo(tmp_path):
 
 def test_a_dirty_record_carries_its_diff_and_reproduces_from_it(tmp_path):
     from dirlib.tools.reproduce import reproduce
-    from dirlib.paper.results import record_problem
+    from dirlib.paper.record_tables import record_problem
     repo = _repo(tmp_path)
     # an uncommitted change that alters what runs: a constant in the synthetic generator
     syn = repo / "dirlib" / "data" / "synthetic.py"
@@ -333,7 +333,7 @@ def test_a_dirty_record_carries_its_diff_and_reproduces_from_it(tmp_path):
 
 
 def test_table_commands_refuse_dirty_records_without_a_diff_unless_allowed(tmp_path, capsys):
-    from dirlib.paper.results import main as results
+    from dirlib.paper.record_tables import main as results
     rd = tmp_path / "runs" / "synthetic" / "vanilla" / "seed0"
     run_experiment(syn_cfg("vanilla"), rd)
     rec = _rec(rd / "run.json")

@@ -264,7 +264,7 @@ def _results_with_one_run(tmp_path):
 
 
 def test_9_tables_refuse_a_hand_edited_config(tmp_path):
-    from dirlib.paper.results import RecordError, load_records, regenerate_tables
+    from dirlib.paper.record_tables import RecordError, load_records, regenerate_tables
     res, path = _results_with_one_run(tmp_path)
     rec = json.loads(_text(path))
     rec["config"]["epochs"] = 90               # edited without its config_hash
@@ -276,7 +276,7 @@ def test_9_tables_refuse_a_hand_edited_config(tmp_path):
 
 
 def test_9_a_non_numeric_metric_names_the_file(tmp_path):
-    from dirlib.paper.results import load_records, summary_table
+    from dirlib.paper.record_tables import load_records, summary_table
     res, path = _results_with_one_run(tmp_path)
     rec = json.loads(_text(path))
     rec["test"]["few"]["mae"] = "n/a"
@@ -303,7 +303,7 @@ def test_9_a_truncated_record_does_not_abort_the_sweep(tmp_path):
 
 # ------------------------------------------------------------------------ 10. the book's records
 def test_10_tuple_and_list_of_one_setting_aggregate(tmp_path):
-    from dirlib.paper.results import check_comparable
+    from dirlib.paper.record_tables import check_comparable
     a = {"config": {**syn_cfg("vanilla").to_dict(), "lr_milestones": []}, "data_hash": "h",
          "_path": "a"}
     b = {"config": {**syn_cfg("vanilla", seed=1).to_dict(), "lr_milestones": ()}, "data_hash": "h",

@@ -67,7 +67,7 @@ def _train_labels(fx):
 def test_inv_sqinv_and_lds_weights_match_the_benchmark(k):
     import numpy as np
     from dirlib.data.base import Binning
-    from dirlib.losses.weighting import sample_weights
+    from dirlib.rebalancing.weighting import sample_weights
     fx = _load("weights")
     assert fx["commit"] == "a6fdc45"
     case = fx["cases"][k]

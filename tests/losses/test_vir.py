@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from dirlib.losses.der import nig_nll
-from dirlib.losses.fds import fds_kernel
+from dirlib.rebalancing.fds import fds_kernel
 from dirlib.losses.vir import (PRM, ConjugatePriorParams, ImageDecoder, ProbabilisticFeature,
                                conjugate_to_nig, gaussian_kl, make_decoder, vir_nig_loss)
 

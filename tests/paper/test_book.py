@@ -127,7 +127,7 @@ def test_stage_docs_placeholder_and_link_rewrite(tmp_path, monkeypatch):
 
 
 def test_dataset_resolution_and_quick_config(tmp_path):
-    import dirlib.paper.runs as R
+    import dirlib.paper.page_runs as R
     from dirlib.data import DataNotFoundError
     assert R.resolve_dataset("auto", tmp_path) == "synthetic"
     assert R.resolve_dataset("synthetic", tmp_path) == "synthetic"

@@ -11,8 +11,8 @@ matplotlib.use("Agg")
 
 from dirlib.paper import findings as F  # noqa: E402
 from dirlib.paper import naming, plots, ridge  # noqa: E402
-from dirlib.paper.runs import Runs  # noqa: E402
-from dirlib.paper.results import replace_block  # noqa: E402
+from dirlib.paper.page_runs import Runs  # noqa: E402
+from dirlib.paper.record_tables import replace_block  # noqa: E402
 from dirlib.stats import paired_difference  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

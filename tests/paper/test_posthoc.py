@@ -318,7 +318,7 @@ def test_audit_runs_collects_and_decomposes(tmp_path, data):
 
 
 def test_method_tables_do_not_read_audit_records(tmp_path, base):
-    from dirlib.paper.results import load_records
+    from dirlib.paper.record_tables import load_records
     import shutil
     shutil.copytree(base, tmp_path / "runs" / "synthetic" / "vanilla" / "seed0")
     shutil.copytree(base, tmp_path / "audit" / "synthetic" / "vanilla" / "seed0")

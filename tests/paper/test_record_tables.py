@@ -1,4 +1,4 @@
-"""The results store (dirlib/paper/results.py) and the paper's transcribed numbers (results/paper_tables.csv).
+"""The record tables (dirlib/paper/record_tables.py) and the paper's transcribed numbers (results/paper_tables.csv).
 
 Run records here are fake but schema-valid, written into tmp_path only (never committed)."""
 import math
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dirlib.paper import results as R
+from dirlib.paper import record_tables as R
 from dirlib.records import stable_hash, write_json
 from dirlib.train import RunConfig
 

@@ -1,4 +1,4 @@
-"""SMOTER and SMOGN (``dirlib.losses.smoter``): relevance, bumps, interpolated targets and SMOGN's
+"""SMOTER and SMOGN (``dirlib.rebalancing.smoter``): relevance, bumps, interpolated targets and SMOGN's
 noise for distant neighbours."""
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from dirlib.data.base import Binning
-from dirlib.losses.smoter import (boxplot_control_points, bumps, new_cases_per_bump, oversample,
+from dirlib.rebalancing.smoter import (boxplot_control_points, bumps, new_cases_per_bump, oversample,
                                   relevance_boxplot_fn, relevance_density, smoter_target)
 
 D = torch.float64

@@ -1,4 +1,4 @@
-"""dirlib.paper.figures: run selection, aggregation, tables and plots on small fake-but-schema-valid run
+"""dirlib.paper.figure_data: run selection, aggregation, tables and plots on small fake-but-schema-valid run
 records written into tmp_path (the per-label blocks come from dirlib.diagnostics on made-up
 features), plus tiny real training runs on synthetic data for the training helpers."""
 import json
@@ -13,14 +13,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from dirlib.paper import figures as F  # noqa: E402
+from dirlib.paper import figure_data as F  # noqa: E402
 from dirlib.paper import naming, plots, ridge, widgets  # noqa: E402
-from dirlib.paper.runs import RunSpec, Runs, cached_runs, get_runs, parse_specs, run_spec, select_records, stored_specs, train_runs  # noqa: E402
+from dirlib.paper.page_runs import RunSpec, Runs, cached_runs, get_runs, parse_specs, run_spec, select_records, stored_specs, train_runs  # noqa: E402
 from dirlib.data import load_synthetic  # noqa: E402
 from dirlib.data.base import Binning  # noqa: E402
 from dirlib.diagnostics import ordinality_score, per_label_stats  # noqa: E402
 from dirlib.records import stable_hash  # noqa: E402
-from dirlib.paper.results import paper_table  # noqa: E402
+from dirlib.paper.record_tables import paper_table  # noqa: E402
 from dirlib.train import RunConfig  # noqa: E402
 
 

@@ -1,12 +1,12 @@
 """The numbers behind the paper's figures and tables, computed from run records: shot tables
 (Fig. 1), per-label norms and training MAE (Figs. 2/5), training curves (Fig. 3), the paper's
 tables beside the reproduction's (Tables 1-3) and the paired base comparisons. The records come
-from :mod:`dirlib.paper.runs`, the plots are :mod:`dirlib.paper.plots`, the formatting :mod:`dirlib.paper.naming`.
+from :mod:`dirlib.paper.page_runs`, the plots are :mod:`dirlib.paper.plots`, the formatting :mod:`dirlib.paper.naming`.
 
 Choices (not in the paper):
 
 * Fig. 1 error bars are the sample standard deviation over seeds (``ddof=1``,
-  :func:`dirlib.paper.results.summary_table`); a single seed has no bar.
+  :func:`dirlib.paper.record_tables.summary_table`); a single seed has no bar.
 * Figs. 2/5 and 3 show one run (the lowest seed present), as the paper's figures show one model.
   The bars are per-label training MAE and the line the per-label prototype norm
   ``||mean_i z_i||`` of the un-augmented training set (``train_per_label`` of the run record, from
@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..datasets import main_metric  # noqa: F401  (pages call figs.main_metric)
 from .naming import METRIC_DIGITS, METRIC_NAMES, SHOT_NAMES, display_name, format_mean_std  # noqa: F401
-from .runs import Runs, RunSpec, repo_relative, cached_runs, run_spec, scratch_dir, train_runs
+from .page_runs import Runs, RunSpec, repo_relative, cached_runs, run_spec, scratch_dir, train_runs
 
 
 SHOTS = ("many", "median", "few")
@@ -88,7 +88,7 @@ def fig25_specs(results_dir, dataset: str):
     ``dataset``: the paper's panels (:data:`FIG2_SPECS`, :data:`FIG5_SPECS`) when records cover
     them all, else the reproduction's panels (:data:`REPRO_FIG2_SPECS`, :data:`REPRO_FIG5_SPECS`)
     that have records."""
-    from .results import load_records
+    from .record_tables import load_records
     results_dir = Path(results_dir)
     recs = load_records(results_dir, dataset=dataset, status="completed") if results_dir.is_dir() else []
 
@@ -104,10 +104,10 @@ def fig25_specs(results_dir, dataset: str):
 # ----------------------------------------------------------------------------------- Fig. 1
 def shot_table(runs: Runs, metrics: Optional[Sequence[str]] = None, split: str = "test"
                ) -> pd.DataFrame:
-    """Mean and sample std over seeds per run x shot (:func:`dirlib.paper.results.summary_table` on each
+    """Mean and sample std over seeds per run x shot (:func:`dirlib.paper.record_tables.summary_table` on each
     run's records). Columns ``label, method, shot, n_seeds, seeds, n, <metric>_mean, <metric>_std``;
     rows in the order of ``runs.specs``, shots all/many/median/few."""
-    from .results import summary_table
+    from .record_tables import summary_table
     metrics = tuple(metrics or (main_metric(runs.dataset),))
     frames = []
     for s in runs.present():
@@ -261,7 +261,7 @@ def convergence_epoch(values: Sequence[float], tol: float = 0.1) -> Optional[int
 # ----------------------------------------------------------------------------------- Tables 1-3
 def paper_rows(table: int) -> List[str]:
     """The method rows of a paper table, in the paper's order."""
-    from .results import paper_table
+    from .record_tables import paper_table
     return list(dict.fromkeys(paper_table(table)["method"]))
 
 
@@ -299,7 +299,7 @@ def table_specs(table: int, methods: Optional[Sequence[str]] = None) -> List[Run
 
 
 def _paper_values(table: int) -> Dict[Tuple[str, str, str], float]:
-    from .results import paper_table
+    from .record_tables import paper_table
     df = paper_table(table)
     return {(r.method, r.metric.lower(), r.shot): r.value for r in df.itertuples()}
 
@@ -311,7 +311,7 @@ def table_frame(table: int, runs: Optional[Runs] = None, *, paper: bool = True,
     of ``runs``, test split), columns ``(metric, shot)``. Paper rows without dirlib records get
     only their paper line; dirlib runs that are not a paper row come last. ``paper=False``: only
     the dirlib lines (e.g. UTKFace-DIR, synthetic data)."""
-    from .results import summary_table
+    from .record_tables import summary_table
     if table not in TABLE_METRICS:
         raise ValueError(f"table must be 1, 2 or 3, got {table!r}")
     metrics = TABLE_METRICS[table]
@@ -365,7 +365,7 @@ def table_runs(table: int, seeds: Sequence[int], *, dataset: Optional[str] = Non
     (``source == "rerun"`` or there are no records) and the dataset's files are present and the
     ``DATASET`` parameter (``dataset_param``) names this dataset, or is ``"auto"`` outside quick
     mode (a full run). Otherwise the result has ``source == "none"`` or the cached records."""
-    from .runs import has_data
+    from .page_runs import has_data
     ds = dataset or PAPER_TABLE_DATASETS[table]
     specs = table_specs(table, methods)
     runs = cached_runs(specs, dataset=ds, results_dir=results_dir)
@@ -403,8 +403,8 @@ BASE_PAIRS = (("frobenius", "vanilla"), ("lds+frobenius", "lds"), ("ranksim+frob
 def base_effects(runs: "Runs", metric: Optional[str] = None, pairs=BASE_PAIRS,
                  shots=("all", "many", "median", "few")) -> List[tuple]:
     """``(method, base, effects)`` for each (method, base) in ``pairs`` with records in ``runs``:
-    the paired differences per shot of :func:`dirlib.paper.results.paired_effects`."""
-    from .results import paired_effects
+    the paired differences per shot of :func:`dirlib.paper.record_tables.paired_effects`."""
+    from .record_tables import paired_effects
     metric = metric or main_metric(runs.dataset)
     by_method = {s.method: runs.records[s.label] for s in runs.present() if s.loss is None}
     return [(m, b, paired_effects(by_method[m], by_method[b], metric, shots=shots))
@@ -415,7 +415,7 @@ def base_comparison(runs: "Runs", metric: Optional[str] = None, pairs=BASE_PAIRS
                     shots=("all", "many", "median", "few")) -> pd.DataFrame:
     """:func:`base_effects` as one display table with plain columns: the base's and the method's
     mean ± std, the paired difference (method - base) with its 95% t interval, and the verdict."""
-    from .results import HIGHER_IS_BETTER, summary_table
+    from .record_tables import HIGHER_IS_BETTER, summary_table
     metric = metric or main_metric(runs.dataset)
     by_method = {s.method: runs.records[s.label] for s in runs.present() if s.loss is None}
     digits = METRIC_DIGITS.get(metric, 3)

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from dirlib.data.base import Binning
-from dirlib.losses.fds import FDS, fds_kernel
-from dirlib.losses.weighting import lds_kernel
+from dirlib.rebalancing.fds import FDS, fds_kernel
+from dirlib.rebalancing.weighting import lds_kernel
 
 
 def test_fds_kernel_sums_to_one():

@@ -69,7 +69,7 @@ def lds_kernel(kind: str = "gaussian", ks: int = 5, sigma: float = 2.0) -> np.nd
     The paper / READMEs use gaussian, ``ks=5``, ``sigma=2`` (our defaults); the code's argparse
     defaults differ (AgeDB ``ks=9, sigma=1``; IMDB-WIKI ``ks=5, sigma=1``; STS-B ``ks=5, sigma=2``),
     see ``docs/baseline-defaults.md`` of the dirlib repository. FDS uses the same shapes normalised to sum 1
-    (:func:`dirlib.losses.fds.fds_kernel`).
+    (:func:`dirlib.rebalancing.fds.fds_kernel`).
     """
     _check_kernel_args(kind, ks, sigma)
     ks = int(ks)

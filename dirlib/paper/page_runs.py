@@ -215,7 +215,7 @@ def parse_specs(methods: Sequence[str]) -> List[RunSpec]:
 def record_datasets(results_dir, prefer: Sequence[str] = AGE_PREFER) -> List[str]:
     """The datasets with completed run records under ``results_dir``: those of ``prefer`` in that
     order, then synthetic. ``[]`` when there are none (or no such folder)."""
-    from .results import load_records
+    from .record_tables import load_records
     results_dir = Path(results_dir)
     recs = load_records(results_dir, status="completed") if results_dir.is_dir() else []
     have = {r["config"].get("dataset") for r in recs}
@@ -233,7 +233,7 @@ def page_datasets(results_dir, dataset: str = "auto", source: str = "cached") ->
 # ----------------------------------------------------------------------------------- stored records
 def _group_key(rec: dict) -> str:
     from ..records import stable_hash
-    from .results import comparable_config
+    from .record_tables import comparable_config
     return stable_hash(comparable_config(rec["config"]))
 
 
@@ -245,7 +245,7 @@ def select_records(records: Sequence[dict], specs: Sequence[RunSpec]) -> Tuple[D
     """Pick, for each spec, the completed records to show: among the records matching it, grouped
     by configuration up to the seed, the largest group (ties: the most recently finished) on the
     data hash that covers the most specs (ties: the most records) and, so that a table never mixes
-    protocols, of the protocol :func:`dirlib.paper.results.main_protocol` picks among the specs'
+    protocols, of the protocol :func:`dirlib.paper.record_tables.main_protocol` picks among the specs'
     records. Returns
     ``({label: records sorted by seed}, notes)``; ``notes`` names what was left out."""
     done = [r for r in records if r.get("status") == "completed"]
@@ -270,7 +270,7 @@ def select_records(records: Sequence[dict], specs: Sequence[RunSpec]) -> Tuple[D
         notes.append(f"records on {len(cover)} different data hashes; shown: data_hash {best_dh} "
                      f"(covers {cover[best_dh]} of {len(specs)} runs)")
     # one protocol (epochs, image size, model ...) for the whole figure/table
-    from .results import main_protocol, protocol_key
+    from .record_tables import main_protocol, protocol_key
     on_best = [(s.label, r) for s in specs for (dh, _), rs in cands[s.label].items() if dh == best_dh
                for r in rs]
     best_pk = main_protocol(on_best)
@@ -427,7 +427,7 @@ def cached_runs(specs: Sequence[RunSpec], *, dataset: str, results_dir,
                 prefer: Sequence[str] = AGE_PREFER) -> Runs:
     """The stored records for ``specs`` (``source="cached"``; ``source="none"`` when there are
     none). ``dataset="auto"``: the first of ``prefer`` (then ``synthetic``) with records."""
-    from .results import load_records
+    from .record_tables import load_records
     specs = list(specs)
     results_dir = Path(results_dir)
     recs = load_records(results_dir) if results_dir.is_dir() else []
@@ -448,9 +448,9 @@ def stored_specs(results_dir, *, dataset: str = "auto", prefer: Sequence[str] = 
                  order: Sequence[str] = ()) -> Tuple[Optional[str], List[RunSpec]]:
     """Every run (method, base loss, method arguments) with a completed record under
     ``results_dir`` on ``dataset`` (``"auto"``: the first of ``prefer``, then synthetic, that has
-    any), of the protocol :func:`dirlib.paper.results.main_protocol` picks. Returns
+    any), of the protocol :func:`dirlib.paper.record_tables.main_protocol` picks. Returns
     ``(dataset or None, specs)``, specs ordered by ``order`` (method names) first."""
-    from .results import load_records
+    from .record_tables import load_records
     results_dir = Path(results_dir)
     recs = [r for r in (load_records(results_dir) if results_dir.is_dir() else [])
             if r.get("status") == "completed"]
@@ -459,7 +459,7 @@ def stored_specs(results_dir, *, dataset: str = "auto", prefer: Sequence[str] = 
     if ds is None:
         return None, []
     # only the protocol with the most distinct runs (then records): a page shows one protocol
-    from .results import main_protocol, protocol_key, run_key
+    from .record_tables import main_protocol, protocol_key, run_key
     recs = [r for r in recs if r["config"].get("dataset") == ds]
     best = main_protocol((run_key(r["config"]), r) for r in recs)
     seen = {}

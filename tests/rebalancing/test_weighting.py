@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dirlib.data.base import Binning
-from dirlib.losses.weighting import effective_counts, lds_kernel, sample_weights, weighted_loss
+from dirlib.rebalancing.weighting import effective_counts, lds_kernel, sample_weights, weighted_loss
 
 
 def _gaussian_filter_delta_loop(ks, sigma, truncate=4.0):

@@ -1,5 +1,5 @@
 """Running per-bucket statistics, smoothed along the bucket axis: the machinery that FDS
-(:class:`dirlib.losses.fds.FDS`) and VIR's PRM (:class:`dirlib.losses.vir.PRM`) share.
+(:class:`dirlib.rebalancing.fds.FDS`) and VIR's PRM (:class:`dirlib.losses.vir.PRM`) share.
 
 Both keep, per label bucket, an EMA of statistics of one training pass (``update_running_stats``,
 subclass-specific), snapshot and smooth them once per epoch (``update_last_epoch_stats``) and

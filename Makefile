@@ -29,8 +29,10 @@ browser:
 	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) \
 	  || echo "WARNING: could not install chromium: browser checks will skip"; fi
 
+# two test workers (pytest-xdist), each taking whole files, so a module's data loads once
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed-all browser
-	$(PY) -m pytest -q --durations=15 -m "not artefacts"
+	$(PY) -m pytest -q --durations=15 -m "not artefacts" -n $(TEST_WORKERS) --dist loadfile
 
 # the committed artefacts (generated blocks, tables, docs, bench files) against the stored records
 check: $(VENV)/.installed-all

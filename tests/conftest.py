@@ -1,4 +1,6 @@
+import fcntl
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,3 +21,15 @@ def data_dir():
             pytest.fail(msg + " -- CI must run the real-data tests")
         pytest.skip(msg)
     return Path(d)
+
+
+@pytest.fixture
+def one_ray_node():
+    """One local Ray node at a time across the test workers (``make test`` runs two, with
+    pytest-xdist): a Ray test holds this lock while its node runs."""
+    with open(Path(tempfile.gettempdir()) / "dirlib-tests-ray.lock", "a+") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

@@ -34,9 +34,9 @@ def test_sigkill_then_same_command_resumes_and_matches(tmp_path):
     # (MKL/OpenMP may otherwise split work differently from run to run)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "MKL_DYNAMIC": "FALSE"}
-    full = tmp_path / "full"
-    subprocess.run(CMD + ["--out", str(full)], check=True, env=env, cwd=ROOT,
-                   capture_output=True, timeout=600)
+    full = tmp_path / "full"        # the uninterrupted run, meanwhile on the other core
+    reference = subprocess.Popen(CMD + ["--out", str(full)], env=env, cwd=ROOT,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cut = tmp_path / "cut"
     proc = subprocess.Popen(CMD + ["--out", str(cut)], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -52,6 +52,7 @@ def test_sigkill_then_same_command_resumes_and_matches(tmp_path):
     assert rec["status"] == "running"          # the record survived the kill, not truncated
     subprocess.run(CMD + ["--out", str(cut)], check=True, env=env, cwd=ROOT,
                    capture_output=True, timeout=600)
+    assert reference.wait(timeout=600) == 0
     a = json.loads((full / "run.json").read_text())
     b = json.loads((cut / "run.json").read_text())
     assert b["status"] == "completed"

@@ -368,6 +368,20 @@ def _pages():
     return [("intro", HTML / "intro.html")] + [(n, page(n)) for n in B.toc_notebooks()] + docs
 
 
+def settle(driver, quiet: float = 0.6, cap: float = 6.0) -> None:
+    """Wait until the page has loaded and stopped changing (MathJax and the widget manager render
+    after the load event): its document unchanged for ``quiet`` seconds, at most ``cap`` seconds."""
+    t0, last, since = time.time(), None, time.time()
+    while time.time() - t0 < cap:
+        now = driver.execute_script("return document.readyState + ':' + "
+                                    "(document.body ? document.body.innerHTML.length : 0)")
+        if now != last:
+            last, since = now, time.time()
+        elif now.startswith("complete") and time.time() - since >= quiet:
+            return
+        time.sleep(0.1)
+
+
 def page_problems(driver, url: str, html_root: Path, name: str) -> list:
     """Everything a reader would trip over on one page at 1280 px: console errors or warnings,
     failed requests, figures whose text is below 9 px at their rendered width, Markdown tables
@@ -376,7 +390,7 @@ def page_problems(driver, url: str, html_root: Path, name: str) -> list:
     driver.get_log("browser")
     driver.get_log("performance")
     driver.get(url)
-    time.sleep(2.5)
+    settle(driver)
     out = []
     for e in driver.get_log("browser"):
         if e["level"] in ("WARNING", "SEVERE") and not any(k in e["message"] for k in KNOWN_NOISE):

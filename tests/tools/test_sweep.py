@@ -78,7 +78,8 @@ def local_records(tmp_path_factory):
     return _records_of(out)
 
 
-def test_ray_backend_runs_the_grid_skips_it_on_rerun_and_writes_the_same_records(tmp_path, local_records):
+def test_ray_backend_runs_the_grid_skips_it_on_rerun_and_writes_the_same_records(tmp_path, local_records,
+                                                                                 one_ray_node):
     pytest.importorskip("ray", reason="ray (test extra) missing")
     import ray
     jobs = S.grid(out=tmp_path, **GRID)

@@ -37,6 +37,7 @@ must be in the same space: fit / build them on ``train_labels / target_scale``.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -210,7 +211,6 @@ class BalancedMSE(LossWithParts):
         pred = pred.reshape(-1) if pred.dim() == 2 and pred.shape[1] == 1 else pred
         y = y.reshape(-1) if y.dim() == 2 and y.shape[1] == 1 else y
         if self.imp == "bmc" and pred.shape[0] == 1:
-            import warnings
             warnings.warn("BalancedMSE(imp='bmc') on a batch of one: nothing to contrast, the loss "
                           "is 0 with no gradient", RuntimeWarning, stacklevel=2)
         if self.imp == "bmc":

@@ -344,6 +344,7 @@ def run(params: str = "quick", only: Optional[Sequence[str]] = None, overrides: 
         t["status"] = "completed"
         t["finished"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
         t["parameter_set"] = Path(pset["path"]).name
+        t["jobs"] = jobs                     # notebooks running at once: times share the cores
         # the page's parameters as it ran, without the builder's local paths
         t["parameters"] = {k: (("set" if v else "unset") if k.endswith("_DIR") else v)
                            for k, v in p.items()}
@@ -458,7 +459,8 @@ def execution_rows(timings_path: Path = EXEC / "timings.json") -> list:
                                    "SOURCE", "DATA_DIR"))
         rows.append({"notebook": n, "status": t.get("status", "completed"),
                      "parameter set": t.get("parameter_set", "?"), "parameters": shown,
-                     "run time (s)": f"{t['seconds']:.1f}", "finished (UTC)": t.get("finished", "?")})
+                     "run time (s)": f"{t['seconds']:.1f}", "finished (UTC)": t.get("finished", "?"),
+                     "jobs": int(t.get("jobs", 1))})
     return rows
 
 
@@ -476,8 +478,11 @@ def write_execution_page(dest: Path = EXEC / "docs" / "execution.md") -> Path:
     for r in rows:
         lines.append("| " + " | ".join(str(r.get(c, "")).replace("|", "\\|") for c in cols) + " |")
     total = sum(float(r["run time (s)"]) for r in rows if "run time (s)" in r)
+    jobs = max((r.get("jobs", 1) for r in rows), default=1)
     lines += ["", f"{sum(r['status'] == 'completed' for r in rows)} of {len(rows)} notebooks "
-              f"executed, {total:.0f} s in all."]
+              f"executed, {total:.0f} s in all"
+              + (f" ({jobs} at a time, each on its share of the cores, so a page's time is longer "
+                 "than it would be alone)." if jobs > 1 else ".")]
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text("\n".join(lines) + "\n")
     return dest

@@ -341,6 +341,8 @@ def test_parallel_runs_go_longest_first_and_list_their_timings_in_toc_order(tmp_
                 jobs=2, log=lines.append)
     assert [t["name"] for t in got] == ["fig1_shot_errors", "choices_and_deviations"]
     assert "2 at a time" in lines[0] and all((tmp_path / "p" / f"{t['name']}.ipynb").is_file() for t in got)
+    rows = {r["notebook"]: r for r in B.execution_rows(tmp_path / "p" / "timings.json")}
+    assert rows["fig1_shot_errors"]["jobs"] == 2 and rows["tables"]["status"] == "not run"
 
 
 # ----------------------------------------------------------------------------------- reading

@@ -10,29 +10,15 @@ import torch.nn as nn
 
 import dirlib
 from dirlib.data import from_arrays
+from helpers import TwoLayer, long_tail_arrays
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 
-class TwoLayer(nn.Module):
-    """A user's encoder: not one of dirlib's."""
-
-    def __init__(self, d_in=3, d=12):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(d_in, d), nn.ReLU(), nn.Linear(d, d), nn.ReLU())
-
-    def forward(self, x):
-        return self.net(x)
-
-
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.RandomState(0)
-    y = np.round(np.clip(rng.gamma(2.0, 8.0, 520), 0, 80), 1)            # float labels, long tail
-    x = np.c_[y / 40, np.sin(y / 8), np.cos(y / 15)] + 0.05 * rng.randn(len(y), 3)
-    return from_arrays(x[:400], y[:400], x[400:460], y[400:460], x[460:], y[460:], bin_width=4.0,
-                       many_thr=30, few_thr=8)
+    return long_tail_arrays()
 
 
 def test_from_arrays_states_bins_shots_and_family(data):

@@ -7,16 +7,14 @@ run was resumed, a bad option ended in a traceback or a half-written record, and
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers import SYN, syn_cfg
+from helpers import SYN, syn_cfg, sigterm_when
 
 import dirlib
 from dirlib import records
@@ -187,16 +185,7 @@ def test_09_posthoc_options_are_validated_by_name(base_run, tmp_path, capsys, op
 
 # ------------------------------------------------------------------------ 10. SIGTERM
 def _sigterm_after(cmd, marker: Path, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    t0 = time.time()
-    while not marker.exists() and time.time() - t0 < 300 and proc.poll() is None:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be stopped: make it longer"
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
-    return proc.returncode, out, err
+    return sigterm_when(cmd, marker)
 
 
 def test_10_sigterm_to_a_sweep_ends_like_train_with_its_summary(tmp_path):

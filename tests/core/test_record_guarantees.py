@@ -12,16 +12,14 @@ Each test names its case (1-11). Together they pin down the guarantees:
 import json
 import os
 import pickle
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers import SYN, syn_cfg
+from helpers import SYN, syn_cfg, sigterm_when
 
 from dirlib import records
 from dirlib.checkpoint import CheckpointError
@@ -189,16 +187,8 @@ def test_6_sigterm_records_interrupted_and_the_same_command_resumes(tmp_path):
     cmd = [sys.executable, "-m", "dirlib", "train", "--dataset", "synthetic", "--epochs", "6",
            "--no-progress", "--no-diagnostics", "--data-arg", "n_max=3000", "dim=32",
            "--out", str(out)]
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    side = out / "ckpt" / "main.pt.sha256"
-    t0 = time.time()
-    while not side.exists() and time.time() - t0 < 300 and proc.poll() is None:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be stopped: make it longer"
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    rc, _, err = sigterm_when(cmd, out / "ckpt" / "main.pt.sha256", stdout=subprocess.DEVNULL)
+    assert rc == 130, err
     rec = json.loads(_text(out / "run.json"))
     assert rec["status"] == "interrupted" and "SIGTERM" in rec["error"] and rec["finished"]
     subprocess.run(cmd, env=env, cwd=ROOT, check=True, capture_output=True, timeout=600)

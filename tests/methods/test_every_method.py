@@ -14,39 +14,22 @@ The methods' own behaviour is tested in the other files of this folder; the CLI'
 data in ``tests/core/test_cli_real_data.py``."""
 import numpy as np
 import pytest
-import torch.nn as nn
 
 import dirlib
-from dirlib.data import from_arrays
 from dirlib.data.faces import load_agedb, load_imdb_wiki
 from dirlib.datasets import load_dataset
 from dirlib.experiment import run_experiment
 from dirlib.methods import build_method, method_names
 from dirlib.train import RunConfig
-from helpers import first_rows_per_split, write_jpeg
+from helpers import TwoLayer, first_rows_per_split, long_tail_arrays, write_jpeg
 
 METHODS = method_names()
 
 
 # ----------------------------------------------------------------------------------- arrays
-class TwoLayer(nn.Module):
-    """A user's encoder: not one of dirlib's."""
-
-    def __init__(self, d_in=3, d=12):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(d_in, d), nn.ReLU(), nn.Linear(d, d), nn.ReLU())
-
-    def forward(self, x):
-        return self.net(x)
-
-
 @pytest.fixture(scope="module")
 def arrays():
-    rng = np.random.RandomState(0)
-    y = np.round(np.clip(rng.gamma(2.0, 8.0, 520), 0, 80), 1)            # float labels, long tail
-    x = np.c_[y / 40, np.sin(y / 8), np.cos(y / 15)] + 0.05 * rng.randn(len(y), 3)
-    return from_arrays(x[:400], y[:400], x[400:460], y[400:460], x[460:], y[460:], bin_width=4.0,
-                       many_thr=30, few_thr=8)
+    return long_tail_arrays()
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")

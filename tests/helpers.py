@@ -38,6 +38,16 @@ def first_rows_per_split(csv_lines, per_split):
     return rows
 
 
+def write_face_tree(folder: Path, csv_name: str, rows, size=(48, 56)) -> Path:
+    """A face-age layout in ``folder``: the ``age,path,split`` CSV ``csv_name`` of ``rows`` and a
+    random ``size`` JPEG at each row's path (seed: the row's number). Returns ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / csv_name).write_text("age,path,split\n" + "\n".join(rows) + "\n")
+    for k, row in enumerate(rows):
+        write_jpeg(folder / row.split(",")[1], seed=k, size=size)
+    return folder
+
+
 def write_jpeg(path: Path, seed: int, size=(48, 56)):
     """A random ``size`` (w, h) JPEG at ``path`` (folders made), its pixels fixed by ``seed``."""
     from PIL import Image

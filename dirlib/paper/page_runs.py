@@ -92,15 +92,17 @@ QUICK_MAX_BATCHES = 20
 def make_config(dataset: str, method: str, *, seed: int = 0, epochs: Optional[int] = None,
                 quick: bool = True, device: str = "auto", **overrides):
     """A :class:`~dirlib.train.RunConfig` with the dataset's recipe defaults (``dirlib.cli``). Quick:
-    ``epochs`` defaults to 5 on synthetic data and 1 elsewhere, training capped at
-    :data:`QUICK_MAX_BATCHES` batches per epoch on real data, no progress bars."""
+    ``epochs`` defaults to 5 on synthetic data and 1 elsewhere; on a dataset that is not ``small``
+    (real data), training is capped at :data:`QUICK_MAX_BATCHES` batches per epoch and the splits
+    are the :data:`QUICK_SUBSET` subsets (shots keep the full training counts); no progress bars.
+    ``overrides`` win."""
     from ..train import RunConfig
     d = {}
     if quick:
         info = get_dataset(dataset)
-        d.update({"epochs": 1, "max_batches": QUICK_MAX_BATCHES, **info.quick})
-        if info.small:
-            d.pop("max_batches")
+        d.update({"epochs": 1, **info.quick})
+        if not info.small:
+            d.update({"max_batches": QUICK_MAX_BATCHES, **QUICK_SUBSET})
     if epochs is not None:
         d["epochs"] = int(epochs)
     d.update(overrides)
@@ -505,13 +507,10 @@ def training_dataset(dataset: str, *, quick: bool, data_dir=None,
 
 def run_config(spec: RunSpec, dataset: str, seed: int, *, quick: bool, epochs: Optional[int] = None,
                device: str = "auto"):
-    """The :class:`~dirlib.train.RunConfig` of one training run (:func:`make_config`
-    plus the spec's overrides; quick runs on real data also get :data:`QUICK_SUBSET`)."""
-    over = spec.overrides(dataset)
-    if quick and not get_dataset(dataset).small:
-        over = {**QUICK_SUBSET, **over}
+    """The :class:`~dirlib.train.RunConfig` of one training run: :func:`make_config` plus the
+    spec's overrides."""
     return make_config(dataset, spec.method, seed=seed, epochs=epochs, quick=quick, device=device,
-                       **over)
+                       **spec.overrides(dataset))
 
 
 def train_runs(specs: Sequence[RunSpec], seeds: Sequence[int], *, dataset: str, folder, quick: bool,

@@ -72,8 +72,10 @@ def explore_run(data, method: str, *, beta: float = 0.0, epochs: int = 10,
     snaps = sorted(set(snapshots or [epochs]))
     if snaps[-1] > epochs:
         raise ValueError(f"snapshot epoch {snaps[-1]} > epochs {epochs}")
+    # ``data`` is what the explorer trains on (already the quick subset): no cap, no subset here
     cfg = make_config(data.name, name, seed=seed, epochs=epochs, quick=True, device=device,
-                      method_kwargs=mk, diagnostics=False, max_batches=None)
+                      method_kwargs=mk, diagnostics=False, max_batches=None, subset_train=None,
+                      subset_eval=None)
     spec = build_method(cfg, data)
     if spec.phases is not None:
         raise ValueError(f"{method!r} is a multi-phase method; the explorer trains single-phase "

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from dirlib.cli import main
+from helpers import first_rows_per_split, write_face_tree
 
 QUICK = ["--epochs", "1", "--max-batches", "2", "--no-progress", "--seed", "0"]
 
@@ -56,22 +57,9 @@ def test_stsb_frobenius_cli(tmp_path, data_dir):
 
 @pytest.mark.filterwarnings("ignore:.*differs from the DIR benchmark:UserWarning")
 def test_agedb_layout_cli_on_generated_images(tmp_path, data_dir):
-    from PIL import Image
-    lines = (data_dir / "agedb-dir" / "agedb.csv").read_text().splitlines()
-    rows, seen = [], {"train": 0, "val": 0, "test": 0}
-    for line in lines[1:]:
-        sp = line.rsplit(",", 1)[1]
-        if seen[sp] < 12:
-            rows.append(line)
-            seen[sp] += 1
+    rows = first_rows_per_split((data_dir / "agedb-dir" / "agedb.csv").read_text().splitlines(), 12)
     root = tmp_path / "data"
-    (root / "agedb-dir").mkdir(parents=True)
-    (root / "agedb-dir" / "agedb.csv").write_text("age,path,split\n" + "\n".join(rows) + "\n")
-    rng = np.random.RandomState(0)
-    for r in rows:
-        p = root / "agedb-dir" / r.split(",")[1]
-        p.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.randint(0, 255, (40, 40, 3), dtype=np.uint8)).save(p)
+    write_face_tree(root / "agedb-dir", "agedb.csv", rows, size=(40, 40))
     rec = run(tmp_path, "agedb", ["--dataset", "agedb-dir", "--data-dir", str(root),
                                   "--img-size", "32"])
     assert rec["test"]["all"]["n"] == 12

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import first_rows_per_split, write_jpeg
+from helpers import first_rows_per_split, write_face_tree
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -26,9 +26,5 @@ def agedb_tree(tmp_path):
     """An AgeDB-DIR layout in ``tmp_path``: 10 rows per split with generated JPEGs at their paths.
     Returns ``(root, rows, rows_are_real)``."""
     rows, real = real_agedb_rows()
-    folder = tmp_path / "agedb-dir"
-    folder.mkdir()
-    (folder / "agedb.csv").write_text("age,path,split\n" + "\n".join(rows) + "\n")
-    for k, row in enumerate(rows):
-        write_jpeg(folder / row.split(",")[1], seed=k)
+    write_face_tree(tmp_path / "agedb-dir", "agedb.csv", rows)
     return tmp_path, rows, real

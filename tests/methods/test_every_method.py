@@ -21,7 +21,7 @@ from dirlib.datasets import load_dataset
 from dirlib.experiment import run_experiment
 from dirlib.methods import build_method, method_names
 from dirlib.train import RunConfig
-from helpers import TwoLayer, first_rows_per_split, long_tail_arrays, write_jpeg
+from helpers import TwoLayer, first_rows_per_split, long_tail_arrays, write_face_tree
 
 METHODS = method_names()
 
@@ -46,19 +46,12 @@ def test_every_method_on_arrays_with_a_user_encoder(arrays, method):
 
 
 # ----------------------------------------------------------------------------------- images
-def _face_tree(root, data_dir, folder, csv_name, per_split=24):
-    rows = first_rows_per_split((data_dir / "agedb-dir" / "agedb.csv").read_text().splitlines(), per_split)
-    (root / folder).mkdir(parents=True)
-    (root / folder / csv_name).write_text("age,path,split\n" + "\n".join(rows) + "\n")
-    for k, r in enumerate(rows):
-        write_jpeg(root / folder / r.split(",")[1], seed=k, size=(36, 36))
-
-
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory, data_dir):
     root = tmp_path_factory.mktemp("faces")
-    _face_tree(root, data_dir, "agedb-dir", "agedb.csv")
-    _face_tree(root, data_dir, "imdb-wiki-dir", "imdb_wiki.csv")
+    rows = first_rows_per_split((data_dir / "agedb-dir" / "agedb.csv").read_text().splitlines(), 24)
+    write_face_tree(root / "agedb-dir", "agedb.csv", rows, size=(36, 36))
+    write_face_tree(root / "imdb-wiki-dir", "imdb_wiki.csv", rows, size=(36, 36))
     with pytest.warns(UserWarning, match="differs from the DIR benchmark"):
         return {"agedb-dir": load_agedb(root, img_size=32, progress=False),
                 "imdb-wiki-dir": load_imdb_wiki(root, img_size=32, progress=False)}

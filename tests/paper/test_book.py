@@ -141,10 +141,14 @@ def test_dataset_resolution_and_quick_config(tmp_path):
     assert R.resolve_dataset("auto", tmp_path) == "sts-b-dir"
     c = R.make_config("synthetic", "vanilla", quick=True)
     assert c.epochs == 5 and c.max_batches is None and c.progress is False
+    assert c.subset_train is None and c.subset_eval is None          # small: all of it
     c = R.make_config("sts-b-dir", "lds", seed=3, quick=True)
     assert c.epochs == 1 and c.max_batches == R.QUICK_MAX_BATCHES and c.seed == 3 and c.grad_clip == 5.0
+    assert (c.subset_train, c.subset_eval) == (R.QUICK_SUBSET["subset_train"], R.QUICK_SUBSET["subset_eval"])
+    c = R.make_config("sts-b-dir", "lds", quick=True, subset_train=None)   # overrides win
+    assert c.subset_train is None and c.subset_eval == R.QUICK_SUBSET["subset_eval"]
     c = R.make_config("utkface-dir", "vanilla", quick=False, epochs=7)
-    assert c.epochs == 7 and c.max_batches is None and c.img_size == 64
+    assert c.epochs == 7 and c.max_batches is None and c.img_size == 64 and c.subset_train is None
 
 
 # ----------------------------------------------------------------------------------- the build

@@ -882,6 +882,12 @@ def main(argv=None) -> int:
                    help="rerun the stored records written from a dirty tree and replace them")
     r.add_argument("--verify-bases", action="store_true",
                    help="retrain every base; rerun the arms of one that does not reproduce")
+    r.add_argument("--variants", nargs="+", default=None,
+                   choices=BASE_VARIANTS + (SCRATCH_VARIANT,),
+                   help="only these post-hoc arms of each base (default: every arm); e.g. "
+                        "the confirmatory study's: text text-no-norm")
+    r.add_argument("--no-phase1", action="store_true",
+                   help="skip the phase-1 runs (BASE+frobenius_reg) and their text arm")
     tu = sub.add_parser("tune", help="the tuned arms (Q5): the base and the text's method, each "
                                      "tuned on validation data with the same budget (dirlib.tools.tune)")
     tu.add_argument("--dataset", required=True, choices=sorted(PLANS))
@@ -903,9 +909,10 @@ def main(argv=None) -> int:
         from .posthoc import PUBLISHED_LINEAR_EPOCHS
         opts = ({"regression_epochs": 40, "linear_epochs": PUBLISHED_LINEAR_EPOCHS}
                 if a.full_grid else None)
+        plan = {**PLANS[a.dataset], **({"phase1": ()} if a.no_phase1 else {})}
         run_audit(a.dataset, a.seeds, work=a.work, results=a.results, data_dir=a.data_dir,
-                  bases=a.bases, posthoc=opts, replace_dirty=a.replace_dirty,
-                  verify_bases=a.verify_bases,
+                  bases=a.bases, variants=a.variants, posthoc=opts, plan=plan,
+                  replace_dirty=a.replace_dirty, verify_bases=a.verify_bases,
                   log=lambda m: print(m, flush=True))
         return 0
     if a.cmd == "tune":

@@ -22,6 +22,8 @@ from .datasets import main_metric
 VERBS = {
     "sweep": ("dirlib.tools.sweep", "train many (method x seed) runs: local processes, Ray or SLURM"),
     "tune": ("dirlib.tools.tune", "choose a method's setting on validation data, then train every seed"),
+    "benchmark": ("dirlib.tools.benchmark", "the fair benchmark: every method tuned with one budget, "
+                                            "5 seeds (docs/benchmark-plan.md)"),
     "audit": ("dirlib.paper.audit", "the audit of the paper's method: its runs, tables and answer"),
     "results": ("dirlib.paper.record_tables", "tables, README blocks and checks from stored run records; "
                                   "reproduce a record"),

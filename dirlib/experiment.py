@@ -22,7 +22,7 @@ from .datasets import get as dataset_info
 from .data.base import DIRData
 from .methods import build_method
 from .methods.phases import run_phases
-from .train import RunConfig, fit, resolve_device
+from .train import RunConfig, RunPaused, fit, resolve_device
 
 
 def load_for_config(cfg: RunConfig, data_dir=None, subset: bool = True) -> DIRData:
@@ -93,6 +93,10 @@ def recorded(record: dict, rec_path: Path):
         with sigterm_as_interrupt():
             yield
         record["status"] = "completed"
+    except RunPaused as e:      # stopped on purpose at a rung: resumable, not an error
+        record["status"] = "paused"
+        record["paused"] = {"epoch": e.epoch, "best_val": e.best, "metric": e.metric}
+        raise
     except BaseException as e:  # keep the record, mark it, re-raise
         record["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         record["error"] = f"{type(e).__name__}: {e}"

@@ -16,6 +16,7 @@ and, after the forward pass, ``pred`` and ``z``.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import random
@@ -35,6 +36,48 @@ from .checkpoint import load as load_checkpoint
 from .checkpoint import save as save_checkpoint
 from .data.base import SHOTS, DIRData
 from .metrics import per_label_errors, shot_metrics
+
+
+class RunPaused(Exception):
+    """A run stopped on purpose after epoch ``epoch`` of its first phase (see :func:`pausing`), its
+    checkpoint saved; ``best`` is the best validation ``metric`` (overall) up to that epoch. The
+    same call without the pause resumes it from that checkpoint."""
+
+    def __init__(self, epoch: int, best: float, metric: str):
+        super().__init__(f"paused after epoch {epoch} (best validation {metric} {best:.6g})")
+        self.epoch, self.best, self.metric = epoch, best, metric
+
+
+class _Pause:
+    def __init__(self, after_epoch: int):
+        self.after_epoch, self.phase = int(after_epoch), None
+
+
+_PAUSE: List[_Pause] = []
+
+
+@contextlib.contextmanager
+def pausing(after_epoch: int):
+    """Within the block, the first phase that :func:`fit` trains stops after ``after_epoch`` epochs
+    with :class:`RunPaused`, once its checkpoint is written (successive halving's rung: see
+    :mod:`dirlib.tools.tune`). A phase that is already past that epoch, or has no more epochs
+    than it, or runs without a checkpoint, is not paused."""
+    if after_epoch < 1:
+        raise ValueError(f"pausing: after_epoch must be >= 1, got {after_epoch}")
+    _PAUSE.append(_Pause(after_epoch))
+    try:
+        yield
+    finally:
+        _PAUSE.pop()
+
+
+def _pause_here(phase: str, epochs_done: int, total: int, ckpt_path) -> bool:
+    if not _PAUSE or ckpt_path is None:
+        return False
+    p = _PAUSE[-1]
+    if p.phase is None:
+        p.phase = phase               # the first phase trained in the block is the one paused
+    return phase == p.phase and epochs_done == p.after_epoch and epochs_done < total
 
 
 class DivergenceError(RuntimeError):
@@ -661,6 +704,8 @@ def fit(cfg: RunConfig, data: DIRData, spec: MethodSpec, model: Optional[torch.n
                              "callbacks": [cb.state_dict() for cb in callbacks],
                              "history": st.history, "step": st.step, "best": best,
                              "rng": _rng_state()}, ckpt_path)
+            if _pause_here(phase, epoch + 1, cfg.epochs, ckpt_path):
+                raise RunPaused(epoch + 1, best["value"], metric)
         if cfg.progress:
             tqdm.write(f"[{phase}] epoch {epoch + 1}/{cfg.epochs} loss {rec['train_loss']:.4f} "
                        f"val {metric} {v:.4f} (best {best['value']:.4f} @ {best['epoch']}) "

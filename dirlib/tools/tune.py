@@ -29,6 +29,7 @@ import argparse
 import dataclasses
 import itertools
 import json
+import math
 import random
 import shutil
 import sys
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .. import records
+from ..experiment import RunExists
 from ..train import RunConfig
 
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
@@ -142,43 +144,175 @@ def _run_ray(cfgs: list, folders: list, data_dir, metric: str, log) -> list:
             else {"status": "failed"} for f in folders]
 
 
+def rung_score(rec: dict, rung: int, metric: str) -> float:
+    """The successive-halving score of a trial's record: the best overall validation ``metric`` of
+    its first phase within its first ``rung`` epochs (``paused`` records store it; completed ones
+    are read from the first phase's history). ``inf`` for a failed or unfinished record."""
+    if rec.get("status") == "paused" and (rec.get("paused") or {}).get("epoch") == rung:
+        return float(rec["paused"]["best_val"])
+    if rec.get("status") != "completed":
+        return float("inf")
+    first = next(iter(rec["phases"].values()))
+    hist = first.get("history") or []
+    vals = [h["val"]["all"][metric] for h in hist[:rung] if "val" in h]
+    return float(min(vals)) if vals else float(_score(rec, metric))
+
+
+def _settings(method, points, trials, tune_seed, overrides, halving) -> dict:
+    return {"method": method, "points": points, "budget": trials, "tune_seed": tune_seed,
+            "overrides": overrides, "halving": halving}
+
+
+def _check_out(out: Path, settings: dict, overwrite: bool, log) -> bool:
+    """A folder that holds a tuning of other settings is refused, or (``overwrite``) its choice is
+    set aside as ``choice.replaced-<time>.json``: never overwritten. True when it was set aside."""
+    path = out / "choice.json"
+    if not path.exists():
+        return False
+    old = dict(records.read_json(path))
+    old.setdefault("points", [t.get("point") for t in old.get("trials", [])])
+    # a choice written before these keys were stored is compared on what it has
+    same = all(json.dumps(old[k], sort_keys=True, default=str)
+               == json.dumps(v, sort_keys=True, default=str)
+               for k, v in settings.items() if k in old)
+    if same:
+        return False
+    if not overwrite:
+        raise RunExists(f"{out} holds a tuning of other settings ({path}); it was left as it is. "
+                        f"Use another --out, or --overwrite to set the old choice and seed records "
+                        f"aside and tune anew")
+    stamp = records.now().replace(":", "").replace("+0000", "Z")
+    kept = path.with_name(f"choice.replaced-{stamp}.json")
+    path.rename(kept)
+    log(f"kept the old choice as {kept}")
+    return True
+
+
+def _place_seed_record(src: Path, folder: Path, log) -> None:
+    """Copy the chosen trial's record (and diff) as ``folder``'s run. A record of another run there
+    is set aside (``run.replaced-<time>.json``) with its checkpoints removed, never overwritten."""
+    from ..experiment import _set_aside
+    new = records.read_json(src / "run.json")
+    dst = folder / "run.json"
+    if dst.exists():
+        old = records.read_json(dst)
+        if old.get("resume_key") == new.get("resume_key") and old.get("status") == "completed":
+            return
+        kept = _set_aside(dst)
+        shutil.rmtree(folder / "ckpt", ignore_errors=True)
+        log(f"kept the record of another run in {folder} as {kept}")
+    folder.mkdir(parents=True, exist_ok=True)
+    diff = src / records.DIFF_NAME
+    if diff.exists():      # the code it was made with travels with it
+        shutil.copyfile(diff, folder / records.DIFF_NAME)
+    elif (folder / records.DIFF_NAME).exists():
+        (folder / records.DIFF_NAME).unlink()
+    shutil.copyfile(src / "run.json", dst)
+
+
+def _other_run(folder: Path, cfg, data) -> bool:
+    """``folder`` holds a record of a run other than ``cfg`` on ``data``."""
+    from ..experiment import resume_key
+    p = folder / "run.json"
+    return p.exists() and records.read_json(p).get("resume_key") != resume_key(
+        cfg.to_dict(), records.data_hash(data))
+
+
+def _halving(cfgs, folders, rung: int, data, metric: str, log) -> tuple:
+    """Successive halving with two rungs: every trial trains ``rung`` epochs (paused there with its
+    checkpoint), the better half (rounded up) by :func:`rung_score` resumes to the full budget.
+    Returns ``(final records, rung scores, kept indices, epochs trained)``."""
+    from ..experiment import run_experiment
+    from ..train import RunPaused, pausing
+
+    def run(i, pause):
+        try:
+            if pause:
+                with pausing(rung):
+                    return run_experiment(cfgs[i], folders[i], data=data)
+            return run_experiment(cfgs[i], folders[i], data=data)
+        except RunPaused:
+            return records.read_json(Path(folders[i]) / "run.json")
+        except Exception as e:       # a failed trial loses, the search goes on
+            log(f"FAILED {folders[i]}: {type(e).__name__}: {e}")
+            return {"status": "failed"}
+
+    rung_recs = []
+    for i in range(len(cfgs)):
+        p = Path(folders[i]) / "run.json"
+        old = records.read_json(p) if p.exists() else None
+        if old is not None and old.get("resume_key") and (
+                old.get("status") == "completed" or (old.get("paused") or {}).get("epoch") == rung):
+            rung_recs.append(old)       # resumed search: this trial's rung is already known
+        else:
+            rung_recs.append(run(i, pause=True))
+    scores = [rung_score(r, rung, metric) for r in rung_recs]
+    keep = sorted(sorted(range(len(cfgs)), key=lambda i: (scores[i], i))[:math.ceil(len(cfgs) / 2)])
+    log("rung at epoch %d: " % rung + ", ".join(
+        f"{Path(folders[i]).parent.name} {scores[i]:.4f}{' (kept)' if i in keep else ''}"
+        for i in range(len(cfgs))))
+    finals = [run(i, pause=False) if i in keep else {"status": "eliminated"}
+              for i in range(len(cfgs))]
+    epochs = sum(min(rung, c.epochs) for c in cfgs) + sum(max(cfgs[i].epochs - rung, 0)
+                                                           for i in keep)
+    return finals, scores, keep, epochs
+
+
 def tune(dataset: str, method: str, *, out, trials: int, seeds: Sequence[int] = (0,),
          tune_seed: int = 0, overrides: Optional[dict] = None, data=None, data_dir=None,
-         backend: str = "auto", log=print) -> dict:
+         backend: str = "auto", space: Optional[list] = None, halving: Optional[int] = None,
+         overwrite: bool = False, log=print) -> dict:
     """Choose ``method``'s setting on the validation split of ``tune_seed``'s runs (``trials``
-    points of its declared space), then train it for every seed of ``seeds``. Resumable: finished
-    runs are kept. Returns the choice (also written to ``out/choice.json``)."""
+    points of its declared space, or of ``space``: a list of points), then train it for every seed
+    of ``seeds``. ``halving``: successive halving with a rung at that epoch (:func:`_halving`;
+    local backend). Resumable: finished and paused runs are kept. A folder holding a tuning of other
+    settings is refused (``overwrite``: set aside). Returns the choice (also ``out/choice.json``)."""
     from ..datasets import main_metric
     from ..experiment import load_for_config, run_experiment
     out = Path(out)
     overrides = dict(overrides or {})
-    points = choose_points(method_points(method), trials, seed=tune_seed)
+    all_points = [dict(p) for p in space] if space is not None else method_points(method)
+    points = choose_points(all_points, trials, seed=tune_seed)
     cfgs = [trial_config(dataset, method, tune_seed, p, overrides) for p in points]
     folders = [out / "trials" / point_slug(p) / f"seed{tune_seed}" for p in points]
     metric = main_metric(dataset)
+    settings = _settings(method, points, trials, tune_seed, overrides, halving)
+    replaced = _check_out(out, settings, overwrite, log)
     if backend == "auto":
         try:
             import ray.tune  # noqa: F401
-            backend = "ray"
+            backend = "ray" if halving is None else "local"
         except ImportError:
             backend = "local"
+    rung_scores, kept, epochs = None, None, sum(c.epochs for c in cfgs)
     if backend == "ray":
+        if halving is not None:
+            raise ValueError("dirlib.tools.tune: --halving runs with the local backend")
         recs = _run_ray(cfgs, folders, data_dir, metric, log)
     elif backend == "local":
         if data is None:
             data = load_for_config(cfgs[0], data_dir, subset=False)
-        recs = _run_local(cfgs, folders, data, log)
+        if halving is not None:
+            recs, rung_scores, kept, epochs = _halving(cfgs, folders, halving, data, metric, log)
+        else:
+            recs = _run_local(cfgs, folders, data, log)
     else:
         raise ValueError(f"dirlib.tools.tune: backend must be auto, local or ray, got {backend!r}")
     scores = [_score(r, metric) for r in recs]
     best = min(range(len(points)), key=lambda i: (scores[i], i))
     if scores[best] == float("inf"):
         raise RuntimeError(f"dirlib.tools.tune: every trial of {method} on {dataset} failed")
-    choice = {"dataset": dataset, "method": method, "metric": f"validation {metric} (all shots)",
-              "tune_seed": tune_seed, "budget": trials, "backend": backend,
-              "trials": [{"point": p, "val": s, "path": str(f.relative_to(out))}
-                         for p, s, f in zip(points, scores, folders)],
-              "chosen": points[best], "git": records.git_commit()}
+    trial_rows = []
+    for i, (p, sc, f) in enumerate(zip(points, scores, folders)):
+        row = {"point": p, "val": None if recs[i].get("status") == "eliminated" else sc,
+               "path": str(f.relative_to(out))}
+        if rung_scores is not None:
+            row.update(rung_val=rung_scores[i], kept=i in kept)
+        trial_rows.append(row)
+    choice = {**settings, "dataset": dataset, "metric": f"validation {metric} (all shots)",
+              "backend": backend, "trials": trial_rows, "chosen": points[best],
+              "trial_epochs": epochs, "full_search_epochs": sum(c.epochs for c in cfgs),
+              "git": records.git_commit()}
     out.mkdir(parents=True, exist_ok=True)
     records.write_text_atomic(out / "choice.json", json.dumps(choice, indent=1, default=str))
     log(f"{method} on {dataset}: chose {point_slug(points[best])} "
@@ -188,16 +322,14 @@ def tune(dataset: str, method: str, *, out, trials: int, seeds: Sequence[int] = 
         folder = out / f"seed{seed}"
         if seed == tune_seed:
             # the trial at the chosen point is this seed's run: the same config, trained once
-            folder.mkdir(parents=True, exist_ok=True)
-            diff = folders[best] / records.DIFF_NAME
-            if diff.exists():      # the code it was made with travels with it
-                shutil.copyfile(diff, folder / records.DIFF_NAME)
-            shutil.copyfile(folders[best] / "run.json", folder / "run.json")
+            _place_seed_record(folders[best], folder, log)
             continue
         cfg = trial_config(dataset, method, seed, points[best], overrides)
         if data is None:
             data = load_for_config(cfg, data_dir, subset=False)
-        run_experiment(cfg, folder, data=data)
+        # the seeds of a choice set aside are set aside too (a run of the same config is kept)
+        run_experiment(cfg, folder, data=data, overwrite=replaced and _other_run(folder, cfg, data),
+                       log=log)
         log(f"done  {folder}")
     return choice
 
@@ -215,6 +347,11 @@ def main(argv=None) -> int:
                    help="a RunConfig field for every run (JSON values), e.g. epochs=10")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--backend", default="auto", choices=("auto", "local", "ray"))
+    p.add_argument("--halving", type=int, default=None, metavar="EPOCH",
+                   help="successive halving: every trial trains EPOCH epochs, the better half "
+                        "resumes to the full budget (local backend)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="set aside (never overwrite) a tuning of other settings in --out")
     a = p.parse_args(argv)
     from ..cli_args import parse_kv
     try:
@@ -223,8 +360,8 @@ def main(argv=None) -> int:
         p.error(f"--train-arg: {e}")
     try:
         tune(a.dataset, a.method, out=a.out, trials=a.trials, seeds=a.seeds, tune_seed=a.tune_seed,
-             overrides=overrides, data_dir=a.data_dir, backend=a.backend,
-             log=lambda m: print(m, flush=True))
+             overrides=overrides, data_dir=a.data_dir, backend=a.backend, halving=a.halving,
+             overwrite=a.overwrite, log=lambda m: print(m, flush=True))
     except (ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

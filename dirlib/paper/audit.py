@@ -896,6 +896,11 @@ def main(argv=None) -> int:
     tu.add_argument("--methods", nargs="+", default=list(TUNED_METHODS))
     tu.add_argument("--results", default="results/audit")
     tu.add_argument("--data-dir", default=None)
+    c = sub.add_parser("confirmatory", help="the confirmatory test of the norm term "
+                                            "(docs/confirmatory-plan.md): table and verdict")
+    c.add_argument("--results", default="results/confirmatory")
+    c.add_argument("--exploratory", default="results/audit")
+    c.add_argument("--out", default="results/tables/audit/confirmatory.csv")
     t = sub.add_parser("tables", help="decomposition tables and the README/intro answer from the "
                                       "stored records")
     t.add_argument("--results", default="results/audit")
@@ -919,6 +924,9 @@ def main(argv=None) -> int:
         run_tuned(a.dataset, a.seeds, trials=a.trials, methods=a.methods, results=a.results,
                   data_dir=a.data_dir, log=lambda m: print(m, flush=True))
         return 0
+    if a.cmd == "confirmatory":
+        from . import confirmatory
+        return confirmatory.main(results=a.results, exploratory=a.exploratory, out=a.out)
     from .record_tables import load_records, refuse_dirty
     try:
         refuse_dirty(load_records(Path(a.results), status="completed"), a.allow_dirty)

@@ -1,0 +1,198 @@
+"""The confirmatory test of the norm term (``docs/confirmatory-plan.md``), read from its records.
+
+Question Q3t, ``text - text-no-norm`` (test MSE), on STS-B-DIR's Vanilla and LDS bases at the
+median and few shots: 4 cells over the fresh seeds 5-19, Holm at a family-wise error rate of 0.05,
+each cell's Bonferroni interval at ``1 - 0.05/4`` beside its 95% one. The exploratory seeds 0-4
+(``results/audit``) are shown beside it and never pooled.
+
+::
+
+    python -m dirlib audit confirmatory        # the table, the verdict, results/tables/audit/
+
+A cell's verdict (the plan's rule): ``confirmed`` (Holm rejects, lower error with the norm term),
+``harmful`` (Holm rejects, higher error), ``refuted`` (no rejection, and the Bonferroni interval
+lies wholly above the exploratory estimate), else ``inconclusive``. No verdict is given before
+every cell has its :data:`N_PLANNED` seeds.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from ..stats import paired_difference
+from .audit_primary import minimum_detectable_effect
+
+DATASET = "sts-b-dir"
+BASES = ("vanilla", "lds")
+SHOTS = ("median", "few")
+SEEDS = tuple(range(5, 20))
+N_PLANNED = len(SEEDS)
+ALPHA = 0.05
+ARM_A, ARM_B, ARM_BASE = "text", "text-no-norm", "base"
+RESULTS = "results/confirmatory"
+EXPLORATORY = "results/audit"
+EXPLORATORY_SEEDS = tuple(range(0, 5))
+#: the scale of every finding: the audit's STS-B-DIR recipe (docs/confirmatory-plan.md)
+SCALE = ("STS-B-DIR (BiLSTM of 128 units on GloVe 6B-50d, 10 epochs, CPU); test MSE on the 0-5 "
+         "similarity scale")
+
+
+def _pairs(df: pd.DataFrame, base: str, shot: str, a: str, b: str, seeds) -> tuple:
+    sub = df[(df["dataset"] == DATASET) & (df["base"] == base) & (df["shot"] == shot)]
+    sa = sub[sub["arm"] == a].set_index("seed")["value"]
+    sb = sub[sub["arm"] == b].set_index("seed")["value"]
+    common = sorted(set(sa.index) & set(sb.index) & set(seeds))
+    return common, sa.loc[common].to_numpy(float), sb.loc[common].to_numpy(float)
+
+
+def cell_verdict(p_holm: float, mean: float, lo: float, exploratory: float) -> str:
+    """The plan's rule for one cell.
+
+    >>> cell_verdict(0.01, -0.05, -0.09, -0.08), cell_verdict(0.01, 0.05, 0.01, -0.08)
+    ('confirmed', 'harmful')
+    >>> cell_verdict(0.4, -0.01, -0.04, -0.08), cell_verdict(0.4, -0.03, -0.10, -0.08)
+    ('refuted', 'inconclusive')
+    """
+    if p_holm < ALPHA:
+        return "confirmed" if mean < 0 else "harmful"
+    if lo > exploratory:
+        return "refuted"
+    return "inconclusive"
+
+
+def study_verdict(cells) -> str:
+    """The study's verdict from its cells' verdicts (``pending`` while any is pending).
+
+    >>> study_verdict(["confirmed", "inconclusive", "refuted", "refuted"])
+    'confirmed'
+    >>> study_verdict(["refuted", "harmful", "refuted", "refuted"])
+    'refuted'
+    >>> study_verdict(["confirmed", "harmful", "refuted", "refuted"])
+    'inconclusive'
+    """
+    cells = list(cells)
+    if any(c == "pending" for c in cells):
+        return "pending"
+    if any(c == "confirmed" for c in cells) and not any(c == "harmful" for c in cells):
+        return "confirmed"
+    if all(c in ("refuted", "harmful") for c in cells):
+        return "refuted"
+    return "inconclusive"
+
+
+def exploratory_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The exploratory cells (seeds 0-4 of the audit): mean, sd and 95% interval per cell."""
+    rows = []
+    for base in BASES:
+        for shot in SHOTS:
+            seeds, a, b = _pairs(df, base, shot, ARM_A, ARM_B, EXPLORATORY_SEEDS)
+            d = paired_difference(a, b, 0.95) if len(seeds) >= 2 else None
+            rows.append({"base": base, "shot": shot, "n": len(seeds),
+                         "mean": d.mean if d else math.nan, "sd": d.sd if d else math.nan,
+                         "lo95": d.lo if d else math.nan, "hi95": d.hi if d else math.nan})
+    return pd.DataFrame(rows)
+
+
+def table(df: pd.DataFrame, exploratory: pd.DataFrame) -> pd.DataFrame:
+    """One row per planned cell: the confirmatory seeds' paired difference (mean, sd, 95% and
+    Bonferroni intervals, p, Holm p, MDE from its own sd), the exploratory estimate, the verdict,
+    and beside it (exploratory, untested) the harm of the extra epochs ``text-no-norm - base``, the
+    net ``text - base`` and the share of the harm the norm term takes back."""
+    from statsmodels.stats.multitest import multipletests
+    level = 1 - ALPHA / (len(BASES) * len(SHOTS))
+    rows = []
+    for base in BASES:
+        for shot in SHOTS:
+            seeds, a, b = _pairs(df, base, shot, ARM_A, ARM_B, SEEDS)
+            row = {"base": base, "shot": shot, "n": len(seeds), "seeds": seeds}
+            ex = exploratory[(exploratory["base"] == base) & (exploratory["shot"] == shot)]
+            row["exploratory"] = float(ex["mean"].iloc[0]) if len(ex) else math.nan
+            if len(seeds) >= 2:
+                d95, dc = paired_difference(a, b, 0.95), paired_difference(a, b, level)
+                row.update(mean=d95.mean, sd=d95.sd, lo95=d95.lo, hi95=d95.hi, p=d95.p,
+                           level=level, lo=dc.lo, hi=dc.hi,
+                           mde=minimum_detectable_effect(d95.sd, d95.n, ALPHA / 4))
+                hs, hn, hb = _pairs(df, base, shot, ARM_B, ARM_BASE, seeds)
+                if len(hs) >= 2:
+                    harm = paired_difference(hn, hb, 0.95)
+                    net = paired_difference(a, hb, 0.95) if hs == seeds else None
+                    row.update(harm=harm.mean, harm_lo=harm.lo, harm_hi=harm.hi,
+                               net=net.mean if net else math.nan,
+                               recovered=(-d95.mean / harm.mean) if harm.mean > 0 else math.nan)
+            rows.append(row)
+    t = pd.DataFrame(rows)
+    for c in ("mean", "sd", "lo95", "hi95", "p", "level", "lo", "hi", "mde", "harm", "harm_lo",
+              "harm_hi", "net", "recovered"):
+        if c not in t:
+            t[c] = math.nan
+    ps = t["p"].to_numpy(float)
+    t["p_holm"] = multipletests(np.nan_to_num(ps, nan=1.0), alpha=ALPHA, method="holm")[1]
+    t["verdict"] = [cell_verdict(r.p_holm, r.mean, r.lo, r.exploratory)
+                    if r.n >= N_PLANNED else "pending" for r in t.itertuples()]
+    return t
+
+
+def _iv(lo, hi) -> str:
+    return f"[{lo:+.3f}, {hi:+.3f}]"
+
+
+def _name(base: str) -> str:
+    return {"vanilla": "Vanilla", "lds": "LDS"}.get(base, base)
+
+
+def summary(t: pd.DataFrame) -> str:
+    """The verdict in words, generated from ``t`` (:func:`table`), with the scale."""
+    verdict = study_verdict(t["verdict"])
+    seeds = sorted({s for ss in t["seeds"] for s in ss})
+    if verdict == "pending":
+        have = ", ".join(f"{_name(r.base)} {r.shot} {r.n}" for r in t.itertuples())
+        return (f"The confirmatory test of the norm term (docs/confirmatory-plan.md) is not "
+                f"finished: it needs {N_PLANNED} fresh seeds per cell, and the records hold "
+                f"{have}. No verdict is given before then.")
+    cells = "; ".join(
+        f"{_name(r.base)} {r.shot} {r.mean:+.3f} MSE (corrected {_iv(r.lo, r.hi)}, Holm p "
+        f"{r.p_holm:.2g}, exploratory {r.exploratory:+.3f}): {r.verdict}"
+        for r in t.itertuples())
+    return (f"Confirmatory test of the norm term, {SCALE}, fresh seeds {seeds[0]}-{seeds[-1]} "
+            f"(n = {int(t['n'].min())} per cell): **{verdict}**. Text method minus its no-norm "
+            f"control, per cell: {cells}.")
+
+
+def harm_sentence(t: pd.DataFrame) -> str:
+    """The norm term's effect against the harm of the extra fine-tune epochs, per cell."""
+    parts = []
+    for r in t.itertuples():
+        if not np.isfinite(r.harm):
+            continue
+        share = (f"; the norm term takes back {100 * r.recovered:.0f}% of it"
+                 if np.isfinite(r.recovered) else "")
+        parts.append(f"{_name(r.base)} {r.shot}: the extra epochs alone {r.harm:+.3f} "
+                     f"{_iv(r.harm_lo, r.harm_hi)}, the text method against its base "
+                     f"{r.net:+.3f}{share}")
+    if not parts:
+        return ""
+    return ("Against the harm of the extra fine-tune epochs (exploratory, 95% intervals, same "
+            "seeds): " + ". ".join(parts) + ".")
+
+
+def read(results=RESULTS, exploratory=EXPLORATORY) -> pd.DataFrame:
+    from .audit import collect
+    return table(collect(results), exploratory_table(collect(exploratory)))
+
+
+def main(argv=None, results=RESULTS, exploratory=EXPLORATORY, out: Optional[str] = None) -> int:
+    t = read(results, exploratory)
+    cols = ["base", "shot", "n", "mean", "lo95", "hi95", "lo", "hi", "p", "p_holm", "mde",
+            "exploratory", "verdict", "harm", "net", "recovered"]
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(t[cols].round(4).to_string(index=False))
+    print()
+    print(summary(t))
+    print(harm_sentence(t))
+    if out:
+        from .record_tables import write_table
+        write_table(t.assign(seeds=t["seeds"].map(lambda s: " ".join(map(str, s)))), out)
+    return 0

@@ -896,6 +896,8 @@ def main(argv=None) -> int:
     tu.add_argument("--methods", nargs="+", default=list(TUNED_METHODS))
     tu.add_argument("--results", default="results/audit")
     tu.add_argument("--data-dir", default=None)
+    sub.add_parser("published-bases", help="rebuild and load the published bases as the "
+                                           "post-hoc script does: the '0 of 122' check")
     c = sub.add_parser("confirmatory", help="the confirmatory test of the norm term "
                                             "(docs/confirmatory-plan.md): table and verdict")
     c.add_argument("--results", default="results/confirmatory")
@@ -924,6 +926,9 @@ def main(argv=None) -> int:
         run_tuned(a.dataset, a.seeds, trials=a.trials, methods=a.methods, results=a.results,
                   data_dir=a.data_dir, log=lambda m: print(m, flush=True))
         return 0
+    if a.cmd == "published-bases":
+        from . import published_bases
+        return published_bases.main()
     if a.cmd == "confirmatory":
         from . import confirmatory
         return confirmatory.main(results=a.results, exploratory=a.exploratory, out=a.out)

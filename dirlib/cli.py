@@ -124,12 +124,22 @@ def config_from_args(a):
             d[k] = v
     if a.lr_milestones is not None:
         d["lr_milestones"] = tuple(a.lr_milestones)
+    from .train import canonical_method
     method = a.method
     if a.base_loss:
         method = f"{a.base_loss}+{method}"
+    method = canonical_method(method)          # LDS -> lds; lds+, +lds, lds++fds refused
+
+    def kv(option, items):
+        try:
+            return parse_kv(items)
+        except argparse.ArgumentTypeError as e:
+            raise ValueError(f"{option}: {e}") from None
     return RunConfig.for_dataset(a.dataset, method=method, loss=a.loss, seed=a.seed, device=a.device,
-                     num_workers=a.num_workers, data_cache=a.data_cache, model=a.model, model_kwargs=parse_kv(a.model_arg),
-                     data_kwargs=parse_kv(a.data_arg), method_kwargs=parse_kv(a.method_arg),
+                     num_workers=a.num_workers, data_cache=a.data_cache, model=a.model,
+                     model_kwargs=kv("--model-arg", a.model_arg),
+                     data_kwargs=kv("--data-arg", a.data_arg),
+                     method_kwargs=kv("--method-arg", a.method_arg),
                      max_batches=a.max_batches, subset_train=a.subset_train,
                      subset_eval=a.subset_eval, progress=not a.no_progress,
                      diagnostics=not a.no_diagnostics, **d)

@@ -105,9 +105,23 @@ def recorded(record: dict, rec_path: Path):
     finally:
         record["wall_time_s"] = time.time() - t0
         record["finished"] = records.now()
-        record["attempts"].append({k: record.get(k) for k in ("started", "finished", "status",
-                                                                "wall_time_s")})
+        attempt = {k: record.get(k) for k in ("started", "finished", "status", "wall_time_s")}
+        # the code of each attempt (S5): a run resumed under other code names both
+        attempt["git"] = attempt_code(record.get("git"))
+        record["attempts"].append(attempt)
         records.write_json(rec_path, record)
+
+
+def attempt_code(git: Optional[dict]) -> dict:
+    """The code identity an attempt ran: commit, dirty flag and diff hash."""
+    git = git or {}
+    return {k: git.get(k) for k in ("commit", "dirty", "diff_sha256")}
+
+
+def other_code_attempts(attempts: list, git: dict) -> list:
+    """The earlier attempts that ran under code other than ``git`` (those that stored theirs)."""
+    now = attempt_code(git)
+    return [a for a in attempts if a.get("git") and a["git"] != now]
 
 
 def earlier_attempts(old: Optional[dict]) -> list:
@@ -142,6 +156,11 @@ def _set_aside(rec_path: Path) -> Path:
     while dst.exists():
         dst = rec_path.with_name(f"run.replaced-{stamp}-{k}.json")
         k += 1
+    diff = rec_path.with_name(records.DIFF_NAME)
+    if diff.exists():
+        # the diff it was made with goes with it, under its name (S4; records.diff_path): the new
+        # run may write its own run.diff, and the kept record stays byte for byte as it was
+        os.replace(diff, dst.with_suffix(".diff"))
     os.replace(rec_path, dst)
     return dst
 
@@ -151,6 +170,19 @@ def _differences(old_cfg: dict, new_cfg: dict) -> str:
     keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)
                   and k not in records.COSMETIC_KEYS)
     return ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys[:6]) or "the data"
+
+
+def _check_model(cfg: RunConfig, data: DIRData) -> None:
+    """Build the model once before anything is written: a bad ``--model`` or ``--model-arg`` is
+    refused by name and leaves no failed record behind."""
+    from .models import build_model
+    name = cfg.model or data.model
+    kwargs = {**data.model_kwargs, **cfg.model_kwargs}
+    try:
+        build_model(name, **kwargs)
+    except (ValueError, TypeError, RuntimeError, KeyError) as e:
+        raise ValueError(f"--model {name} with --model-arg {cfg.model_kwargs or '{}'} cannot be "
+                         f"built: {type(e).__name__}: {e}") from None
 
 
 def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRData] = None,
@@ -180,6 +212,7 @@ def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRDat
     full = load_for_config(cfg, data_dir, subset=False) if data is None else data
     data = apply_subset(cfg, full)
     spec = build_method(cfg, data)
+    _check_model(cfg, data)
     dhash = records.data_hash(data)
     # a subset is drawn per seed, so its hash differs from seed to seed: the data it was drawn
     # from is what seeds of one experiment share
@@ -238,6 +271,14 @@ def _run(cfg, data, spec, out_dir, rec_path, ckpt_dir, stamp, key, dhash, attemp
               "loss_used": spec.loss if spec.base_loss is None else "the method's own"}
     if source_hash is not None:
         record["data_source_hash"] = source_hash
+    others = other_code_attempts(attempts, record["git"])
+    if others:
+        import warnings
+        record["resumed_under_other_code"] = True
+        warnings.warn(f"{rec_path}: this run resumes {len(others)} attempt(s) made under other code "
+                      f"(commit {others[-1]['git'].get('commit')}, dirty "
+                      f"{others[-1]['git'].get('dirty')}); each attempt's code is in its "
+                      f"record's attempts", stacklevel=2)
     records.write_json(rec_path, record)
     with recorded(record, rec_path):
         ckpt_dir.mkdir(exist_ok=True)

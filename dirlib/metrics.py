@@ -118,7 +118,8 @@ class ShotMetrics:
 
     def __init__(self, train_target, *, spec: Optional[ShotSpec] = None,
                  binning: Optional[Binning] = None, gm_eps: float = 0.0, pearson: bool = False):
-        self.train_target = np.asarray(train_target, dtype=np.float64).reshape(-1)
+        # copies, as torchmetrics keeps its states: a caller's buffer reused later changes nothing
+        self.train_target = np.array(train_target, dtype=np.float64).reshape(-1)
         self.spec, self.binning, self.gm_eps, self.pearson = spec, binning, gm_eps, pearson
         self.reset()
 
@@ -129,7 +130,7 @@ class ShotMetrics:
     def _flat(v) -> np.ndarray:
         if hasattr(v, "detach"):
             v = v.detach().cpu().numpy()
-        return np.asarray(v, dtype=np.float64).reshape(-1)
+        return np.array(v, dtype=np.float64).reshape(-1)     # a copy, never a view (S7)
 
     def update(self, pred, target) -> None:
         p, t = self._flat(pred), self._flat(target)

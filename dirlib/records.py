@@ -17,7 +17,7 @@ import platform
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Optional, Any
 
 import numpy as np
 
@@ -152,6 +152,20 @@ def provenance(rec_path, cwd=None) -> dict:
     return git
 
 
+def diff_path(rec_path, rec: dict) -> Optional[Path]:
+    """Where the diff of the record at ``rec_path`` is: ``git.diff`` beside ``run.json``; beside a
+    set-aside record (``run.replaced-<time>.json``), the diff set aside with it
+    (``run.replaced-<time>.diff``). None when the record names no diff."""
+    name = (rec.get("git") or {}).get("diff")
+    if not name:
+        return None
+    rec_path = Path(rec_path)
+    own = rec_path.with_suffix(".diff")
+    if rec_path.name != "run.json" and name == DIFF_NAME and own.exists():
+        return own
+    return rec_path.with_name(name)
+
+
 def provenance_problem(rec_path, rec: dict):
     """Why ``rec`` (read from ``rec_path``) does not say which code made it, or None:
 
@@ -162,7 +176,7 @@ def provenance_problem(rec_path, rec: dict):
         return None
     if not git.get("diff"):
         return "dirty"
-    path = Path(rec_path).with_name(git["diff"])
+    path = diff_path(rec_path, rec)
     if not path.exists():
         return f"written from a dirty tree, and its diff {path} is missing"
     if hashlib.sha256(path.read_bytes()).hexdigest() != git.get("diff_sha256"):

@@ -99,6 +99,24 @@ def dataset_recipe(dataset: str) -> dict:
         return {}
 
 
+def canonical_method(name) -> str:
+    """A method name as records store it: lower case, known parts joined by one ``+``. An empty
+    part (``lds+``, ``+lds``, ``lds++fds``) or a repeated one is refused by name.
+
+    >>> canonical_method(" LDS+fds ")
+    'lds+fds'
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"--method: expected a method name, got {name!r}")
+    parts = [p.strip().lower() for p in name.strip().split("+")]
+    if any(not p for p in parts):
+        raise ValueError(f"--method {name!r}: an empty part (a '+' at an end, or two in a row); "
+                         f"combine methods as a+b")
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"--method {name!r}: a part is repeated")
+    return "+".join(parts)
+
+
 @dataclass
 class RunConfig:
     """Everything that defines a run (its hash goes into the run record)."""
@@ -179,6 +197,9 @@ class RunConfig:
             bad("seed", f"an integer in [0, {2 ** 32 - 1}]")
         if self.optimizer not in ("adam", "sgd"):
             bad("optimizer", "adam or sgd")
+        if canonical_method(self.method) != self.method:
+            bad("method", f"written as {canonical_method(self.method)!r} (lower case, parts "
+                          f"joined by one '+')")
         for k, v in (self.data_kwargs or {}).items():
             if k in _FIELD_NAMES and v != getattr(self, k):
                 raise ValueError(f"data argument {k}={v!r} contradicts option {k} "
@@ -209,7 +230,16 @@ _FIELD_NAMES = {f.name for f in dataclasses.fields(RunConfig)}
 def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise RuntimeError(f"--device {name!r} is not a device: use auto, cpu or cuda[:N]") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise RuntimeError(f"--device {name!r} cannot train: use auto, cpu or cuda[:N]")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None)
+                                  and torch.backends.mps.is_available()):
+        raise RuntimeError(f"--device {name!r}: this PyTorch has no MPS support here; use --device "
+                           f"auto or cpu")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {name!r} was requested but CUDA is not available on this machine; "
                            "use --device auto (picks cuda when present) or --device cpu")

@@ -46,6 +46,7 @@ import copy
 import dataclasses
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -525,6 +526,21 @@ def _check_data(rec: dict, data: DIRData, rec_path: Path):
 
 
 # ------------------------------------------------------------------------------------ the run
+def _stale_base(old: Optional[dict], base_rec: dict) -> str:
+    """Why a stored post-hoc record ``old`` was not made from the base run ``base_rec`` (its data
+    hash, its run key, or the base's test metrics it saw differ), or ``""``."""
+    if old is None:
+        return ""
+    link = old.get("base") or {}
+    if link.get("data_hash") != base_rec.get("data_hash"):
+        return "its base was retrained on other data"
+    if link.get("resume_key") and link["resume_key"] != base_rec.get("resume_key"):
+        return "its base is another run (run key)"
+    if old.get("base_test") is not None and old["base_test"] != base_rec.get("test"):
+        return "its base was retrained (its test metrics differ)"
+    return ""
+
+
 def run_posthoc(base_dir, variant: str, out_dir, *, data: Optional[DIRData] = None, data_dir=None,
                 config: Optional[PosthocConfig] = None, log=print) -> dict:
     """Run one post-hoc variant on the finished run in ``base_dir`` and write ``out_dir/run.json``.
@@ -544,7 +560,7 @@ def run_posthoc(base_dir, variant: str, out_dir, *, data: Optional[DIRData] = No
     pc = pc.resolved(cfg, family(data))
     base_link = {"path": os.path.relpath(Path(base_dir).resolve(), out_dir.resolve()),
                  "config_hash": base_rec["config_hash"], "data_hash": base_rec.get("data_hash"),
-                 "method": cfg.method, "seed": cfg.seed}
+                 "resume_key": base_rec.get("resume_key"), "method": cfg.method, "seed": cfg.seed}
     config_hash = records.stable_hash({"posthoc": pc.to_dict(), "base": base_rec["config_hash"]})
     out_dir.mkdir(parents=True, exist_ok=True)
     with records.RunLock(out_dir):
@@ -552,6 +568,15 @@ def run_posthoc(base_dir, variant: str, out_dir, *, data: Optional[DIRData] = No
         if old is not None and old.get("config_hash") != config_hash:
             raise RuntimeError(f"{rec_path} holds a post-hoc run of another configuration "
                                f"({old.get('config_hash')} != {config_hash}); use another --out")
+        why = _stale_base(old, base_rec)
+        if why:
+            # a completed or partial run made from another training of its base (S2): kept
+            # beside, never reused
+            from ..experiment import _set_aside
+            kept = _set_aside(rec_path)
+            shutil.rmtree(out_dir / "ckpt", ignore_errors=True)
+            log(f"stale {rec_path}: {why}; kept as {kept.name}, rerun")
+            old = None
         if old is not None and old.get("status") == "completed":
             log(f"skip  {rec_path}: completed")
             return old

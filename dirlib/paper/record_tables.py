@@ -2,8 +2,8 @@
 
 * :func:`load_records` reads every ``**/run.json`` under a results folder (records written by
   :mod:`dirlib.experiment` / :mod:`dirlib.records`) and filters them by dataset, method, status or
-  any other config key. Records under an ``audit/`` folder (:data:`SEPARATE_FOLDERS`, the gains
-  audit of :mod:`dirlib.paper.audit`) are not read.
+  any other config key. Records under an ``audit/``, ``confirmatory/`` or ``benchmark/`` folder
+  (:data:`SEPARATE_FOLDERS`) are not read.
 * :func:`summary_table` aggregates records into mean and standard deviation over seeds, one row per
   method x shot. It refuses (``ValueError``) to mix records that are not comparable: different data
   (``data_hash``), or configs that differ in anything but the seed and the run-time-only keys in
@@ -49,8 +49,10 @@ def table_metrics(dataset: str) -> tuple:
 
 
 #: sub-folders of a results folder that hold other kinds of records (the gains audit's base runs and
-#: post-hoc arms, ``dirlib.paper.audit``): left out of the method tables unless the folder is named itself
-SEPARATE_FOLDERS = ("audit", "reproduce-check")
+#: post-hoc arms, ``dirlib.paper.audit``; the confirmatory test's, ``dirlib.paper.confirmatory``;
+#: the tuned benchmark's trials and seeds, ``dirlib.tools.benchmark``): left out of the defaults
+#: tables unless the folder is named itself
+SEPARATE_FOLDERS = ("audit", "reproduce-check", "confirmatory", "benchmark")
 INDEX_COLUMNS = ["table", "dataset", "n_records", "n_methods", "methods", "seeds", "data_hash", "file"]
 
 
@@ -341,12 +343,41 @@ def write_table(df: pd.DataFrame, path) -> Path:
     return write_text_atomic(path, df.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
 
 
+def table_stem(dataset) -> str:
+    """A file name for ``dataset``'s table, from the dataset as a record names it: its file stem
+    for a path (``/abs/d.toml`` -> ``d``), every character outside ``[A-Za-z0-9._-]`` replaced by
+    ``-``. Never a path: a record cannot choose where a table is written (S3).
+
+    >>> table_stem("sts-b-dir"), table_stem("/abs/fair.toml"), table_stem("../../etc/passwd")
+    ('sts-b-dir', 'fair', 'passwd')
+    >>> table_stem("..")
+    'dataset'
+    """
+    import re
+    name = str(dataset).replace("\\", "/").rstrip("/").split("/")[-1]
+    for ext in (".toml", ".csv", ".parquet", ".tsv", ".json"):
+        if name.lower().endswith(ext):
+            name = name[: -len(ext)]
+            break
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", name).strip(".")
+    return name or "dataset"
+
+
+def _inside(out_dir: Path, fname: str) -> Path:
+    path = (out_dir / fname).resolve()
+    if path.parent != out_dir.resolve():
+        raise ValueError(f"table file {fname!r} would leave --out {out_dir}")
+    return path
+
+
 def regenerate_tables(results_dir, out_dir) -> list:
     """Rebuild every table from the records under ``results_dir`` into ``out_dir``: one
     ``<dataset>.csv`` (:func:`summary_table` with the dataset's metrics) per dataset that has
     completed records, and ``index.csv`` listing them (only its header when there are none).
     Returns the written paths."""
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file, not a folder: choose a folder for the tables")
     records = load_records(results_dir, strict=True)
     done = completed(records)
     by_ds = {}
@@ -361,7 +392,9 @@ def regenerate_tables(results_dir, out_dir) -> list:
         for r in by_ds[ds]:
             by_proto.setdefault(protocol_key(r["config"]), []).append(r)
         for key, recs in sorted(by_proto.items(), key=lambda kv: (-len(kv[1]), kv[0])):
-            name = ds if len(by_proto) == 1 else f"{ds}-e{recs[0]['config'].get('epochs')}-{key[:6]}"
+            stem = table_stem(ds)
+            name = (stem if len(by_proto) == 1
+                    else f"{stem}-e{recs[0]['config'].get('epochs')}-{key[:6]}")
             groups.append((ds, name, recs))
     for ds, name, recs in groups:
         try:
@@ -369,7 +402,7 @@ def regenerate_tables(results_dir, out_dir) -> list:
         except ValueError as e:
             raise ValueError(f"table {name}: {e}") from None
         fname = f"{name}.csv"
-        written.append(write_table(df, out_dir / fname))
+        written.append(write_table(df, _inside(out_dir, fname)))
         index.append({"table": name, "dataset": ds, "n_records": len(recs),
                       "n_methods": df["method"].nunique(),
                       "methods": ";".join(sorted(df["method"].unique())),
@@ -612,7 +645,13 @@ def main(argv=None) -> int:
                        help="table records written from a dirty tree before diffs were stored "
                             "(the README block counts them in a footnote)")
     rp = sub.add_parser("reproduce", help="rerun a stored record with the code that made it "
-                                          "(its commit and diff) and compare every metric")
+                                          "(its commit and diff) and compare every metric",
+                        description="Rerun a stored record with the code that made it and compare "
+                                    "every metric. This RUNS THE RECORD'S CODE: its commit, and "
+                                    "its stored run.diff when it was written from a dirty tree. "
+                                    "A diff is shown (files, lines) and runs only with --yes.")
+    rp.add_argument("--yes", action="store_true",
+                    help="run the record's stored diff (code not in the history) too")
     rp.add_argument("record", help="a run.json")
     rp.add_argument("--data-dir", default=None, help="default: $DIRLIB_DATA")
     rp.add_argument("--rtol", type=float, default=1e-6,
@@ -621,7 +660,7 @@ def main(argv=None) -> int:
     if a.cmd == "reproduce":
         from ..tools.reproduce import ReproduceError, report, reproduce
         try:
-            res = reproduce(a.record, data_dir=a.data_dir, rtol=a.rtol)
+            res = reproduce(a.record, data_dir=a.data_dir, rtol=a.rtol, run_diffs=a.yes)
         except (ReproduceError, OSError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -642,6 +681,10 @@ def main(argv=None) -> int:
             print(f"{a.readme}: the results block is out of date; run python -m dirlib results readme --allow-dirty",
                   file=sys.stderr)
         return 0 if ok else 1
+    if Path(a.out).exists() and not Path(a.out).is_dir():
+        print(f"error: --out {a.out} is a file, not a folder: choose a folder for the tables",
+              file=sys.stderr)
+        return 2
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

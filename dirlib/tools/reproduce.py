@@ -78,7 +78,7 @@ def export_source(rec: dict, rec_path: Path, dest: Path, repo=None) -> Path:
         raise ReproduceError(f"git archive {commit} failed: {archive.stderr.decode()[:200]}")
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
     if git.get("diff"):
-        patch = Path(rec_path).with_name(git["diff"])
+        patch = records.diff_path(rec_path, rec)
         r = subprocess.run(["git", "apply", "--whitespace=nowarn", str(patch.resolve())],
                            cwd=dest, capture_output=True, text=True)
         if r.returncode != 0:
@@ -115,13 +115,70 @@ def compare(old: dict, new: dict, exact: bool, rtol: float = 1e-6) -> list:
     return rows
 
 
-def reproduce(rec_path, *, data_dir=None, rtol: float = 1e-6, repo=None, keep=None) -> dict:
+SCHEMAS = ("dirlib.run/1", "dirlib.posthoc/1")
+
+
+def diff_summary(patch: str) -> str:
+    """The files a patch changes and its size, for the reader to judge before it runs.
+
+    >>> diff_summary("diff --git a/dirlib/x.py b/dirlib/x.py\\n+a\\n-b\\n")
+    '1 file (dirlib/x.py), 3 lines'
+    """
+    files = [ln.split(" b/", 1)[-1] for ln in patch.splitlines() if ln.startswith("diff --git ")]
+    n = len(patch.splitlines())
+    return (f"{len(files)} file{'s' if len(files) != 1 else ''} ({', '.join(files)}), "
+            f"{n} lines")
+
+
+def _read_record(rec_path: Path) -> dict:
+    try:
+        rec = records.read_json(rec_path)
+    except (ValueError, OSError) as e:
+        raise ReproduceError(f"{rec_path} is not a run record ({type(e).__name__}: {e})") from None
+    if not isinstance(rec, dict) or rec.get("schema") not in SCHEMAS:
+        got = rec.get("schema") if isinstance(rec, dict) else type(rec).__name__
+        raise ReproduceError(f"{rec_path} is not a run record of a known schema ({got!r}; "
+                             f"known: {', '.join(SCHEMAS)})")
+    if rec.get("schema") == "dirlib.run/1" and isinstance(rec.get("config"), dict) and \
+            records.stable_hash(rec["config"]) != rec.get("config_hash"):
+        raise ReproduceError(f"{rec_path}: its config does not match its config_hash (edited "
+                             f"after the run?); it is not rerun")
+    return rec
+
+
+def _diffs_to_run(rec: dict, rec_path: Path) -> list:
+    """``(path, summary)`` of every stored diff that reproducing ``rec`` would apply and run."""
+    out = []
+    pairs = [(rec, rec_path)]
+    if rec.get("schema") == "dirlib.posthoc/1":
+        bp = (rec_path.parent / rec["base"]["path"] / "run.json").resolve()
+        if bp.exists():
+            pairs.append((records.read_json(bp), bp))
+    for r, p in pairs:
+        patch = records.diff_path(p, r)
+        if patch is not None and patch.exists():
+            out.append((patch, diff_summary(patch.read_text())))
+    return out
+
+
+def reproduce(rec_path, *, data_dir=None, rtol: float = 1e-6, repo=None, keep=None,
+              run_diffs: bool = False) -> dict:
     """Rerun the record at ``rec_path`` with its own code; returns ``{"exact", "rows", "ok",
-    "record"}`` (the new record). ``keep``: a folder to keep the scratch tree and runs in."""
+    "record"}`` (the new record). ``keep``: a folder to keep the scratch tree and runs in.
+
+    This runs the code the record names: its commit, and its stored diff when it was written from
+    a dirty tree. A diff is code that is not in the history, so it runs only with ``run_diffs``
+    (``--yes``); without it the diffs' files and sizes are shown and nothing runs (S6)."""
     rec_path = Path(rec_path).resolve()
-    rec = records.read_json(rec_path)
+    rec = _read_record(rec_path)
     if rec.get("status") != "completed":
         raise ReproduceError(f"{rec_path} is {rec.get('status')!r}, not completed")
+    diffs = _diffs_to_run(rec, rec_path)
+    if diffs and not run_diffs:
+        raise ReproduceError(
+            "reproducing this record runs code from its stored diff(s), which are not in the "
+            "repository's history: " + "; ".join(f"{p} ({s})" for p, s in diffs)
+            + ". Read them, then rerun with --yes to run them")
     data_dir = data_dir or os.environ.get("DIRLIB_DATA") or ""
     scratch = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="dirlib-reproduce-"))
     try:

@@ -312,7 +312,11 @@ def test_a_dirty_record_carries_its_diff_and_reproduces_from_it(tmp_path):
     assert rec["git"]["dirty"] and rec["git"]["diff"] == "run.diff"
     assert "an uncommitted line" in (out / "run.diff").read_text()
     assert record_problem(out / "run.json", rec) is None
-    res = reproduce(out / "run.json", repo=repo)
+    # S6 (round four): the diff is code outside the history; it runs only when asked
+    from dirlib.tools.reproduce import ReproduceError
+    with pytest.raises(ReproduceError, match=r"dirlib/data/synthetic\.py.*--yes"):
+        reproduce(out / "run.json", repo=repo)
+    res = reproduce(out / "run.json", repo=repo, run_diffs=True)
     assert res["exact"] and res["ok"], res["rows"]          # made and rerun on this very CPU
     # a diff that was lost or edited: the record no longer says which code ran
     (out / "run.diff").write_text("edited")

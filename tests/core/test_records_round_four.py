@@ -1,0 +1,164 @@
+"""Records, the fourth adversarial pass (issue: "Records, round four"): one test per serious case,
+named by its number (S1 is in tests/tools/test_tune.py: tune sets aside, never overwrites).
+
+Each failed on the code before its fix: a stale post-hoc result was kept, a table was written
+outside --out, a set-aside record lost its diff, a resume across a code change was silent, a
+record's diff ran unasked (tests/core/test_record_defects.py), a reused buffer changed a metric.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import SYN, syn_cfg
+
+from dirlib import records
+from dirlib.data import load_synthetic
+from dirlib.experiment import run_experiment
+from dirlib.metrics import ShotMetrics, shot_metrics
+
+
+def _rec(p: Path) -> dict:
+    return json.loads(p.read_text())
+
+
+def test_s2_posthoc_does_not_keep_results_from_a_stale_base(tmp_path):
+    """After the base is retrained on other data (--overwrite), the post-hoc arm is rerun: the
+    skip compares the base's data hash, run key and test metrics, not only the config hash."""
+    from dirlib.paper.posthoc import PosthocConfig, run_posthoc
+    base = tmp_path / "base"
+    data_a = load_synthetic(**SYN)
+    run_experiment(syn_cfg("vanilla"), base, data=data_a)
+    pc = PosthocConfig(variant="text-no-norm", sft_epochs=1)
+    first = run_posthoc(base, "text-no-norm", tmp_path / "ph", data=data_a, config=pc,
+                        log=lambda m: None)
+    # changed data under the same config (as an edited CSV behind an unchanged TOML)
+    data_b = load_synthetic(**{**SYN, "n_max": 120})
+    assert records.data_hash(data_b) != records.data_hash(data_a)
+    new_base = run_experiment(syn_cfg("vanilla"), base, data=data_b, overwrite=True)
+    said = []
+    second = run_posthoc(base, "text-no-norm", tmp_path / "ph", data=data_b, config=pc,
+                         log=said.append)
+    assert any(m.startswith("stale") for m in said), said
+    assert second["base_test"] == new_base["test"] != first["base_test"]
+    assert second["base"]["resume_key"] == new_base["resume_key"]
+    assert len(list((tmp_path / "ph").glob("run.replaced-*.json"))) == 1     # the old one kept
+    # the same base again: skipped, not rerun
+    said.clear()
+    run_posthoc(base, "text-no-norm", tmp_path / "ph", data=data_b, config=pc, log=said.append)
+    assert any(m.startswith("skip") for m in said)
+
+
+def test_s3_results_tables_stay_inside_out(tmp_path, capsys):
+    """A record whose dataset is an absolute path, or crafted to climb out, still writes its table
+    inside --out, named after the file stem."""
+    from dirlib.paper.record_tables import main as results
+    rd = tmp_path / "runs" / "x" / "vanilla" / "seed0"
+    run_experiment(syn_cfg("vanilla", epochs=1), rd)
+    rec = _rec(rd / "run.json")
+    outside = tmp_path / "victim"
+    rec["config"]["dataset"] = str(outside / "d.toml")
+    rec["config_hash"] = records.stable_hash(rec["config"])      # crafted, so consistent
+    (rd / "run.json").write_text(json.dumps(rec))
+    out = tmp_path / "tables"
+    assert results(["tables", "--results", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    assert (out / "d.csv").exists() and not outside.exists()
+    assert not list(tmp_path.glob("*.csv"))
+    rec["config"]["dataset"] = "../../../etc/x"
+    rec["config_hash"] = records.stable_hash(rec["config"])
+    (rd / "run.json").write_text(json.dumps(rec))
+    assert results(["tables", "--results", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    assert (out / "x.csv").exists()
+    # --out that is a file: a clear error, rc 2
+    f = tmp_path / "file"
+    f.write_text("")
+    assert results(["tables", "--results", str(tmp_path / "runs"), "--out", str(f)]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_s4_overwrite_keeps_the_set_aside_record_with_its_own_diff(tmp_path):
+    """--overwrite sets run.json aside; its run.diff goes with it (renamed, its hash still
+    matching), so the old record can still be reproduced."""
+    rd = tmp_path / "r"
+    run_experiment(syn_cfg("vanilla", epochs=1), rd)
+    rec = _rec(rd / "run.json")
+    patch = "diff --git a/dirlib/x.py b/dirlib/x.py\n+old code\n"
+    (rd / "run.diff").write_text(patch)
+    import hashlib
+    rec["git"] = {"commit": rec["git"]["commit"], "dirty": True, "diff": "run.diff",
+                  "diff_sha256": hashlib.sha256(patch.encode()).hexdigest()}
+    (rd / "run.json").write_text(json.dumps(rec))
+    run_experiment(syn_cfg("vanilla", epochs=1, lr=1e-3), rd, overwrite=True)
+    kept = list(rd.glob("run.replaced-*.json"))
+    assert len(kept) == 1
+    old = _rec(kept[0])
+    assert old == rec                                   # the kept record, byte for byte
+    assert records.diff_path(kept[0], old) == kept[0].with_suffix(".diff")
+    assert kept[0].with_suffix(".diff").read_text() == patch
+    assert records.provenance_problem(kept[0], old) is None
+    new = _rec(rd / "run.json")
+    if not new["git"].get("dirty"):
+        assert not (rd / "run.diff").exists()       # no stale diff beside a clean record
+
+
+def test_s5_each_attempt_names_its_code_and_a_resume_across_code_warns(tmp_path):
+    from dirlib.experiment import RunInterrupted
+    import dirlib.train as train
+    rd = tmp_path / "r"
+    cfg = syn_cfg("vanilla", epochs=3)
+    # the first attempt stops after epoch 1 (as a kill would), under "other code"
+    with train.pausing(1):
+        with pytest.raises(train.RunPaused):
+            run_experiment(cfg, rd)
+    rec = _rec(rd / "run.json")
+    assert rec["attempts"][0]["git"]["commit"] == rec["git"]["commit"]
+    rec["attempts"][0]["git"] = {"commit": "f" * 40, "dirty": False, "diff_sha256": None}
+    (rd / "run.json").write_text(json.dumps(rec))
+    with pytest.warns(UserWarning, match="resumes 1 attempt.*other code"):
+        done = run_experiment(cfg, rd)
+    assert done["status"] == "completed" and done["resumed_under_other_code"]
+    assert [a["git"]["commit"] for a in done["attempts"]][0] == "f" * 40
+    assert done["attempts"][-1]["git"]["commit"] == done["git"]["commit"]
+    assert RunInterrupted        # the kill path records attempts the same way
+
+
+def test_s7_shot_metrics_copies_what_it_is_given():
+    train = np.repeat([1.0, 2.0, 3.0], [150, 50, 5])
+    m = ShotMetrics(train_target=train)
+    buf_p, buf_t = np.array([1.0, 2.5]), np.array([1.0, 2.0])
+    m.update(buf_p, buf_t)
+    buf_p[:] = [3.0, 3.0]                      # the caller reuses its buffers
+    buf_t[:] = [3.0, 3.0]
+    m.update(buf_p, buf_t)
+    want = shot_metrics(np.array([1.0, 2.5, 3.0, 3.0]), np.array([1.0, 2.0, 3.0, 3.0]), train)
+    assert m.compute()["all"]["mae"] == want["all"]["mae"] == pytest.approx(0.125)
+    train[:] = 0.0                             # the training labels too
+    assert m.compute()["many"]["n"] == want["many"]["n"]
+
+
+TRAIN = ["train", "--dataset", "synthetic", "--epochs", "1", "--no-progress", "--no-diagnostics",
+         "--data-arg", "n_labels=30", "n_max=150", "width=5.0"]
+
+
+@pytest.mark.parametrize("extra,says", [
+    (["--method", "lds+"], "empty part"), (["--method", "+lds"], "empty part"),
+    (["--method", "lds++fds"], "empty part"), (["--method", "lds+lds"], "repeated"),
+    (["--method", "vanilla", "--device", "mps"], "--device 'mps'"),
+    (["--method", "vanilla", "--device", "meta"], "--device 'meta'"),
+    (["--method", "lds", "--method-arg", "lds.sigma"], "--method-arg: expected KEY=VALUE"),
+    (["--method", "vanilla", "--model", "nosuch"], "unknown model 'nosuch'"),
+    (["--method", "vanilla", "--model-arg", "hidden=-1"], "--model mlp with --model-arg"),
+])
+def test_command_line_defects_give_a_clear_error_and_leave_no_record(tmp_path, capsys, extra,
+                                                                      says):
+    from dirlib.cli import main as cli
+    out = tmp_path / "run"
+    assert cli(TRAIN + extra + ["--out", str(out)]) == 2
+    assert says in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_method_names_are_stored_normalised(tmp_path):
+    from dirlib.cli import main as cli
+    assert cli(TRAIN + ["--method", " LDS ", "--out", str(tmp_path / "r")]) == 0
+    assert _rec(tmp_path / "r" / "run.json")["config"]["method"] == "lds"

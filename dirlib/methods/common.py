@@ -71,7 +71,12 @@ def default_reweight(data) -> str:
 
 def compute_weights(w: dict, data) -> np.ndarray:
     """Per-sample weights of the training set for the weighting options ``w``."""
-    from ..rebalancing.weighting import sample_weights
+    from ..rebalancing.weighting import dense_weights, sample_weights
+    if w["reweight"] == "denseweight":
+        if w.get("lds"):
+            raise ValueError("denseweight sets the sample weights itself; it cannot be combined "
+                             "with lds (which smooths INV/SQINV counts)")
+        return dense_weights(data.train_labels, alpha=w["alpha"], eps=w["eps"])
     sts = family(data) == "sts"
     return sample_weights(data.train_labels, data.binning, reweight=w["reweight"],
                           lds=w.get("lds", False), ks=w.get("ks", 5), sigma=w.get("sigma", 2.0),

@@ -580,6 +580,10 @@ def summary_block(df: pd.DataFrame, image: str, root=None, results="results/audi
              f"{scale_text(results)}.*", "",
              paper_claim(), ""]
     lines += [f"- {b}" for b in bullets(table, published_bases(root))]
+    conf = _confirmatory_table(df, results)
+    if conf is not None:
+        from .confirmatory import front_bullet
+        lines.append(f"- {front_bullet(conf)}")
     return "\n".join(lines)
 
 
@@ -588,6 +592,30 @@ ANSWER_END = "<!-- audit-answer:end -->"
 #: the files whose answer block :func:`update_answer` regenerates, with the forest plot's path from
 #: each (relative to the repository)
 ANSWER_FILES = {"README.md": FOREST_FIGURE, "book/intro.md": "figures/audit-forest.png"}
+
+
+def forest_table(df: pd.DataFrame, results="results/audit") -> pd.DataFrame:
+    """What the forest plot draws: the primary family, then the confirmatory cells
+    (:mod:`dirlib.paper.confirmatory`, their own family) when their records exist beside
+    ``results`` (``results/confirmatory``)."""
+    from .audit_primary import primary_table
+    table = primary_table(df)
+    conf = _confirmatory_table(df, results)
+    if conf is None:
+        return table
+    from .confirmatory import forest_rows
+    extra = forest_rows(conf)
+    return pd.concat([table, extra], ignore_index=True) if len(extra) else table
+
+
+def _confirmatory_table(df: pd.DataFrame, results="results/audit"):
+    """The confirmatory table (:func:`dirlib.paper.confirmatory.table`) from the records in the
+    ``confirmatory`` folder beside ``results``, or None when it holds none."""
+    from . import confirmatory as conf
+    root = Path(results).parent / "confirmatory"
+    if not root.is_dir() or not any(root.rglob("run.json")):
+        return None
+    return conf.table(collect(root), conf.exploratory_table(df))
 
 
 def forest_fingerprint(table: pd.DataFrame) -> str:
@@ -599,14 +627,14 @@ def forest_fingerprint(table: pd.DataFrame) -> str:
                                  for c in cols] for _, r in table.iterrows()])
 
 
-def write_forest(df: pd.DataFrame, path) -> Path:
+def write_forest(df: pd.DataFrame, path, results="results/audit") -> Path:
     """The forest plot of the primary family as a PNG, with :func:`forest_fingerprint` in its
     metadata."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from .audit_primary import forest_plot, primary_table
-    table = primary_table(df)
+    from .audit_primary import forest_plot
+    table = forest_table(df, results)
     fig = forest_plot(table)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -616,13 +644,12 @@ def write_forest(df: pd.DataFrame, path) -> Path:
     return path
 
 
-def forest_is_current(df: pd.DataFrame, path) -> bool:
+def forest_is_current(df: pd.DataFrame, path, results="results/audit") -> bool:
     from PIL import Image
-    from .audit_primary import primary_table
     path = Path(path)
     if not path.exists():
         return False
-    return Image.open(path).text.get("Description") == forest_fingerprint(primary_table(df))
+    return Image.open(path).text.get("Description") == forest_fingerprint(forest_table(df, results))
 
 
 def update_answer(results="results/audit", files=None, root=None, check=False) -> list:
@@ -634,10 +661,10 @@ def update_answer(results="results/audit", files=None, root=None, check=False) -
     df = collect(results)
     stale = []
     fig = root / FOREST_FIGURE
-    if not forest_is_current(df, fig):
+    if not forest_is_current(df, fig, results):
         stale.append(fig)
         if not check:
-            write_forest(df, fig)
+            write_forest(df, fig, results)
     for f, image in files.items():
         path = root / f
         body = "\n" + summary_block(df, image, root, results) + "\n"

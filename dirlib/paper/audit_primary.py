@@ -317,9 +317,14 @@ def forest_plot(table: pd.DataFrame, title: str = ""):
     import matplotlib.pyplot as plt
     datasets = [ds for ds in DATASET_NAMES if (table["dataset"] == ds).any()]
     colors = {"median": "#e66100", "few": "#5d3a9b"}
+    # planned questions first, then any other rows the table brings (the confirmatory cells)
+    extra = [k for k in dict.fromkeys(table["question"]) if k not in QUESTION]
     rows_by_ds = {ds: [(q.key, b) for q in QUESTIONS for b in PLAN[ds].get(q.key, ())
                        if ((table["dataset"] == ds) & (table["question"] == q.key)
-                           & (table["base"] == b)).any()] for ds in datasets}
+                           & (table["base"] == b)).any()]
+                  + [(k, b) for k in extra for b in dict.fromkeys(
+                      table.loc[(table["dataset"] == ds) & (table["question"] == k), "base"])]
+                  for ds in datasets}
     heights = [max(len(rows_by_ds[ds]), 1) for ds in datasets] or [1]
     fig, axes = plt.subplots(len(heights), 1, squeeze=False,
                              figsize=(7.6, 1.2 + 0.42 * sum(heights) + 0.5 * len(heights)),
@@ -340,13 +345,14 @@ def forest_plot(table: pd.DataFrame, title: str = ""):
                 ax.plot([r["lo95"], r["hi95"]], [y, y], color=c, lw=1.4, label=f"{shot} shot")
                 filled = r["verdict"] != "no effect"
                 ax.plot(r["mean"], y, "o", ms=5, color=c, mfc=c if filled else "white")
-                if np.isfinite(r["paper"]):
+                if "paper" in r and np.isfinite(r["paper"]):
                     ax.plot(r["paper"], y, "D", ms=6, mfc="none", mec="black", mew=1.1,
                             label="the paper's effect")
         ax.axvline(0, color="black", lw=0.8)
         ax.set_yticks(range(len(rows)))
-        ax.set_yticklabels([f"{qk} {QUESTION[qk].short}, {_base(b)}" for qk, b in rows],
-                           fontsize=9)
+        ax.set_yticklabels([f"{qk} {QUESTION[qk].short}, {_base(b)}" if qk in QUESTION
+                            else f"{qk}: norm term, text, seeds 5-19, {_base(b)}"
+                            for qk, b in rows], fontsize=9)
         ax.set_ylim(len(rows) - 0.5, -0.5)
         ax.set_xlabel(f"{_name(ds)}: paired difference in test {METRICS.get(ds, '')} "
                       f"(negative = lower error)", fontsize=9)

@@ -178,6 +178,45 @@ def harm_sentence(t: pd.DataFrame) -> str:
             "seeds): " + ". ".join(parts) + ".")
 
 
+#: the forest plot's row label of the confirmatory cells (dirlib.paper.audit_primary.forest_plot)
+FOREST_KEY = "Q3t confirm."
+
+
+def forest_rows(t: pd.DataFrame) -> pd.DataFrame:
+    """The confirmatory cells as rows of the audit's forest plot: their own family (Bonferroni over
+    4 cells), never the audit's 38; filled where Holm rejects."""
+    rows = []
+    for r in t.itertuples():
+        if r.verdict == "pending" or not np.isfinite(r.mean):
+            continue             # no interim estimate is drawn before the planned seeds are in
+        verdict = ("lower error" if r.verdict == "confirmed" else
+                   "higher error" if r.verdict == "harmful" else "no effect")
+        rows.append({"question": FOREST_KEY, "dataset": DATASET, "base": r.base, "shot": r.shot,
+                     "n": r.n, "mean": r.mean, "lo": r.lo, "hi": r.hi, "lo95": r.lo95,
+                     "hi95": r.hi95, "verdict": verdict, "paper": math.nan})
+    return pd.DataFrame(rows)
+
+
+def front_bullet(t: pd.DataFrame) -> str:
+    """The front page's bullet on the one signal: its exploratory numbers and its status."""
+    ex = t[["base", "shot", "exploratory"]]
+    lo, hi = float(ex["exploratory"].min()), float(ex["exploratory"].max())
+    s = (f"**The one signal in the paper's favour** (Q3t, exploratory): over seeds 0-4 the norm "
+         f"term lowered STS-B-DIR median- and few-shot test MSE (0-5 scale) by {-hi:.2f}-{-lo:.2f} "
+         f"against its no-norm control, Vanilla and LDS bases (95% intervals exclude zero, "
+         f"corrected ones do not). ")
+    verdict = study_verdict(t["verdict"])
+    if verdict == "pending":
+        s += (f"Its pre-registered confirmatory test on fresh seeds 5-19 is under way "
+              f"({int(t['n'].min())} of {N_PLANNED} seeds per cell): no verdict yet.")
+    else:
+        worst = t.loc[t["p_holm"].idxmax()]
+        s += (f"Confirmatory test, fresh seeds 5-19 (BiLSTM, 10 epochs, CPU): **{verdict}** "
+              f"(" + "; ".join(f"{_name(r.base)} {r.shot} {r.mean:+.3f} {_iv(r.lo, r.hi)}"
+                               for r in t.itertuples()) + ", corrected).")
+    return s
+
+
 def read(results=RESULTS, exploratory=EXPLORATORY) -> pd.DataFrame:
     from .audit import collect
     return table(collect(results), exploratory_table(collect(exploratory)))

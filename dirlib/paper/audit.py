@@ -468,6 +468,21 @@ def exploratory_paragraph(df: pd.DataFrame, dataset: str) -> str:
     return " ".join(s)
 
 
+def about(x: float) -> str:
+    """A ratio in words a reader can say: two significant figures, no exponent.
+
+    >>> about(697.3), about(0.0123), about(3.46)
+    ('about 700', 'about 0.012', 'about 3.5')
+    """
+    if not np.isfinite(x):
+        return "an unknown number of"
+    if x == 0:
+        return "0"
+    digits = 2 - int(math.floor(math.log10(abs(x)))) - 1
+    v = round(x, digits)
+    return f"about {v:,.{max(digits, 0)}f}"
+
+
 def divergence_sentence(health: pd.DataFrame, dataset: str) -> str:
     """How many of the code-family arms' held-out fine-tunes ended above where they started, per
     arm, and how large the norm term was against the task loss in their first epoch
@@ -481,8 +496,8 @@ def divergence_sentence(health: pd.DataFrame, dataset: str) -> str:
         if not len(g):
             continue
         ratio = g["norm/task, first epoch"]
-        size = (f", the norm term {ratio.median():.2g} times the task loss in the first epoch "
-                f"(median)" if arm != "code-no-norm" and ratio.notna().any() else "")
+        size = (f", the norm term {about(ratio.median())} times the task loss in the first "
+                f"epoch (median)" if arm != "code-no-norm" and ratio.notna().any() else "")
         parts.append(f"{arm} {int(g['ended worse'].sum())} of {len(g)}{size}")
     note = ("; for records of the first round, which did not store their start, the base's error on "
             "the whole validation split stands in" if (h["start from"] != "the fine-tune's start").any()
@@ -785,6 +800,25 @@ def _posthoc_records(results):
     for path, rec in read_records(sorted(root.rglob("run.json"))):
         if rec.get("schema") == "dirlib.posthoc/1" and rec.get("status") == "completed":
             yield path, rec
+
+
+def norm_fit_summary(fits: pd.DataFrame) -> pd.DataFrame:
+    """:func:`norm_fit_table` as the chapter shows it: one row per dataset, base, arm and net, the
+    mean RMSE and R^2 over its seeds (named), and the observed and predicted majority norms of
+    its lowest seed (named)."""
+    if not len(fits):
+        return fits
+    rows = []
+    for key, g in fits.groupby(["dataset", "base", "arm", "norm net"], sort=False):
+        first = g.loc[g["seed"].idxmin()]
+        rows.append({"dataset": DATASET_NAMES.get(key[0], key[0]), "base": base_name(key[1]),
+                     "arm": key[2], "norm net": key[3],
+                     "seeds": ", ".join(map(str, sorted(g["seed"].unique()))),
+                     "RMSE (mean)": f"{g['RMSE'].mean():.2f}", "R2 (mean)": f"{g['R2'].mean():.2f}",
+                     f"observed majority norms": f"{first['observed majority norms']} "
+                                                 f"(seed {int(first['seed'])})",
+                     "predicted": f"{first['predicted majority norms']} (seed {int(first['seed'])})"})
+    return pd.DataFrame(rows)
 
 
 def norm_fit_table(results="results/audit") -> pd.DataFrame:

@@ -119,9 +119,10 @@ def table(df: pd.DataFrame, exploratory: pd.DataFrame) -> pd.DataFrame:
                 if len(hs) >= 2:
                     harm = paired_difference(hn, hb, 0.95)
                     net = paired_difference(a, hb, 0.95) if hs == seeds else None
+                    # a share of the harm means something only where there is a harm
                     row.update(harm=harm.mean, harm_lo=harm.lo, harm_hi=harm.hi,
                                net=net.mean if net else math.nan,
-                               recovered=(-d95.mean / harm.mean) if harm.mean > 0 else math.nan)
+                               recovered=(-d95.mean / harm.mean) if harm.lo > 0 else math.nan)
             rows.append(row)
     t = pd.DataFrame(rows)
     for c in ("mean", "sd", "lo95", "hi95", "p", "level", "lo", "hi", "mde", "harm", "harm_lo",
@@ -163,12 +164,15 @@ def summary(t: pd.DataFrame) -> str:
 
 def harm_sentence(t: pd.DataFrame) -> str:
     """The norm term's effect against the harm of the extra fine-tune epochs, per cell."""
+    if study_verdict(t["verdict"]) == "pending":
+        return ""                  # read with the verdict, not before
     parts = []
     for r in t.itertuples():
         if not np.isfinite(r.harm):
             continue
         share = (f"; the norm term takes back {100 * r.recovered:.0f}% of it"
-                 if np.isfinite(r.recovered) else "")
+                 if np.isfinite(r.recovered) else
+                 "; the extra epochs have no detectable harm here, so no share is given")
         parts.append(f"{_name(r.base)} {r.shot}: the extra epochs alone {r.harm:+.3f} "
                      f"{_iv(r.harm_lo, r.harm_hi)}, the text method against its base "
                      f"{r.net:+.3f}{share}")
@@ -215,6 +219,59 @@ def front_bullet(t: pd.DataFrame) -> str:
               f"(" + "; ".join(f"{_name(r.base)} {r.shot} {r.mean:+.3f} {_iv(r.lo, r.hi)}"
                                for r in t.itertuples()) + ", corrected).")
     return s
+
+
+def seed_differences(df: pd.DataFrame, seeds) -> pd.DataFrame:
+    """``text - text-no-norm`` per (base, shot, seed) over ``seeds``."""
+    rows = []
+    for base in BASES:
+        for shot in SHOTS:
+            ss, a, b = _pairs(df, base, shot, ARM_A, ARM_B, seeds)
+            rows += [{"base": base, "shot": shot, "seed": s, "diff": x - y}
+                     for s, x, y in zip(ss, a, b)]
+    return pd.DataFrame(rows, columns=["base", "shot", "seed", "diff"])
+
+
+def plot(t: pd.DataFrame, confirm: pd.DataFrame, explore: pd.DataFrame):
+    """One row per cell: the exploratory seeds 0-4 (grey, their 95% interval) above the
+    confirmatory seeds 5-19 (colour; the Bonferroni interval as a wide bar and the 95% one as a
+    line once every cell has its seeds). ``confirm`` and ``explore``: :func:`seed_differences`."""
+    import matplotlib.pyplot as plt
+    colors = {"median": "#e66100", "few": "#5d3a9b"}
+    cells = [(b, s) for b in BASES for s in SHOTS]
+    fig, ax = plt.subplots(figsize=(7.2, 1.4 + 0.75 * len(cells)))
+    for i, (base, shot) in enumerate(cells):
+        r = t[(t["base"] == base) & (t["shot"] == shot)].iloc[0]
+        e = explore[(explore["base"] == base) & (explore["shot"] == shot)]
+        c = confirm[(confirm["base"] == base) & (confirm["shot"] == shot)]
+        ye, yc = i - 0.18, i + 0.18
+        ax.plot(e["diff"], [ye] * len(e), "o", mfc="white", mec="grey", ms=4)
+        if len(e) >= 2:
+            d = paired_difference(e["diff"].to_numpy(), np.zeros(len(e)), 0.95)
+            ax.plot([d.lo, d.hi], [ye, ye], color="grey", lw=1.2)
+        if r.verdict != "pending":       # nothing confirmatory is drawn before its seeds are in
+            ax.plot(c["diff"], [yc] * len(c), "o", color=colors[shot], ms=3.5, alpha=0.7)
+            ax.plot([r.lo, r.hi], [yc, yc], color=colors[shot], lw=7, alpha=0.3,
+                    solid_capstyle="butt")
+            ax.plot([r.lo95, r.hi95], [yc, yc], color=colors[shot], lw=1.4)
+            ax.plot(r.mean, yc, "|", color="black", ms=12, mew=1.5)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(range(len(cells)))
+    ax.set_yticklabels([f"{_name(b)}, {s} shot" for b, s in cells], fontsize=9)
+    ax.set_ylim(len(cells) - 0.5, -0.5)
+    ax.set_xlabel("text - text-no-norm, test MSE on STS-B-DIR's 0-5 scale (negative = the norm "
+                  "term lowers error)", fontsize=9)
+    ax.tick_params(axis="x", labelsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    from matplotlib.lines import Line2D
+    fig.legend([Line2D([], [], marker="o", ls="", mfc="white", mec="grey"),
+                Line2D([], [], marker="o", ls="", color="black"),
+                Line2D([], [], color="grey", lw=7, alpha=0.3)],
+               ["exploratory seeds 0-4 (95% interval)", "confirmatory seeds 5-19",
+                "Bonferroni interval (4 cells)"], fontsize=9, loc="lower center", ncol=2,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    return fig
 
 
 def read(results=RESULTS, exploratory=EXPLORATORY) -> pd.DataFrame:

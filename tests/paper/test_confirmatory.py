@@ -44,6 +44,10 @@ def test_the_rule_on_constructed_effects():
     assert "**confirmed**" in text and "seeds 5-19" in text and "BiLSTM" in text
     assert "10 epochs" in text and "0-5" in text
     assert "takes back" in conf.harm_sentence(t)
+    # no harm built in: no share of it is given
+    t_noharm = conf.table(frame(EXPLORATORY, conf.SEEDS, seed=6, harm=0.0), ex)
+    assert t_noharm["recovered"].isna().all()
+    assert "no detectable harm" in conf.harm_sentence(t_noharm)
 
 
 def test_no_verdict_before_every_cell_has_its_seeds_and_no_pooling():
@@ -52,6 +56,7 @@ def test_no_verdict_before_every_cell_has_its_seeds_and_no_pooling():
     t = conf.table(df, ex)
     assert (t["n"] == 7).all()             # seeds 0-4 are in the frame, never in the cells
     assert set(t["verdict"]) == {"pending"} and "not finished" in conf.summary(t)
+    assert conf.harm_sentence(t) == "" and conf.forest_rows(t).empty
 
 
 @pytest.mark.parametrize("p_holm,mean,lo,want", [(0.049, -0.02, -0.05, "confirmed"),

@@ -174,6 +174,27 @@ def cost_check(folder: Path, choice: dict, data, log=print) -> dict:
     return out
 
 
+def write_references(dataset: str, results="results/benchmark", data_dir=None, data=None,
+                     seeds=SEEDS, log=print) -> Path:
+    """The reference rows of ``dataset`` (:func:`dirlib.tools.references.reference_rows`) as
+    ``results/<dataset>/references.json``, with the code and versions that made them."""
+    import json
+    import warnings
+    from ..datasets import load_dataset
+    from .references import reference_rows
+    if data is None:
+        data = load_dataset(dataset, data_dir=data_dir)
+    with warnings.catch_warnings():     # a constant predictor has no correlation: NaN, as stated
+        warnings.filterwarnings("ignore", message="An input array is constant")
+        out = reference_rows(data, seeds=seeds, log=log)
+    out.update(schema="dirlib.references/1", git=records.git_commit(), versions=records.versions(),
+               data_hash=records.data_hash(data), finished=records.now())
+    path = Path(results) / dataset / "references.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    records.write_text_atomic(path, json.dumps(records.to_jsonable(out), indent=1))
+    return path
+
+
 def plan_text() -> str:
     lines = [f"{m:18s} " + "; ".join(f"lr {p['lr']:g} " + " ".join(
         f"{k}={v:g}" for k, v in p.items() if k != "lr") for p in space(m)) for m in METHODS]
@@ -195,9 +216,20 @@ def main(argv=None) -> int:
                    help="where finished records are copied")
     r.add_argument("--data-dir", default=None)
     sub.add_parser("plan", help="print the plan's methods, spaces and family")
+    rf = sub.add_parser("references", help="the reference rows (training mean, training median, "
+                                           "gradient boosting tuned on validation data)")
+    rf.add_argument("--dataset", required=True)
+    rf.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    rf.add_argument("--results", default="results/benchmark")
+    rf.add_argument("--data-dir", default=None)
     a = p.parse_args(argv)
     if a.cmd == "plan":
         print(plan_text())
+        return 0
+    if a.cmd == "references":
+        path = write_references(a.dataset, a.results, data_dir=a.data_dir, seeds=a.seeds,
+                                log=lambda m: print(m, flush=True))
+        print(path)
         return 0
     run(a.dataset, a.methods, work=a.work, results=a.results, data_dir=a.data_dir,
         seeds=a.seeds, log=lambda m: print(m, flush=True))

@@ -311,13 +311,27 @@ def _share_cores(threads: int) -> None:
         os.environ[var] = str(threads)
 
 
+def say(message: str) -> None:
+    """The build's log: printed at once, also when stdout is a pipe (make, CI)."""
+    print(message, flush=True)
+
+
+def _execute_reporting(n: str, params: dict, out_dir: Path, timeout: int) -> dict:
+    """:func:`execute` with a line when the notebook starts (from the process that runs it) and its
+    real finish time (UTC, to the second) in its timing."""
+    print(f"  start  {n}", flush=True)
+    t = execute(n, params, out_dir=out_dir, timeout=timeout)
+    t["finished"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    return t
+
+
 def default_jobs() -> int:
     """Notebooks run at once by default: 2 where the machine has 2 cores or more, else 1."""
     return 2 if (os.cpu_count() or 1) >= 2 else 1
 
 
 def run(params: str = "quick", only: Optional[Sequence[str]] = None, overrides: Optional[dict] = None,
-        timeout: int = 900, out_dir: Path = EXEC, log=print, jobs: Optional[int] = None) -> list:
+        timeout: int = 900, out_dir: Path = EXEC, log=say, jobs: Optional[int] = None) -> list:
     """Execute the book's notebooks (all, or ``only``) with parameter set ``params``, ``jobs`` at a
     time (default :func:`default_jobs`; each notebook has its own kernel, so the pages do not share
     state; two pages that train the same run take turns on its folder's lock, see
@@ -342,31 +356,33 @@ def run(params: str = "quick", only: Optional[Sequence[str]] = None, overrides: 
     def finished(n, t):
         p = resolved[n]
         t["status"] = "completed"
-        t["finished"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+        t.setdefault("finished", time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()))
         t["parameter_set"] = Path(pset["path"]).name
         t["jobs"] = jobs                     # notebooks running at once: times share the cores
         # the page's parameters as it ran, without the builder's local paths
         t["parameters"] = {k: (("set" if v else "unset") if k.endswith("_DIR") else v)
                            for k, v in p.items()}
-        log(f"  {n}: {t['seconds']:.1f} s -> {t['path']}")
         done[n] = t
+        log(f"  done   {n}: {t['seconds']:.1f} s, finished {t['finished'][11:]} UTC "
+            f"[{len(done)}/{len(names)}] -> {t['path']}")
 
     if jobs == 1 or len(names) == 1:
         for n in names:
             log(f"running {n} ({pset['path']}) ...")
-            finished(n, execute(n, resolved[n], out_dir=out_dir, timeout=timeout))
+            finished(n, _execute_reporting(n, resolved[n], out_dir, timeout))
     else:
         import multiprocessing
-        from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
         log(f"running {len(names)} notebooks ({pset['path']}), {jobs} at a time ...")
         threads = max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_share_cores, initargs=(threads,)) as pool:
-            futures = {pool.submit(execute, n, resolved[n], out_dir=out_dir, timeout=timeout): n
+            futures = {pool.submit(_execute_reporting, n, resolved[n], out_dir, timeout): n
                        for n in _order(names, out_dir)}
             pending = set(futures)
             while pending:
-                finished_now, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                # each notebook is reported as it finishes (FIRST_EXCEPTION would wait for all)
+                finished_now, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for f in finished_now:
                     if f.exception() is not None:
                         for other in pending:
@@ -454,7 +470,8 @@ def execution_rows(timings_path: Path = EXEC / "timings.json") -> list:
             rows.append({"notebook": n, "status": "not run"})
             continue
         params = t.get("parameters") or {}
-        shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in params.items()
+        # as code: Sphinx's smart quotes would print DEVICE=”cpu” in plain text
+        shown = ", ".join(f"`{k}={json.dumps(v)}`" for k, v in params.items()
                           if k in ("QUICK", "DATASET", "METHODS", "SEEDS", "EPOCHS", "DEVICE",
                                    "SOURCE", "DATA_DIR"))
         rows.append({"notebook": n, "status": t.get("status", "completed"),
@@ -520,7 +537,7 @@ def jupyter_book_cmd() -> list:
 
 
 def build(params: str = "quick", only: Optional[Sequence[str]] = None, run_first: bool = True,
-          strict: bool = True, timeout: int = 900, log=print, jobs: Optional[int] = None) -> Path:
+          strict: bool = True, timeout: int = 900, log=say, jobs: Optional[int] = None) -> Path:
     """Run the notebooks (unless ``run_first`` is False), then build the HTML book. Returns the path
     of ``index.html``."""
     t0 = time.time()
@@ -550,8 +567,38 @@ def build(params: str = "quick", only: Optional[Sequence[str]] = None, run_first
     index = BOOK / "_build" / "html" / "index.html"
     if not index.is_file():
         raise BookError(f"jupyter-book reported success but {index} is missing")
+    add_root_favicon(index)
     log(f"book built in {time.time() - t1:.1f} s (total {time.time() - t0:.1f} s): {index}")
     return index
+
+
+def favicon_png(size: int = 32) -> bytes:
+    """The book's favicon (``book/_css/favicon.svg``: a blue rounded square with a white rising
+    line) drawn as a PNG, for the pages Sphinx does not write (the root redirect)."""
+    import io
+    from PIL import Image, ImageDraw
+    k = size / 16
+    img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    d = ImageDraw.Draw(img)
+    d.rounded_rectangle([0, 0, size - 1, size - 1], radius=3 * k, fill="#2a5d8f")
+    d.line([(3 * k, 12 * k), (6 * k, 8 * k), (9 * k, 10 * k), (13 * k, 4 * k)], fill="white",
+           width=max(1, round(1.6 * k)))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def add_root_favicon(index: Path) -> None:
+    """The root ``index.html`` is Jupyter Book's redirect, with no icon: browsers then ask for
+    ``/favicon.ico`` and get a 404. Write ``favicon.ico`` beside it and link it."""
+    import io
+    from PIL import Image
+    html = index.parent
+    img = Image.open(io.BytesIO(favicon_png(32)))
+    img.save(html / "favicon.ico", format="ICO", sizes=[(16, 16), (32, 32)])
+    text = index.read_text()
+    if 'rel="icon"' not in text and "<head>" in text:
+        index.write_text(text.replace("<head>", '<head>\n<link rel="icon" href="favicon.ico">', 1))
 
 
 # ----------------------------------------------------------------------------------- CLI

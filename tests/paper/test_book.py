@@ -171,6 +171,15 @@ def page(name):
     return HTML / "_exec" / f"{name}.html"
 
 
+def test_the_root_redirect_has_an_icon_and_parameters_print_straight_quotes(built):
+    from PIL import Image
+    index = built["index"]
+    assert 'rel="icon" href="favicon.ico"' in index.read_text()
+    assert Image.open(index.parent / "favicon.ico").format == "ICO"
+    text = (HTML / "_exec" / "docs" / "execution.html").read_text()
+    assert "QUICK=" in text and "\u201d" not in text and "\u201c" not in text      # no DEVICE=\u201dcpu\u201d
+
+
 def test_every_notebook_executed_with_quick_parameters(built):
     names = B.toc_notebooks()
     assert [t["name"] for t in built["timings"]] == names
@@ -347,6 +356,14 @@ def test_parallel_runs_go_longest_first_and_list_their_timings_in_toc_order(tmp_
     assert "2 at a time" in lines[0] and all((tmp_path / "p" / f"{t['name']}.ipynb").is_file() for t in got)
     rows = {r["notebook"]: r for r in B.execution_rows(tmp_path / "p" / "timings.json")}
     assert rows["fig1_shot_errors"]["jobs"] == 2 and rows["tables"]["status"] == "not run"
+    # progress: a line as each notebook finishes, with its time, its finish time and a count
+    done = [ln for ln in lines if ln.strip().startswith("done")]
+    assert len(done) == 2 and "[1/2]" in done[0] and "[2/2]" in done[1]
+    # each notebook's own finish time, to the second (not the time the last one finished)
+    fin = [t["finished"] for t in got]
+    assert all(len(f) == 19 for f in fin)
+    assert all(f"finished {t['finished'][11:]} UTC" in "\n".join(done) for t in got)
+    assert all(r["parameters"].startswith("`") for r in rows.values() if r.get("parameters"))
 
 
 # ----------------------------------------------------------------------------------- reading

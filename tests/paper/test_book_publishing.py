@@ -27,6 +27,13 @@ def test_the_pages_workflow_is_valid_and_builds_with_make_book():
     text = WORKFLOW.read_text()
     assert "run: make book" in text and "path: book/_build/html" in text
     assert "actions/deploy-pages" in text and "pages: write" in text
+    # the first deploy needs no settings by hand; torch comes as CPU-only wheels, pinned as in
+    # pyproject.toml, into the venv make book then uses
+    assert "actions/configure-pages" in text and "enablement: true" in text
+    pins = re.findall(r'"(torch(?:vision)?==[^"]+)"', (ROOT / "pyproject.toml").read_text())
+    cpu = next(ln for ln in text.splitlines() if "whl/cpu" in ln)
+    assert pins and all(p in cpu for p in pins) and ".venv/bin/python -m pip" in cpu
+    assert text.index("whl/cpu") < text.index("run: make book")
 
 
 def test_the_workflow_lint_catches_a_broken_workflow(tmp_path):

@@ -599,6 +599,10 @@ def summary_block(df: pd.DataFrame, image: str, root=None, results="results/audi
     if conf is not None:
         from .confirmatory import front_bullet
         lines.append(f"- {front_bullet(conf)}")
+    from .benchmark_report import front_bullet as benchmark_bullet
+    bench = benchmark_bullet(Path(results).parent)
+    if bench:
+        lines.append(f"- {bench}")
     return "\n".join(lines)
 
 

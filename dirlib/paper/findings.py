@@ -146,11 +146,37 @@ def method_change_finding(pairs: Sequence[Tuple[str, Sequence[dict], str, Sequen
 
 
 # ----------------------------------------------------------------------------------- Fig. 3
+def record_scale(rec: dict) -> str:
+    """The scale a record ran at, for a finding: model, image size (image data), epochs, seed and
+    device, e.g. ``"ResNet-18 at 64 px, 20 epochs, seed 0, cuda"``.
+
+    >>> record_scale({"config": {"dataset": "sts-b-dir", "model": None, "epochs": 10, "seed": 0,
+    ...                          "model_kwargs": {"hidden": 128}}, "device": "cpu"})
+    'BiLSTM of 128 units, 10 epochs, seed 0, cpu'
+    """
+    from ..datasets import find as find_dataset
+    cfg = rec.get("config") or {}
+    info = find_dataset(cfg.get("dataset", ""))
+    model = cfg.get("model") or (getattr(info, "model", None) if info is not None else None)
+    images = bool(info is not None and info.images)
+    if model is None:
+        model = "resnet18" if images else ("bilstm" if cfg.get("dataset") == "sts-b-dir" else "mlp")
+    names = {"resnet18": "ResNet-18", "resnet50": "ResNet-50", "bilstm": "BiLSTM", "mlp": "MLP"}
+    m = names.get(model, model)
+    hidden = (cfg.get("model_kwargs") or {}).get("hidden")
+    if model == "bilstm" and hidden:
+        m += f" of {hidden} units"
+    if images:
+        m += f" at {cfg.get('img_size')} px"
+    return f"{m}, {cfg.get('epochs')} epochs, seed {cfg.get('seed')}, {rec.get('device', '?')}"
+
+
 def settle_finding(curves: pd.DataFrame, dataset: str, label: str, tol: float = 0.1,
-                   lr_drops: Sequence[int] = ()) -> str:
+                   lr_drops: Sequence[int] = (), scale: str = "") -> str:
     """Fig. 3: the epoch from which each shot's training MAE stays within ``tol`` of its final value,
-    next to the paper's "the majority converges at epoch ≈ 40". ``curves`` is
-    :func:`dirlib.paper.figure_data.training_curves`; ``lr_drops``: the epochs after which the learning rate
+    next to the paper's "the majority converges at epoch ≈ 40", in plain sentences. ``curves`` is
+    :func:`dirlib.paper.figure_data.training_curves` of one run (``scale``: its
+    :func:`record_scale`, naming its seed); ``lr_drops``: the epochs after which the learning rate
     drops (the run's ``lr_milestones``), which a settling epoch may simply follow."""
     epochs = int(curves["epoch"].max())
     settle = {}
@@ -158,33 +184,39 @@ def settle_finding(curves: pd.DataFrame, dataset: str, label: str, tol: float = 
         c = curves[curves["shot"] == s].sort_values("epoch")["train_mae"].to_numpy()
         if len(c) and not np.isnan(c).all():
             settle[s] = convergence_epoch(c, tol)
+    where = f"On {dataset_name(dataset)} ({scale})" if scale else f"On {dataset_name(dataset)}"
     if "many" not in settle:
-        return f"On {dataset_name(dataset)}, {label} has no many-shot training curve."
+        return f"{where}, {label} has no many-shot training curve."
     pe, pn = PAPER_SETTLE
-    txt = ", ".join(f"{SHOT_WORDS[s]} by epoch {e}" for s, e in settle.items())
     many = settle["many"]
+    out = [f"{where}, the training MAE of {label}'s many-shot labels settles at epoch {many} of "
+           f"{epochs}, {100 * many / epochs:.0f}% of training. Settling means it stays within "
+           f"{int(tol * 100)}% of its final value from then on."]
     rest = [s for s in ("median", "few") if s in settle]
-    later = [s for s in rest if settle[s] > many]
-    if later and len(later) == len(rest):
-        order = f"before the {_names([SHOT_WORDS[s] for s in rest])} labels"
-    elif later:
-        order = (f"before the {_names([SHOT_WORDS[s] for s in later])} labels but not before the "
-                 f"{_names([SHOT_WORDS[s] for s in rest if s not in later])} labels")
-    else:
-        order = "no earlier than the other shots"
+    if rest:
+        out.append("The " + " and the ".join(f"{SHOT_WORDS[s]} labels settle at epoch {settle[s]}"
+                                             for s in rest) + ".")
+        later = [s for s in rest if settle[s] > many]
+        if later and len(later) == len(rest):
+            out.append("So the many shot settles first.")
+        elif later:
+            out.append(f"So the many shot settles before the "
+                       f"{_names([SHOT_WORDS[s] for s in later])} labels, but not before the "
+                       f"{_names([SHOT_WORDS[s] for s in rest if s not in later])} labels.")
+        else:
+            out.append("So the many shot does not settle first.")
     drops = sorted(int(d) for d in lr_drops)
     if drops:
         near = sorted({e for e in settle.values() if any(0 <= e - d <= 1 for d in drops)})
-        lr = (f" The learning rate drops after epochs {_names([str(d) for d in drops])}"
-              + (f", so settling by epoch {_names([str(e) for e in near])} may just follow a drop"
-                 if near else ", and no shot settles right after a drop") + ".")
+        out.append(f"The learning rate drops after epoch{'s' if len(drops) > 1 else ''} "
+                   f"{_names([str(d) for d in drops])}."
+                   + (f" Settling by epoch {_names([str(e) for e in near])} may just follow a drop."
+                      if near else " No shot settles right after a drop."))
     else:
-        lr = " The learning rate does not drop in this run."
-    return (f"On {dataset_name(dataset)}, {label}'s training MAE settles (stays within "
-            f"{int(tol * 100)}% of its final value) {txt} of {epochs}: the many shot at "
-            f"{100 * many / epochs:.0f}% of training, {order}.{lr} The paper says the majority "
-            f"converges at epoch ≈ {pe} and gives no total; the DIR benchmark's recipe is {pn} "
-            f"epochs ({100 * pe / pn:.0f}%).")
+        out.append("The learning rate does not drop in this run.")
+    out.append(f"The paper says the majority converges at epoch ≈ {pe} and gives no total. The DIR "
+               f"benchmark's recipe is {pn} epochs, so that is {100 * pe / pn:.0f}% of training.")
+    return " ".join(out)
 
 
 # ----------------------------------------------------------------------------------- tables
@@ -329,7 +361,8 @@ def fig3_finding(runs, label: str) -> str:
     """:func:`settle_finding` for the run ``label`` of a page's runs (with its lr drops)."""
     rec = runs.first(label)
     return settle_finding(figs.training_curves(rec), runs.dataset, label,
-                          lr_drops=rec["config"].get("lr_milestones") or ())
+                          lr_drops=rec["config"].get("lr_milestones") or (),
+                          scale=record_scale(rec))
 
 
 def tables_finding(runs) -> str:

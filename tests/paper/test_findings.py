@@ -78,13 +78,17 @@ def test_settle_finding_reports_each_shots_epoch():
         pd.DataFrame({"epoch": epochs, "shot": "median", "train_mae": 2 + 5.0 * (epochs < 6)}),
         pd.DataFrame({"epoch": epochs, "shot": "few", "train_mae": 3 + 5.0 * (epochs < 8)})])
     s = F.settle_finding(curves, "toy", "Vanilla")
-    assert "many-shot by epoch 3, median-shot by epoch 6, few-shot by epoch 8 of 10" in s
-    assert "at 30% of training, before the median-shot and few-shot labels" in s
+    assert "many-shot labels settles at epoch 3 of 10, 30% of training." in s
+    assert "The median-shot labels settle at epoch 6 and the few-shot labels settle at epoch 8." in s
+    assert "So the many shot settles first." in s
     assert "converges at epoch ≈ 40 and gives no total" in s       # the paper's statement
-    assert "does not drop" in s
-    s = F.settle_finding(curves, "utkface-dir", "Vanilla", lr_drops=(2, 7))
-    assert s.startswith("On UTKFace-DIR,")
-    assert "drops after epochs 2 and 7, so settling by epoch 3 and 8 may just follow a drop" in s
+    assert "does not drop" in s and ";" not in s                   # plain sentences
+    rec = {"config": {"dataset": "utkface-dir", "model": None, "img_size": 64, "epochs": 10,
+                      "seed": 0}, "device": "cpu"}
+    s = F.settle_finding(curves, "utkface-dir", "Vanilla", lr_drops=(2, 7),
+                         scale=F.record_scale(rec))
+    assert s.startswith("On UTKFace-DIR (ResNet-18 at 64 px, 10 epochs, seed 0, cpu),")
+    assert "drops after epochs 2 and 7. Settling by epoch 3 and 8 may just follow a drop." in s
 
 
 def test_base_finding_sorts_effects_by_their_intervals():

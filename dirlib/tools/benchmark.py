@@ -108,6 +108,28 @@ def _mirror_tree(work: Path, results: Path, folder: Path) -> None:
         records.write_text_atomic(dst, src.read_text())
 
 
+def restore(results: Path, work: Path, folder: Path) -> int:
+    """Copy the completed records (trials, seeds) and the choice stored under ``results`` for the
+    method folder ``folder`` of ``work`` back into ``work`` where they are missing: a later session,
+    whose work folder is gone, then resumes the search instead of starting it again (a completed
+    record needs no checkpoint). Returns how many records were restored."""
+    src_root = results / folder.relative_to(work)
+    n = 0
+    for src in sorted(src_root.rglob("*.json")) if src_root.is_dir() else []:
+        if src.name not in ("run.json", "choice.json"):
+            continue
+        dst = work / src.relative_to(results)
+        if dst.exists():
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        diff = src.with_name(records.DIFF_NAME)
+        if diff.exists():
+            shutil.copyfile(diff, dst.with_name(records.DIFF_NAME))
+        shutil.copyfile(src, dst)
+        n += 1
+    return n
+
+
 def run(dataset: str, methods=METHODS, *, work="runs/benchmark", results="results/benchmark",
         data_dir=None, data=None, seeds=SEEDS, recipe=None, log=print) -> None:
     """Tune and train every method of ``methods`` on ``dataset`` as the plan says, resumably."""
@@ -122,6 +144,9 @@ def run(dataset: str, methods=METHODS, *, work="runs/benchmark", results="result
             log(f"skip  {method}: not in this library's catalog (cut; see the plan)")
             continue
         folder = work / dataset / method.replace("+", "_")
+        back = restore(results, work, folder)
+        if back:
+            log(f"restored {back} stored record(s) of {method} from {results}")
         if data is None:
             data = load_for_config(make_cfg(dataset, method, 0, overrides), data_dir, subset=False)
         choice = tune(dataset, method, out=folder, trials=TRIALS, seeds=seeds,

@@ -53,6 +53,17 @@ def test_one_method_through_the_plan(tmp_path):
     # paused trials stay in the work folder: only completed records are mirrored
     for p in (tmp_path / "r").rglob("run.json"):
         assert json.loads(p.read_text())["status"] == "completed"
+    # a later session without the work folder resumes from the stored records: nothing retrains
+    import shutil
+    shutil.rmtree(tmp_path / "w")
+    said = []
+    benchmark.run("synthetic", ["vanilla"], work=tmp_path / "w", results=tmp_path / "r",
+                  data=data, seeds=[0, 1], recipe=recipe, log=said.append)
+    assert any(m.startswith("restored") for m in said)
+    again = json.loads((res / "choice.json").read_text())
+    assert again["chosen"] == choice["chosen"]
+    assert json.loads((res / "seed1" / "run.json").read_text())["attempts"] == \
+        json.loads((tmp_path / "w" / "synthetic" / "vanilla" / "seed1" / "run.json").read_text())["attempts"]
 
 
 def test_an_unavailable_method_is_skipped_by_name(tmp_path):

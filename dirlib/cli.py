@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="OUT holds a record of another configuration or data: keep it as "
                         "OUT/run.replaced-<time>.json and start anew (without this flag such a "
                         "rerun is refused and nothing is written)")
+    t.add_argument("--save-predictions", choices=("csv", "parquet"), default=None,
+                   help="write OUT/predictions.csv|parquet: one row per validation and test "
+                        "sample (split, row, label, bin, shot, prediction), from the final model")
     m = sub.add_parser("methods", help="list method names (--defaults: every option, its default "
                                        "and where it comes from)")
     m.add_argument("--defaults", action="store_true",
@@ -158,6 +161,10 @@ def main(argv=None) -> int:
             return 0
         for name, info in catalog().items():
             print(f"{name:14s} {info.doc}")
+        aliases = {n: i.doc.split()[2] for n, i in catalog().items() if i.doc.startswith("Alias of")}
+        print(f"\n{len(catalog())} names: {len(catalog()) - len(aliases)} distinct methods and "
+              f"{len(aliases)} aliases (" + ", ".join(f"{a} = {b}" for a, b in aliases.items())
+              + "); combine them with '+'")
         return 0
     if a.cmd == "bench":
         from .tools.bench import run_bench
@@ -171,9 +178,15 @@ def main(argv=None) -> int:
             return 2
         return 0
     if a.cmd == "datasets":
+        import os
         from .datasets import catalog
+        root = a.data_dir or os.environ.get("DIRLIB_DATA")
+        if not root:
+            print("no data root given (--data-dir DIR or DIRLIB_DATA; make uses ../shared/data "
+                  "when it exists): the real datasets below are not looked for", file=sys.stderr)
         for name, info in catalog().items():
-            have = "found" if info.has_data(a.data_dir) else "missing"
+            have = ("found" if info.has_data(a.data_dir) else
+                    "missing" if root or info.small else "not looked for (no data root)")
             print(f"{name:14s} {info.title:20s} family {info.family}, {info.main_metric.upper()}"
                   f"{', images' if info.images else ''}; data {have}; recipe "
                   + " ".join(f"{k}={v}" for k, v in info.recipe.items()))
@@ -194,7 +207,8 @@ def main(argv=None) -> int:
         parse_method(cfg.method)  # fail fast with the list of valid names
         cfg.validate()
         rec = run_experiment(cfg, a.out, data_dir=a.data_dir, overwrite=a.overwrite,
-                             log=lambda m: print(m, flush=True))
+                             log=lambda m: print(m, flush=True),
+                             save_predictions=a.save_predictions)
     except (RunExists, RunLocked, CheckpointError, ValueError, TypeError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

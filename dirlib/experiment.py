@@ -17,6 +17,8 @@ import traceback
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from . import records
 from .datasets import get as dataset_info
 from .data.base import DIRData
@@ -186,7 +188,7 @@ def _check_model(cfg: RunConfig, data: DIRData) -> None:
 
 
 def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRData] = None,
-                   overwrite: bool = False, log=None) -> dict:
+                   overwrite: bool = False, log=None, save_predictions: Optional[str] = None) -> dict:
     """Train and evaluate ``cfg`` into ``out_dir`` (``run.json`` + ``ckpt/``) and return the record.
 
     * The config is validated, the data loaded and the method built **before** anything is written:
@@ -235,6 +237,10 @@ def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRDat
             if old_key == key and old.get("status") == "completed":
                 if log:
                     log(f"skip  {rec_path}: completed")
+                if save_predictions and not (out_dir / f"predictions.{save_predictions}").exists():
+                    raise RunExists(f"{rec_path} is completed, and predictions are written while a "
+                                    f"run trains: rerun with --overwrite (the old record is kept "
+                                    f"beside) to get predictions.{save_predictions}")
                 return old
             if old_key != key and old.get("status") == "failed":
                 # a failed record holds no result: it is kept beside, and the new run starts
@@ -254,12 +260,45 @@ def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRDat
             raise RunExists(f"{ckpt_dir} holds checkpoints of another run (resume key "
                             f"{stamp.read_text().strip()} != {key}); delete that folder or use "
                             f"another --out")
+        if log:
+            log(settings_header(cfg, data, spec))
         return _run(cfg, data, spec, out_dir, rec_path, ckpt_dir, stamp, key, dhash,
-                    earlier_attempts(old), source_hash)
+                    earlier_attempts(old), source_hash, save_predictions)
+
+
+def shot_settings(data: DIRData) -> dict:
+    """How the shots are drawn and how many training samples each has: the thresholds (or the
+    dataset's fixed bin lists) and the per-bin training counts."""
+    spec = data.shot_spec
+    counts = data.binning.counts(data.shot_reference)
+    bin_shot = data.bin_shots()
+    out = {"rule": "fixed bin lists" if spec.lists else f"training samples per {spec.by}",
+           "many_thr": spec.many_thr, "few_thr": spec.few_thr,
+           "train_per_bin": [int(c) for c in counts],
+           "train_per_shot": {s: int(counts[bin_shot == s].sum()) for s in ("many", "median", "few")}}
+    return out
+
+
+def settings_header(cfg: RunConfig, data: DIRData, spec) -> str:
+    """The settings a run starts with, in one block: what a reader checks first."""
+    sh = shot_settings(data)
+    split = (data.info or {}).get("split")
+    return "\n".join([
+        f"run: {cfg.dataset} / {cfg.method}, seed {cfg.seed}",
+        f"  encoder  {cfg.model or data.model} {dict((k, v) for k, v in cfg.model_kwargs.items())}",
+        f"  loss     {spec.loss if spec.base_loss is None else 'the method own'}; main metric "
+        f"{data.main_metric}",
+        f"  optim    {cfg.optimizer} lr {cfg.lr:g} weight decay {cfg.weight_decay:g}, batch "
+        f"{cfg.batch_size}, {cfg.epochs} epochs",
+        f"  shots    {sh['rule']}: many > {sh['many_thr']}, few < {sh['few_thr']}; training "
+        f"samples many {sh['train_per_shot']['many']}, median {sh['train_per_shot']['median']}, "
+        f"few {sh['train_per_shot']['few']}",
+        f"  splits   train {len(data.train_labels)}, val {len(data.val_labels)}, test "
+        f"{len(data.test_labels)}" + (f"; {split}" if split else "")])
 
 
 def _run(cfg, data, spec, out_dir, rec_path, ckpt_dir, stamp, key, dhash, attempts,
-         source_hash=None) -> dict:
+         source_hash=None, save_predictions=None) -> dict:
     record = {"schema": "dirlib.run/1", "status": "running", "started": records.now(),
               "attempts": attempts,
               "config": cfg.to_dict(), "config_hash": records.stable_hash(cfg.to_dict()),
@@ -267,7 +306,11 @@ def _run(cfg, data, spec, out_dir, rec_path, ckpt_dir, stamp, key, dhash, attemp
               "versions": records.versions(),
               "device": str(resolve_device(cfg.device)),
               "data": data.summary(), "data_checksums": data.info.get("checksums", {}),
-              "data_hash": dhash, "method_info": spec.settings,
+              "data_hash": dhash, "method_info": spec.settings, "shots": shot_settings(data),
+              # the split draw, the table and its columns: what data.summary() leaves out
+              "data_provenance": {k: v for k, v in (data.info or {}).items()
+                                  if k in ("split", "table", "target", "features", "sizes",
+                                           "title", "source")},
               "loss_used": spec.loss if spec.base_loss is None else "the method's own"}
     if source_hash is not None:
         record["data_source_hash"] = source_hash
@@ -285,6 +328,7 @@ def _run(cfg, data, spec, out_dir, rec_path, ckpt_dir, stamp, key, dhash, attemp
         stamp.write_text(key)
         if spec.phases is None:
             res = fit(cfg, data, spec, ckpt_path=ckpt_dir / "main.pt", run_key=key)
+            model = res["model"]
             result = {"phases": {"main": strip_result(res)}, "final": "main"}
         else:
             def phase_done(progress):
@@ -292,8 +336,60 @@ def _run(cfg, data, spec, out_dir, rec_path, ckpt_dir, stamp, key, dhash, attemp
                 records.write_json(rec_path, record)
             result = run_phases(spec.phases, cfg, data, spec, ckpt_dir, on_phase_end=phase_done,
                                 run_key=key)
+            model = result.pop("model", None)
         final = result["phases"][result["final"]]
         record.update(result)
         record["test"] = final["test"]
         record["val"] = final["val"]
+        if model is not None:
+            record["model_used"] = {"name": cfg.model or data.model,
+                                    "architecture": repr(model),
+                                    "parameters": int(sum(p.numel() for p in model.parameters()))}
+        if save_predictions and model is not None:
+            record["predictions"] = write_predictions(model, data, cfg, out_dir, save_predictions)
     return record
+
+
+PREDICTION_FORMATS = ("csv", "parquet")
+
+
+def prediction_rows(model, data: DIRData, cfg: RunConfig):
+    """One row per validation and test sample: ``split, row, label, bin, shot, prediction``
+    (``row``: the sample's row in its source table where the data knows it, else its index in the
+    split), predicted by ``model`` as the run's evaluation predicts."""
+    import pandas as pd
+    from .train import evaluate
+    device = resolve_device(cfg.device)
+    frames = []
+    rows = data.extra.get("row_ids") or {}
+    for split in ("val", "test"):
+        ev = evaluate(model, data, split, cfg, device)
+        labels = np.asarray(ev["labels"], dtype=np.float64)
+        ids = rows.get(split)
+        if ids is None or len(ids) != len(labels):
+            ids = np.arange(len(labels))
+        frames.append(pd.DataFrame({
+            "split": split, "row": np.asarray(ids, dtype=np.int64), "label": labels,
+            "bin": data.binning.index(labels), "shot": data.shots(labels),
+            "prediction": np.asarray(ev["pred"], dtype=np.float64).reshape(-1)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_predictions(model, data: DIRData, cfg: RunConfig, out_dir: Path, fmt: str) -> dict:
+    """:func:`prediction_rows` as ``out_dir/predictions.<fmt>``; returns its entry for the record
+    (file, rows, sha256)."""
+    import hashlib
+    if fmt not in PREDICTION_FORMATS:
+        raise ValueError(f"--save-predictions must be one of {', '.join(PREDICTION_FORMATS)}, "
+                         f"got {fmt!r}")
+    df = prediction_rows(model, data, cfg)
+    path = Path(out_dir) / f"predictions.{fmt}"
+    tmp = path.with_name(path.name + ".tmp")
+    if fmt == "csv":
+        df.to_csv(tmp, index=False, float_format="%.9g")
+    else:
+        df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return {"file": path.name, "rows": int(len(df)),
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "columns": list(df.columns)}

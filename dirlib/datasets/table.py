@@ -152,6 +152,8 @@ def load_table(path, data_dir=None, name=None, **_):
                            target_scale=spec.get("target_scale", 1.0))
     except ValueError as e:
         raise SpecError(f"{where}: {e}") from None
+    # each split's rows of the table (0-based data rows; the CSV line is row + 2): predictions name them
+    data.extra["row_ids"] = {k: np.asarray(v, dtype=np.int64) for k, v in idx.items()}
     data.info.update({"source": "dirlib.datasets.table", "title": spec.get("name", str(path)),
                       "table": spec["_table"].name, "target": target, "split": split_info,
                       "features": {"columns": list(feats), "standardised": "train mean and sd"},

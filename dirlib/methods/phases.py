@@ -68,4 +68,6 @@ def run_phases(phases: List[Phase], cfg: RunConfig, data, spec: MethodSpec, ckpt
         times[ph.name] = r.results[ph.name].get("time_s", time.time() - t0)
         if on_phase_end is not None:
             on_phase_end({"phases": r.results})
-    return {"phases": r.results, "final": phases[-1].name, "phase_times_s": times}
+    # the final model goes back to the caller (predictions), never into the record
+    return {"phases": r.results, "final": phases[-1].name, "phase_times_s": times,
+            "model": r.model}

@@ -58,7 +58,7 @@ def box(text, title: str = "Finding", markdown: bool = False):
 
 
 # ----------------------------------------------------------------------------------- Fig. 1
-def shot_gap_finding(table: pd.DataFrame, metric: str, dataset: str) -> str:
+def shot_gap_finding(table: pd.DataFrame, metric: str, dataset: str, scale: str = "") -> str:
     """Fig. 1: do the median- and few-shot errors exceed the many-shot error for every method, and by
     how much (the ratios of the mean test errors, :func:`dirlib.paper.figure_data.shot_gaps`)? ``table`` has
     ``label, shot, <metric>_mean`` (:func:`dirlib.paper.figure_data.shot_table`)."""
@@ -84,7 +84,8 @@ def shot_gap_finding(table: pd.DataFrame, metric: str, dataset: str) -> str:
         else:
             size = f", by a factor of {above.min():.2f} to {above.max():.2f}"
         parts.append(f"{subject} {who}{size}")
-    return f"On {dataset_name(dataset)}, " + "; ".join(parts) + "."
+    where = f"On {dataset_name(dataset)} ({scale})" if scale else f"On {dataset_name(dataset)}"
+    return f"{where}, " + "; ".join(parts) + "."
 
 
 # ----------------------------------------------------------------------------------- Figs. 2 and 5
@@ -146,6 +147,30 @@ def method_change_finding(pairs: Sequence[Tuple[str, Sequence[dict], str, Sequen
 
 
 # ----------------------------------------------------------------------------------- Fig. 3
+def runs_scale(runs) -> str:
+    """The scale of a page's runs: each recipe (model, image size, epochs, device) and the seeds,
+    e.g. ``"ResNet-18 at 64 px, 20 epochs, cuda; seeds 0, 1, 2"``."""
+    recs = [r for rs in runs.records.values() for r in rs]
+    if not recs:
+        return ""
+    recipes = sorted({record_scale(r).replace(f", seed {r['config'].get('seed')}", "")
+                      for r in recs})
+    seeds = sorted({r["config"].get("seed") for r in recs}, key=lambda x: (x is None, x))
+    return "; ".join(recipes) + f"; seed{'s' if len(seeds) > 1 else ''} " + ", ".join(map(str, seeds))
+
+
+def dirty_note(runs) -> str:
+    """A sentence when some of a page's records were written from a dirty tree without their
+    diff (the code behind them is not known exactly)."""
+    recs = [r for rs in runs.records.values() for r in rs]
+    dirty = [r for r in recs if (r.get("git") or {}).get("dirty") and not (r.get("git") or {}).get("diff")]
+    if not dirty:
+        return ""
+    return (f" {len(dirty)} of these {len(recs)} records were written from a dirty tree without "
+            f"their diff, so the code behind them is not known exactly; the README's footnote "
+            f"and the records' README say how to remake them.")
+
+
 def record_scale(rec: dict) -> str:
     """The scale a record ran at, for a finding: model, image size (image data), epochs, seed and
     device, e.g. ``"ResNet-18 at 64 px, 20 epochs, seed 0, cuda"``.
@@ -157,10 +182,11 @@ def record_scale(rec: dict) -> str:
     from ..datasets import find as find_dataset
     cfg = rec.get("config") or {}
     info = find_dataset(cfg.get("dataset", ""))
-    model = cfg.get("model") or (getattr(info, "model", None) if info is not None else None)
     images = bool(info is not None and info.images)
-    if model is None:
-        model = "resnet18" if images else ("bilstm" if cfg.get("dataset") == "sts-b-dir" else "mlp")
+    model = (rec.get("model_used") or {}).get("name") or cfg.get("model")
+    if model is None:     # records before model_used: the loaders' defaults, by the data's kind
+        model = ("resnet18" if images else
+                 "bilstm" if info is not None and info.family == "sts" else "mlp")
     names = {"resnet18": "ResNet-18", "resnet50": "ResNet-50", "bilstm": "BiLSTM", "mlp": "MLP"}
     m = names.get(model, model)
     hidden = (cfg.get("model_kwargs") or {}).get("hidden")
@@ -253,23 +279,26 @@ def base_finding(comparisons: Sequence[Tuple[str, Dict[str, object]]], metric: s
 
 
 # ----------------------------------------------------------------------------------- Fig. 4
-def norm_fit_finding(labels, observed, predicted, shots, counts, dataset: str) -> str:
+def norm_fit_finding(labels, observed, predicted, shots, counts, dataset: str,
+                     scale: str = "") -> str:
     """The Fig. 4 page: how far phase 2's prediction for the labels it did not see (median and few
-    shot) lies from their observed prototype norms."""
+    shot) lies from their observed prototype norms. ``scale``: the run's (method, epochs, samples,
+    seed, device)."""
     labels, observed, predicted = (np.asarray(v, dtype=np.float64) for v in (labels, observed, predicted))
     shots, counts = np.asarray(shots), np.asarray(counts)
     have = counts > 0
     maj = have & (shots == "many")
     rest = have & (shots != "many")
+    where = f"On {dataset_name(dataset)} ({scale})" if scale else f"On {dataset_name(dataset)}"
     if not rest.any():
-        return f"On {dataset_name(dataset)}, every label with samples is a majority label: phase 2 predicts no unseen norm."
+        return f"{where}, every label with samples is a majority label: phase 2 predicts no unseen norm."
     gap = np.abs(predicted[rest] - observed[rest])
-    return (f"On {dataset_name(dataset)}, f_F, fitted on {int(maj.sum())} majority labels, predicts norms of "
-            f"{predicted[rest].min():.3g} to {predicted[rest].max():.3g} for the {int(rest.sum())} median- "
-            f"and few-shot labels with samples, whose observed prototype norms are "
-            f"{observed[rest].min():.3g} to {observed[rest].max():.3g}: a mean absolute gap of "
-            f"{gap.mean():.3g} ({100 * gap.mean() / observed[rest].mean():.0f}% of their mean norm), "
-            f"which phase 3 would close by moving their features.")
+    return (f"{where}, the norm network $f_F$ is fitted on {int(maj.sum())} majority labels. For the "
+            f"{int(rest.sum())} median- and few-shot labels with samples it predicts norms of "
+            f"{predicted[rest].min():.3g} to {predicted[rest].max():.3g}. Their observed prototype "
+            f"norms are {observed[rest].min():.3g} to {observed[rest].max():.3g}. The mean absolute "
+            f"gap is {gap.mean():.3g}, {100 * gap.mean() / observed[rest].mean():.0f}% of their mean "
+            f"norm. Phase 3 would close it by moving their features.")
 
 
 # ----------------------------------------------------------------------------------- section 3.2
@@ -330,7 +359,8 @@ END = "<!-- page-findings:end -->"
 def fig1_finding(runs) -> str:
     """:func:`shot_gap_finding` for a page's :class:`dirlib.paper.page_runs.Runs`."""
     metric = figs.main_metric(runs.dataset)
-    return shot_gap_finding(figs.shot_table(runs, metrics=(metric,)), metric, runs.dataset)
+    return (shot_gap_finding(figs.shot_table(runs, metrics=(metric,)), metric, runs.dataset,
+                             scale=runs_scale(runs)) + dirty_note(runs))
 
 
 def fig25_finding(runs, fig2_specs, fig5_specs, fig5_base: Dict[str, str]) -> str:

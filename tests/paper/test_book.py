@@ -485,3 +485,22 @@ def test_every_page_reads_well_at_1280(built):
         driver.quit()
         server.shutdown()
     assert not problems, "\n".join(problems)
+
+
+def test_no_page_types_a_result_by_hand():
+    """The intro says no page types a result by hand: the prose of every notebook (its Markdown
+    cells, code spans and math left out) holds no decimal number with two or more places. Numbers
+    a page shows come from its code cells (records, or the paper's transcribed tables)."""
+    import re
+    import jupytext
+    typed = []
+    for f in sorted((ROOT / "notebooks").glob("*.md")):
+        for i, c in enumerate(jupytext.read(f).cells):
+            if c.cell_type != "markdown":
+                continue
+            text = re.sub(r"\$[^$]*\$", "", re.sub(r"`[^`]*`", "", c.source))
+            typed += [f"{f.name} cell {i}: {m.group(0)}"
+                      for m in re.finditer(r"(?<![\w.])\d+\.\d{2,}\b", text)]
+    assert not typed, typed
+    # the check itself can fail
+    assert re.search(r"(?<![\w.])\d+\.\d{2,}\b", "test MSE about 2.08")

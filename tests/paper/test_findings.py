@@ -121,8 +121,13 @@ def test_recipe_bench_fit_and_ridge_findings_follow_their_inputs():
                                      "and 1 of 2 methods stay within 10% of Vanilla.")
     fit = F.norm_fit_finding([1, 2, 3, 4], [1.0, 2.0, 3.0, 8.0], [1.0, 2.0, 3.0, 4.0],
                              ["many", "many", "few", "few"], [5, 5, 2, 2], "toy")
-    assert "fitted on 2 majority labels, predicts norms of 3 to 4 for the 2 median- and few-shot" in fit
-    assert "mean absolute gap of 2 (36% of their mean norm)" in fit
+    assert "the norm network $f_F$ is fitted on 2 majority labels." in fit
+    assert "For the 2 median- and few-shot labels with samples it predicts norms of 3 to 4." in fit
+    assert "The mean absolute gap is 2, 36% of their mean norm." in fit
+    scaled = F.norm_fit_finding([1, 2, 3, 4], [1.0, 2.0, 3.0, 8.0], [1.0, 2.0, 3.0, 4.0],
+                                ["many", "many", "few", "few"], [5, 5, 2, 2], "toy",
+                                scale="vanilla as the phase-1 stand-in, 1 epoch(s), seed 0, cpu")
+    assert "(vanilla as the phase-1 stand-in, 1 epoch(s), seed 0, cpu)" in scaled
     r = F.ridge_finding(1.0, (0.0, 1.0))
     flat = ridge.shared_ridge_fit(np.arange(1, 11.0), ridge.label_norms(np.arange(1, 11.0), 0.0), 1.0)["rmse"]
     assert f"{flat:.2f} at slope 0" in r and "lowest error here is at slope 1" in r
@@ -155,3 +160,16 @@ def test_record_notes_fold_into_one_dropdown(notes):
     assert text.count("<details") == (1 if notes else 0)
     if notes:
         assert "2 note(s)" in text and "- a." in text and "Note:" not in text
+
+
+def test_fig1_scale_and_dirty_records_are_stated():
+    class Runs:
+        records = {"Vanilla": [
+            {"config": {"dataset": "utkface-dir", "img_size": 64, "epochs": 20, "seed": s,
+                        "model": None}, "device": "cuda",
+             "git": {"commit": "x", "dirty": s == 1}} for s in (0, 1, 2)]}
+    assert F.runs_scale(Runs()) == "ResNet-18 at 64 px, 20 epochs, cuda; seeds 0, 1, 2"
+    note = F.dirty_note(Runs())
+    assert note.startswith(" 1 of these 3 records were written from a dirty tree")
+    Runs.records["Vanilla"][1]["git"]["diff"] = "run.diff"    # a stored diff: the code is known
+    assert F.dirty_note(Runs()) == ""

@@ -89,7 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--defaults", action="store_true",
                    help="a Markdown table of every method's options (--method-arg NAME.KEY=VALUE)")
     ds = sub.add_parser("datasets", help="list the named datasets: family, metric, images, recipe, "
-                                         "and whether the data root has their files")
+                                         "and whether the data root has their files",
+                        description="List the named datasets. Your own table is a dataset too: "
+                                    "give --dataset PATH.toml to any command; every key of that "
+                                    "file, its default and an example are in "
+                                    "docs/table-datasets.md.")
     ds.add_argument("--data-dir", default=None)
     ds.add_argument("action", nargs="?", choices=("list", "fetch-example"), default="list",
                     help="fetch-example NAME --out DIR: copy a public example table (checked by "

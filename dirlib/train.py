@@ -309,6 +309,10 @@ class TrainState:
 
 
 # ----------------------------------------------------------------------------------- losses
+#: the regression losses a run can name (``--loss``, a table's ``loss``)
+LOSSES = ("mse", "l1", "huber", "focal_l1", "focal_mse")
+
+
 def elementwise_loss(name: str, pred: torch.Tensor, y: torch.Tensor, **kw) -> torch.Tensor:
     if name == "mse":
         return (pred - y) ** 2
@@ -745,14 +749,48 @@ def fit(cfg: RunConfig, data: DIRData, spec: MethodSpec, model: Optional[torch.n
         model.load_state_dict(best["state"])
     test = evaluate(model, data, "test", cfg, device)
     val = evaluate(model, data, "val", cfg, device)
+    notes = constant_prediction_notes(test["pred"], test["labels"], phase)
     out = {"phase": phase, "best_epoch": best["epoch"], "best_val": best["value"],
            "select_on": metric, "val": val["metrics"], "test": test["metrics"],
            "test_per_label": per_label_errors(test["pred"], test["labels"], data.binning),
            "history": st.history, "time_s": fit_time, "epochs_run": cfg.epochs - start_epoch,
            "resumed_from_epoch": st.extra.get("resumed_from_epoch"), "model": model}
     if cfg.diagnostics:
-        out["train_per_label"] = train_diagnostics(model, data, cfg, device)
+        # a warning of the diagnostics (e.g. an ordinality score over a shot with one label) goes
+        # into the record as a note, not only to the terminal
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out["train_per_label"] = train_diagnostics(model, data, cfg, device)
+        notes += sorted({f"diagnostics: {w.category.__name__}: {w.message}" for w in caught})
+    if notes:
+        out["notes"] = notes
     return out
+
+
+def constant_prediction_notes(pred, labels, phase: str = "main", ratio: float = 0.05) -> list:
+    """A warning (and its text, for the record) when the test predictions are nearly constant:
+    their spread is below ``ratio`` of the labels'. Names the constant and the labels' median.
+
+    >>> import numpy as np
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True):
+    ...     warnings.simplefilter("always")
+    ...     notes = constant_prediction_notes(np.zeros(50), np.arange(50.0))
+    >>> notes[0][:45]
+    'main: the test predictions are nearly constant'
+    """
+    pred = np.asarray(pred, dtype=np.float64).reshape(-1)
+    labels = np.asarray(labels, dtype=np.float64).reshape(-1)
+    sp, sl = float(np.std(pred)), float(np.std(labels))
+    if not (sl > 0 and sp < ratio * sl):
+        return []
+    msg = (f"{phase}: the test predictions are nearly constant: their sd {sp:.3g} is under "
+           f"{100 * ratio:.0f}% of the labels' sd {sl:.3g}; they sit near "
+           f"{float(np.median(pred)):.4g}, and the labels' median is {float(np.median(labels)):.4g}. "
+           f"The model may predict one value for every input: check the loss (a table's `loss`), "
+           f"the learning rate and the epochs")
+    warnings.warn(msg, stacklevel=3)
+    return [msg]
 
 
 def train_diagnostics(model, data: DIRData, cfg: RunConfig, device) -> dict:

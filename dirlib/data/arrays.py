@@ -158,10 +158,15 @@ def from_datasets(train, val, test, *, train_labels, val_labels, test_labels, bi
 def from_arrays(x_train, y_train, x_val, y_val, x_test, y_test, *, bin_width=None, edges=None,
                 name: str = "custom", many_thr: int = 100, few_thr: int = 20,
                 task_family: Optional[str] = None, main_metric: str = "mae",
-                target_scale: float = 1.0) -> DIRData:
+                target_scale: float = 1.0, loss: Optional[str] = None) -> DIRData:
     """A :class:`DIRData` from numpy arrays or tensors (inputs of any shape ``(N, ...)``, labels
     ``(N,)``). Flat inputs ``(N, d)`` get dirlib's MLP encoder by default; other shapes need an
-    ``encoder`` in ``dirlib.run``. See the module docstring for bins, shots and defaults."""
+    ``encoder`` in ``dirlib.run``. See the module docstring for bins, shots and defaults.
+    ``loss``: the regression loss runs on this data use when their config names none (``mse``,
+    ``l1``, ...; default: MSE when ``main_metric`` is MSE, else L1)."""
+    from ..train import LOSSES
+    if loss is not None and loss not in LOSSES:
+        raise ValueError(f"from_arrays: loss must be one of {', '.join(LOSSES)}, got {loss!r}")
     xs = {s: _tensor(x, f"x_{s}") for s, x in (("train", x_train), ("val", x_val), ("test", x_test))}
     shapes = {tuple(x.shape[1:]) for x in xs.values()}
     if len(shapes) != 1:
@@ -178,9 +183,12 @@ def from_arrays(x_train, y_train, x_val, y_val, x_test, y_test, *, bin_width=Non
             raise ValueError(f"from_arrays: {len(xs[s])} {s} inputs but {len(ys[s])} {s} labels")
         _finite_inputs(xs[s], f"x_{s}")
     flat = xs["train"].dim() == 2
-    return from_datasets(*(TensorItems(xs[s], ys[s]) for s in ("train", "val", "test")),
+    data = from_datasets(*(TensorItems(xs[s], ys[s]) for s in ("train", "val", "test")),
                          train_labels=y_train, val_labels=y_val, test_labels=y_test,
                          bin_width=bin_width, edges=edges, name=name, many_thr=many_thr,
                          few_thr=few_thr, task_family=task_family, main_metric=main_metric,
                          target_scale=target_scale, model="mlp" if flat else None,
                          model_kwargs={"in_dim": int(xs["train"].shape[1])} if flat else None)
+    if loss is not None:
+        data.info["loss"] = loss             # stated by the caller: the runs' default loss
+    return data

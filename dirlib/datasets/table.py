@@ -10,6 +10,7 @@ CLI, ``dirlib.tools.sweep``, ``posthoc`` and the book's ``DATASET`` parameter ta
     split = "split"                       # optional: a column of train / val / test
     task_family = "age"                   # optional: age | sts (which method defaults apply)
     main_metric = "mae"                   # optional: mae | mse
+    loss = "l1"                           # optional: the runs' default loss (mse | l1 | huber | ...)
     bin_width = 1                         # optional (integer labels: one bin per integer)
     target_scale = 1.0                    # optional: the model regresses label / target_scale
 
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-KNOWN_KEYS = {"name", "path", "target", "features", "split", "task_family", "main_metric",
+KNOWN_KEYS = {"name", "path", "target", "features", "split", "task_family", "main_metric", "loss",
               "bin_width", "edges", "target_scale", "many_thr", "few_thr", "draw", "recipe"}
 
 
@@ -67,6 +68,19 @@ def read_spec(path) -> dict:
     if spec.get("main_metric", "mae") not in ("mae", "mse"):
         raise SpecError(f"dataset file {path}: main_metric must be mae or mse, got "
                         f"{spec['main_metric']!r}")
+    from ..train import LOSSES, RunConfig
+    import dataclasses
+    bad_draw = sorted(set(spec.get("draw") or {}) - {"per_bin", "seed"})
+    if bad_draw:
+        raise SpecError(f"dataset file {path}: unknown key(s) {bad_draw} in [draw]; valid: per_bin, seed")
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    bad_recipe = sorted(set(spec.get("recipe") or {}) - fields)
+    if bad_recipe:
+        raise SpecError(f"dataset file {path}: unknown key(s) {bad_recipe} in [recipe]; valid: the "
+                        f"run options (epochs, lr, batch_size, weight_decay, ...)")
+    if "loss" in spec and spec["loss"] not in LOSSES:
+        raise SpecError(f"dataset file {path}: loss must be one of {', '.join(LOSSES)}, got "
+                        f"{spec['loss']!r}")
     spec["_table"] = table
     spec["_file"] = path
     return spec
@@ -149,7 +163,7 @@ def load_table(path, data_dir=None, name=None, **_):
                            many_thr=spec.get("many_thr", 100), few_thr=spec.get("few_thr", 20),
                            task_family=spec.get("task_family"),
                            main_metric=spec.get("main_metric", "mae"),
-                           target_scale=spec.get("target_scale", 1.0))
+                           target_scale=spec.get("target_scale", 1.0), loss=spec.get("loss"))
     except ValueError as e:
         raise SpecError(f"{where}: {e}") from None
     # each split's rows of the table (0-based data rows; the CSV line is row + 2): predictions name them

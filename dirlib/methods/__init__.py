@@ -111,8 +111,10 @@ def defaults_table() -> str:
 
 
 def default_loss(data) -> str:
-    """The benchmark's default regression loss: L1 for ages, MSE for STS-B."""
-    return "mse" if data.main_metric == "mse" else "l1"
+    """The loss a run gets when its config names none: the one the data states (a table's
+    ``loss``, ``from_arrays(loss=...)``), else the benchmark's: MSE where the main metric is MSE
+    (STS-B), L1 otherwise (ages)."""
+    return (data.info or {}).get("loss") or ("mse" if data.main_metric == "mse" else "l1")
 
 
 def _check_combination(name: str, parts: list) -> None:

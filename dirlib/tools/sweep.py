@@ -52,6 +52,15 @@ def run_dir(out, dataset, method, seed, slug: Optional[str] = None) -> Path:
 
 
 def make_cfg(dataset, method, seed, overrides: dict) -> RunConfig:
+    """The run of ``method`` in a grid. ``overrides["method_kwargs"]`` may hold options of several
+    methods of the grid (``--method-arg lds.sigma=1 ranksim.gamma=100``): each run keeps those of
+    its own components."""
+    overrides = dict(overrides)
+    if overrides.get("method_kwargs"):
+        from ..methods import parse_method
+        parts = set(parse_method(method))
+        overrides["method_kwargs"] = {k: v for k, v in dict(overrides["method_kwargs"]).items()
+                                      if k.split(".", 1)[0] in parts}
     return RunConfig.for_dataset(dataset, method=method, seed=seed, **overrides)
 
 
@@ -68,6 +77,7 @@ class Job:
     overwrite: bool = False
     threads: Optional[int] = None    # torch threads (None: leave torch's default)
     slug: Optional[str] = None       # the run's folder name (None: the method's)
+    save_predictions: Optional[str] = None   # csv | parquet: predictions.<fmt> beside run.json
 
     @property
     def folder(self) -> Path:
@@ -79,11 +89,13 @@ class Job:
 
 
 def grid(dataset: str, methods: Sequence[str], seeds: Sequence[int], out, overrides=None, *,
-         data_dir=None, delete_ckpt=False, overwrite=False, threads=None) -> List[Job]:
+         data_dir=None, delete_ckpt=False, overwrite=False, threads=None,
+         save_predictions=None) -> List[Job]:
     """The (seed x method) jobs of a sweep, seeds outermost (each seed's runs share a start)."""
     ov = tuple(sorted((overrides or {}).items()))
     return [Job(dataset, m, int(s), str(out), ov, None if data_dir is None else str(data_dir),
-                delete_ckpt, overwrite, threads) for s in seeds for m in methods]
+                delete_ckpt, overwrite, threads, save_predictions=save_predictions)
+            for s in seeds for m in methods]
 
 
 def _finished_stamp(rec_path: Path):
@@ -111,7 +123,8 @@ def run_job(job: Job, data=None) -> Dict[str, object]:
         if data is None:   # the full dataset; run_experiment applies a per-seed subset
             data = load_for_config(cfg, job.data_dir, subset=False)
         before = _finished_stamp(rec_path)
-        rec = run_experiment(cfg, rd, data=data, overwrite=job.overwrite)
+        rec = run_experiment(cfg, rd, data=data, overwrite=job.overwrite,
+                             save_predictions=job.save_predictions)
     except Exception as e:  # recorded (or refused untouched) by run_experiment
         msg = str(e).splitlines()[0] if str(e) else ""
         return {"job": job, "status": "failed", "path": str(rd), "seconds": time.time() - t0,
@@ -304,8 +317,25 @@ def main(argv=None) -> int:
     p.add_argument("--slurm-executor", choices=("slurm", "local", "debug"), default="slurm",
                    help="slurm: 'local' or 'debug' run the job array on this machine")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--method-arg", nargs="*", default=[], metavar="NAME.KEY=VALUE",
+                   help="method options (JSON values); each run takes those of its own "
+                        "components, e.g. lds.sigma=1 ranksim.gamma=100")
+    p.add_argument("--save-predictions", choices=("csv", "parquet"), default=None,
+                   help="write predictions.csv|parquet beside each run.json (validation and test)")
     a = p.parse_args(argv)
     overrides = parse_kv(a.train_arg)
+    try:
+        method_kwargs = parse_kv(a.method_arg)
+    except argparse.ArgumentTypeError as e:
+        p.error(f"--method-arg: {e}")
+    if method_kwargs:
+        from ..methods import parse_method
+        comps = {c for m in a.methods for c in parse_method(m)}
+        stray = [k for k in method_kwargs if k.split(".", 1)[0] not in comps]
+        if stray:
+            p.error(f"--method-arg {', '.join(stray)}: no method of this sweep "
+                    f"({', '.join(a.methods)}) has that component; write COMPONENT.KEY=VALUE")
+        overrides["method_kwargs"] = method_kwargs
     if a.epochs is not None:
         overrides["epochs"] = a.epochs
     overrides.setdefault("progress", False)
@@ -319,7 +349,8 @@ def main(argv=None) -> int:
                     array_parallelism=a.array_parallelism, executor=a.slurm_executor)
     threads = int(a.cpus_per_run) if a.backend == "local" and a.cpus_per_run else None
     jobs = grid(a.dataset, a.methods, a.seeds, a.out, overrides, data_dir=a.data_dir,
-                delete_ckpt=a.delete_ckpt, overwrite=a.overwrite, threads=threads)
+                delete_ckpt=a.delete_ckpt, overwrite=a.overwrite, threads=threads,
+                save_predictions=a.save_predictions)
     try:   # every run's config is refused before anything is written
         from ..methods import parse_method
         for j in jobs:

@@ -77,3 +77,70 @@ def test_the_methods_list_counts_distinct_names_and_aliases(capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert f"{len(catalog())} names: {len(catalog()) - 2} distinct methods and 2 aliases" in last
     assert "bmse = bmc" in last and "supcr = rnc" in last
+
+
+def test_the_table_schema_page_names_every_key_and_typos_are_refused(tmp_path):
+    import re
+    from dirlib.datasets.table import KNOWN_KEYS, SpecError, read_spec
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "table-datasets.md").read_text()
+    rows = set(re.findall(r"^\| `(\w+)`", doc, re.M)) | set(re.findall(r"^\| `\[\w+\]` `(\w+)`", doc, re.M))
+    assert KNOWN_KEYS - {"draw"} <= rows | {"recipe"} and {"per_bin", "seed"} <= rows
+    assert "`[recipe]`" in doc
+    toml, _ = _table(tmp_path, n=300, draw={"sed": 3})
+    with pytest.raises(SpecError, match=r"unknown key\(s\) \['sed'\] in \[draw\]"):
+        read_spec(toml)
+    toml, _ = _table(tmp_path, n=300, recipe={"epoch": 3})
+    with pytest.raises(SpecError, match=r"\['epoch'\] in \[recipe\]"):
+        read_spec(toml)
+
+
+def test_a_stated_loss_is_the_runs_default(tmp_path):
+    from dirlib.datasets import load_dataset
+    from dirlib.methods import default_loss
+    toml, _ = _table(tmp_path, n=300, loss="mse")
+    data = load_dataset(str(toml))
+    assert default_loss(data) == "mse" and data.main_metric == "mae"
+    rec_dir = tmp_path / "r"
+    assert cli(["train", "--dataset", str(toml), "--method", "vanilla", "--epochs", "1",
+                "--no-progress", "--no-diagnostics", "--out", str(rec_dir)]) == 0
+    assert json.loads((rec_dir / "run.json").read_text())["loss_used"] == "mse"
+    from dirlib.datasets.table import SpecError, read_spec
+    toml, _ = _table(tmp_path, n=300, loss="l2")
+    with pytest.raises(SpecError, match="loss must be one of"):
+        read_spec(toml)
+
+
+def test_nearly_constant_predictions_warn_and_are_noted(tmp_path):
+    import warnings
+    from dirlib.data import from_arrays
+    from dirlib.experiment import run_experiment
+    from dirlib.train import RunConfig
+    rng = np.random.default_rng(0)
+    y = np.minimum(rng.geometric(0.3, 900) - 1, 20).astype(float)
+    x = np.zeros((900, 3), dtype=np.float32)             # inputs that carry nothing
+    data = from_arrays(x[:700], y[:700], x[700:800], y[700:800], x[800:], y[800:], bin_width=1)
+    cfg = RunConfig(dataset="custom", method="vanilla", epochs=1, progress=False,
+                    diagnostics=False, data_kwargs={})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rec = run_experiment(cfg, tmp_path / "r", data=data)
+    notes = rec["phases"]["main"]["notes"]
+    assert any("nearly constant" in n and "labels' median is" in n for n in notes)
+    assert any("nearly constant" in str(w.message) for w in caught)
+
+
+def test_diagnostics_warnings_become_record_notes(tmp_path, monkeypatch):
+    import warnings
+    import dirlib.train as T
+    from dirlib.data import load_synthetic
+    from dirlib.experiment import run_experiment
+    from helpers import SYN, syn_cfg
+    real = T.train_diagnostics
+
+    def noisy(*a, **k):
+        warnings.warn("An input array is constant", RuntimeWarning)
+        return real(*a, **k)
+    monkeypatch.setattr(T, "train_diagnostics", noisy)
+    rec = run_experiment(syn_cfg("vanilla", epochs=1, diagnostics=True), tmp_path / "r",
+                         data=load_synthetic(**SYN))
+    assert "diagnostics: RuntimeWarning: An input array is constant" in rec["phases"]["main"]["notes"]

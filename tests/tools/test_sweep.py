@@ -122,3 +122,19 @@ def test_a_failing_run_is_recorded_and_the_grid_goes_on(tmp_path):
     assert lines[-1].endswith(str(tmp_path / "synthetic" / "no-such-method" / "seed0"))
     with pytest.raises(ValueError, match="unknown backend 'spark'"):
         S.run_grid(jobs, "spark")
+
+
+def test_sweep_takes_method_args_per_component_and_saves_predictions(tmp_path, capsys):
+    import json
+    from dirlib.tools.sweep import main as sweep
+    args = ["--dataset", "synthetic", "--methods", "vanilla", "lds", "--seeds", "0", "--epochs",
+            "1", "--train-arg", 'data_kwargs={"n_labels": 30, "n_max": 150, "width": 5.0}',
+            "--out", str(tmp_path)]
+    assert sweep(args + ["--method-arg", "lds.sigma=1", "--save-predictions", "csv"]) == 0
+    lds = json.loads((tmp_path / "synthetic" / "lds" / "seed0" / "run.json").read_text())
+    van = json.loads((tmp_path / "synthetic" / "vanilla" / "seed0" / "run.json").read_text())
+    assert lds["config"]["method_kwargs"] == {"lds.sigma": 1} and van["config"]["method_kwargs"] == {}
+    assert (tmp_path / "synthetic" / "lds" / "seed0" / "predictions.csv").exists()
+    with pytest.raises(SystemExit):
+        sweep(args + ["--method-arg", "ranksim.gamma=1"])
+    assert "no method of this sweep" in capsys.readouterr().err

@@ -137,8 +137,9 @@ def _check_options(cfg: RunConfig, parts: list) -> None:
         if "." not in k or k.split(".", 1)[0] not in parts:
             key = k.split(".", 1)[-1]
             owners = [p for p in parts if key in catalog()[p].defaults]
-            hint = (f"did you mean {' or '.join(f'{p}.{key}={v}' for p in owners)}?" if owners
-                    else "write it as COMPONENT.KEY, e.g. ranksim.gamma=100")
+            hint = ("write it as COMPONENT.KEY: "
+                    + (f"did you mean {' or '.join(f'{p}.{key}={v}' for p in owners)}?" if owners
+                       else "e.g. ranksim.gamma=100"))
             raise ValueError(f"method argument {k!r} does not belong to a component of this method "
                              f"({'+'.join(parts)}); {hint}")
 

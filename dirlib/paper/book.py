@@ -610,6 +610,26 @@ def _kv(items) -> dict:
         raise BookError(f"--set expects KEY=JSON: {e}") from None
 
 
+def parameters_help() -> str:
+    """For ``book run -h``: every parameter with what it takes, then each page's parameters cell
+    (its defaults and what it does with each, as the notebook says)."""
+    import jupytext
+    lines = ["parameters (--set KEY=JSON; a parameter set gives values for all pages):"]
+    lines += [f"  {k:12s} {desc}" for k, (_, desc) in PARAMS.items()]
+    lines += ["", "each page's parameters cell (its defaults and how it uses them):"]
+    for n in toc_notebooks():
+        try:
+            cells = jupytext.read(notebook_path(n)).cells
+        except (OSError, ValueError):
+            continue
+        cell = next((c for c in cells if "parameters" in c.metadata.get("tags", [])), None)
+        if cell is None:
+            continue
+        lines.append(f"  {n}:")
+        lines += [f"    {ln}" for ln in cell.source.splitlines() if ln.strip()]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m dirlib book", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -617,7 +637,9 @@ def main(argv=None) -> int:
     sub.add_parser("list", help="the notebooks book/_toc.yml lists")
     for name in ("run", "build"):
         s = sub.add_parser(name, help="execute the notebooks" if name == "run"
-                           else "execute the notebooks (quick) and build book/_build/html")
+                           else "execute the notebooks (quick) and build book/_build/html",
+                           epilog=parameters_help() if name == "run" else None,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         s.add_argument("--params", default="quick", help="quick | full | path to a JSON file")
         s.add_argument("--only", nargs="+", metavar="NAME", help="only these notebooks")
         s.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")

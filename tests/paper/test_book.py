@@ -504,3 +504,13 @@ def test_no_page_types_a_result_by_hand():
     assert not typed, typed
     # the check itself can fail
     assert re.search(r"(?<![\w.])\d+\.\d{2,}\b", "test MSE about 2.08")
+
+
+def test_book_run_help_lists_each_pages_parameters(capsys):
+    with pytest.raises(SystemExit):
+        B.main(["run", "-h"])
+    out = capsys.readouterr().out
+    for n in B.toc_notebooks():
+        assert f"  {n}:" in out
+    for k in B.PARAMS:
+        assert f"  {k} " in out

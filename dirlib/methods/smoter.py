@@ -16,7 +16,9 @@ NAMES = {"smoter": "SMOTER (Torgo et al. 2013): oversample rare label regions by
                    "regressor's features per batch (smoter.space=input: tabular inputs); relevance from "
                    "the label density, threshold 0.8, k 5, balance.",
          "smogn": "SMOGN (Branco et al. 2017): SMOTER interpolation for close neighbours, Gaussian noise "
-                  "(pert 0.01) otherwise; same options as smoter."}
+                  "(pert 0.01) otherwise; same options as smoter. By default it resamples the "
+                  "regressor's features per batch (smogn.space=feature), not the inputs as the usual "
+                  "SMOGN does (smogn.space=input for tables)."}
 _UBL = "UBL SmoteRegress / SMOGNRegress defaults"
 DEFAULTS = {
     "relevance": Default("density", source="ours: phi = 1 - count / max count per label bin; boxplot: "

@@ -370,6 +370,70 @@ def _inside(out_dir: Path, fname: str) -> Path:
     return path
 
 
+def markdown_summary(table: pd.DataFrame) -> str:
+    """A summary table (:func:`summary_table`'s CSV) as Markdown: one row per method, one column
+    per shot with ``mean ± sd`` of the main metric over seeds and the shot's test count.
+
+    >>> t = pd.DataFrame({"method": ["a", "a"], "shot": ["all", "few"], "n_seeds": [3, 3],
+    ...                   "n": [100, 16], "mae_mean": [2.0, 5.5], "mae_std": [0.1, 0.4]})
+    >>> print(markdown_summary(t))
+    | method | all | few | seeds |
+    |---|---|---|---|
+    | a | 2.000 ± 0.100 (n=100) | 5.500 ± 0.400 (n=16) | 3 |
+    """
+    metric = next(c[:-5] for c in table.columns if c.endswith("_mean"))
+    shots = [s for s in ("all", "many", "median", "few") if s in set(table["shot"])]
+    lines = [f"| method | {' | '.join(shots)} | seeds |", "|" + "---|" * (len(shots) + 2)]
+    for m, g in table.groupby("method", sort=False):
+        g = g.set_index("shot")
+        one = int(g["n_seeds"].max()) < 2          # one seed: no spread to show
+        cells = [(f"{g.loc[s, metric + '_mean']:.3f}"
+                  + ("" if one else f" ± {g.loc[s, metric + '_std']:.3f}")
+                  + f" (n={int(g.loc[s, 'n'])})") if s in g.index else "—" for s in shots]
+        lines.append(f"| {m} | {' | '.join(cells)} | {int(g['n_seeds'].max())} |")
+    return "\n".join(lines)
+
+
+def write_references(results_dir, out_dir, data_dir=None) -> list:
+    """Reference rows (:func:`dirlib.tools.references.reference_rows`) for each dataset of the
+    records whose data loads here and is a table or sentence pairs: ``<stem>-references.csv`` in
+    ``out_dir``, one row per reference and shot (mean and sd over the records' seeds, the shot's
+    test count). Returns lines to print (a skipped dataset says why)."""
+    import warnings
+    from ..datasets import load_dataset
+    from ..tools.references import reference_rows
+    out_dir = Path(out_dir)
+    done = completed(load_records(results_dir, strict=True))
+    by_ds = {}
+    for r in done:
+        by_ds.setdefault(r["config"].get("dataset"), set()).add(int(r["config"].get("seed", 0)))
+    lines = []
+    for ds, seeds in sorted(by_ds.items(), key=lambda kv: str(kv[0])):
+        try:
+            data = load_dataset(ds, data_dir=data_dir)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="An input array is constant")
+                ref = reference_rows(data, seeds=sorted(seeds), log=lambda m: None)
+        except (ValueError, OSError) as e:
+            lines.append(f"references for {ds}: skipped ({str(e).splitlines()[0][:160]})")
+            continue
+        metric = ref["metric"]
+        rows = []
+        for name, v in ref["rows"].items():
+            for shot in ("all", "many", "median", "few"):
+                xs = [v["seeds"][k][shot][metric] for k in v["seeds"]]
+                n = v["seeds"][next(iter(v["seeds"]))][shot]["n"]
+                rows.append({"reference": name, "shot": shot, "n": n,
+                             f"{metric}_mean": float(np.mean(xs)),
+                             f"{metric}_std": float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0,
+                             "n_seeds": len(xs)})
+        df = pd.DataFrame(rows)
+        path = write_table(df, _inside(out_dir, f"{table_stem(ds)}-references.csv"))
+        lines.append(str(path))
+        lines.append("\n" + markdown_summary(df.rename(columns={"reference": "method"})))
+    return lines
+
+
 def regenerate_tables(results_dir, out_dir) -> list:
     """Rebuild every table from the records under ``results_dir`` into ``out_dir``: one
     ``<dataset>.csv`` (:func:`summary_table` with the dataset's metrics) per dataset that has
@@ -636,6 +700,11 @@ def main(argv=None) -> int:
     t = sub.add_parser("tables", help="regenerate every table from the run records")
     t.add_argument("--results", default="results", help="folder searched for **/run.json")
     t.add_argument("--out", default="results/tables", help="output folder for the CSV tables")
+    t.add_argument("--references", action="store_true",
+                   help="also the reference rows of each table whose data loads here (tables and "
+                        "sentence pairs): training mean and median, gradient boosting tuned on "
+                        "validation data; written as <table>-references.csv and printed")
+    t.add_argument("--data-dir", default=None, help="for --references (default: $DIRLIB_DATA)")
     r = sub.add_parser("readme", help="regenerate the results block of README.md from the records")
     r.add_argument("--results", default="results")
     r.add_argument("--readme", default="README.md")
@@ -696,6 +765,12 @@ def main(argv=None) -> int:
         return 1
     for path in paths:
         print(path)
+    for path in paths:
+        if Path(path).name != "index.csv" and not Path(path).stem.endswith("-references"):
+            print(f"\n{Path(path).stem}\n\n" + markdown_summary(pd.read_csv(path)))
+    if a.references:
+        for line in write_references(a.results, a.out, a.data_dir):
+            print(line)
     return 0
 
 

@@ -144,3 +144,35 @@ def test_diagnostics_warnings_become_record_notes(tmp_path, monkeypatch):
     rec = run_experiment(syn_cfg("vanilla", epochs=1, diagnostics=True), tmp_path / "r",
                          data=load_synthetic(**SYN))
     assert "diagnostics: RuntimeWarning: An input array is constant" in rec["phases"]["main"]["notes"]
+
+
+def test_smogn_says_it_resamples_features_wherever_it_is_named(capsys):
+    root = Path(__file__).resolve().parents[2]
+    assert cli(["methods"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("smogn "))
+    assert "smogn.space=feature" in line
+    row = next(ln for ln in (root / "docs" / "methods.md").read_text().splitlines()
+               if ln.startswith("| SMOGN"))
+    assert "smogn.space=feature" in row
+    assert "smogn.space=feature" in (root / "notebooks" / "tables.md").read_text()
+
+
+def test_results_tables_print_markdown_with_test_counts_and_reference_rows(tmp_path, capsys):
+    toml, _ = _table(tmp_path, n=600)
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        assert cli(["train", "--dataset", str(toml), "--method", "vanilla", "--epochs", "1",
+                    "--seed", str(seed), "--no-progress", "--no-diagnostics",
+                    "--out", str(runs / f"vanilla{seed}")]) == 0
+    capsys.readouterr()
+    out = tmp_path / "tables"
+    assert cli(["results", "tables", "--results", str(runs), "--out", str(out),
+                "--references"]) == 0
+    printed = capsys.readouterr().out
+    assert (out / "t.csv").exists() and (out / "t-references.csv").exists()
+    assert "| method | all | many | median | few | seeds |" in printed
+    assert "| vanilla |" in printed and "(n=" in printed
+    refs = pd.read_csv(out / "t-references.csv")
+    assert set(refs["reference"]) == {"training mean", "training median", "gradient boosting"}
+    assert (refs["n_seeds"] == 2).all()
+    assert "| gradient boosting |" in printed

@@ -776,7 +776,7 @@ def constant_prediction_notes(pred, labels, phase: str = "main", ratio: float = 
     >>> with warnings.catch_warnings(record=True):
     ...     warnings.simplefilter("always")
     ...     notes = constant_prediction_notes(np.zeros(50), np.arange(50.0))
-    >>> notes[0][:45]
+    >>> notes[0][:46]
     'main: the test predictions are nearly constant'
     """
     pred = np.asarray(pred, dtype=np.float64).reshape(-1)

@@ -91,6 +91,11 @@ def make_binning(labels: np.ndarray, bin_width: Optional[float] = None, edges=No
         b = max(math.ceil(hi / bin_width) * bin_width, a + bin_width)
         if b <= hi:
             b += bin_width
+        n_bins = (b - a) / bin_width
+        if n_bins > MAX_INTEGER_BINS:       # refused before anything is allocated
+            raise ValueError(f"from_arrays: bin_width {bin_width:g} over labels {lo:g} to {hi:g} "
+                             f"would make {n_bins:.3g} bins (at most {MAX_INTEGER_BINS}); choose a "
+                             f"wider bin_width or edges=[...]")
         return Binning.uniform(a, b, bin_width)
     if np.all(labels == np.round(labels)):
         if hi - lo + 1 > MAX_INTEGER_BINS:

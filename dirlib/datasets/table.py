@@ -115,9 +115,20 @@ def draw_balanced(labels: np.ndarray, binning, per_bin: int, seed: int):
     return tuple(np.sort(np.asarray(v, dtype=np.int64)) for v in (tr, va, te))
 
 
-def load_table(path, data_dir=None, name=None, **_):
+#: loader arguments a table accepts from the run (``--data-arg``); it has no others
+TABLE_ARGS = ()
+
+
+def load_table(path, data_dir=None, name=None, **kwargs):
     """The :class:`~dirlib.data.base.DIRData` a dataset file describes (see the module docstring);
-    ``name``: the data's name (default: the path as given)."""
+    ``name``: the data's name (default: the path as given). Loader arguments that a table has no
+    use for (``--data-arg``) are refused by name, never ignored."""
+    import warnings
+    import pandas as pd
+    ignored = sorted(k for k in kwargs if k not in TABLE_ARGS and k not in ("subset", "img_size"))
+    if ignored:
+        raise SpecError(f"dataset file {path}: a table takes no data argument {ignored} "
+                        f"(--data-arg); its options are the file's keys (docs/table-datasets.md)")
     from ..data.arrays import from_arrays, make_binning
     spec = read_spec(path)
     df = read_table(spec)
@@ -126,6 +137,9 @@ def load_table(path, data_dir=None, name=None, **_):
                                      and np.issubdtype(df[c].dtype, np.number)]
     if not feats:
         raise SpecError(f"{spec['_table']}: no numeric feature column besides the target")
+    if target in feats:
+        warnings.warn(f"{spec['_table']} (dataset file {spec['_file']}): the target {target!r} is "
+                      f"listed among the features: the model sees its own label", stacklevel=2)
     y = df[target].to_numpy(dtype=np.float64)
     x = df[feats].to_numpy(dtype=np.float32)
     where = f"{spec['_table']} (dataset file {spec['_file']})"
@@ -152,6 +166,15 @@ def load_table(path, data_dir=None, name=None, **_):
     for k, v in idx.items():
         if not len(v):
             raise SpecError(f"{where}: the {k} split is empty")
+    # the same row (features and label) in training and in val/test: an optimistic evaluation
+    rows = pd.DataFrame(x).assign(_y=y)
+    train_keys = set(map(tuple, rows.iloc[idx["train"]].itertuples(index=False, name=None)))
+    dup = {k: int(sum(tuple(r) in train_keys
+                      for r in rows.iloc[idx[k]].itertuples(index=False, name=None)))
+           for k in ("val", "test")}
+    if any(dup.values()):
+        warnings.warn(f"{where}: {dup['val']} validation and {dup['test']} test row(s) repeat a "
+                      f"training row exactly (features and label)", stacklevel=2)
     mean = x[idx["train"]].mean(axis=0)
     std = x[idx["train"]].std(axis=0)
     std[~(std > 0)] = 1.0

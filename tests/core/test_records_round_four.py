@@ -162,3 +162,30 @@ def test_method_names_are_stored_normalised(tmp_path):
     from dirlib.cli import main as cli
     assert cli(TRAIN + ["--method", " LDS ", "--out", str(tmp_path / "r")]) == 0
     assert _rec(tmp_path / "r" / "run.json")["config"]["method"] == "lds"
+
+
+def test_table_defects_huge_bins_target_as_feature_duplicates_and_ignored_data_args(tmp_path):
+    """Tables as datasets (round four): a bin count that would exhaust memory is refused before
+    it allocates; the target among the features and rows repeated across splits warn; a
+    --data-arg that a table ignores is refused."""
+    import sys
+    import warnings
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
+    from test_datasets import _table
+    from dirlib.data import from_arrays
+    from dirlib.datasets import load_dataset
+    from dirlib.datasets.table import SpecError
+    x = np.zeros((30, 2), dtype=np.float32)
+    y = np.linspace(0, 5, 30)
+    with pytest.raises(ValueError, match="would make .* bins"):
+        from_arrays(x, y, x, y, x, y, bin_width=1e-6)
+    toml, _ = _table(tmp_path, n=300, features=["x1", "y"])
+    with pytest.warns(UserWarning, match="target 'y' is listed among the features"):
+        load_dataset(str(toml))
+    # a table of 5 distinct rows repeated: val and test rows repeat training rows
+    (tmp_path / "d.csv").write_text("y,x1\n" + "".join(f"{i % 5},{i % 5}\n" for i in range(300)))
+    (tmp_path / "d.toml").write_text('path = "d.csv"\ntarget = "y"\nbin_width = 1\n')
+    with pytest.warns(UserWarning, match="repeat a training row exactly"):
+        load_dataset(str(tmp_path / "d.toml"))
+    with pytest.raises(SpecError, match=r"takes no data argument \['n_max'\]"):
+        load_dataset(str(toml), n_max=10)

@@ -76,6 +76,21 @@ def shot_metrics(pred, target, train_target, *, spec: Optional[ShotSpec] = None,
         raise ValueError(f"pred and target differ in length: {pred.shape} vs {target.shape}")
     if not np.all(np.isfinite(pred)):
         raise ValueError(f"{int((~np.isfinite(pred)).sum())} non-finite prediction(s): the model diverged")
+    if not np.all(np.isfinite(target)):
+        raise ValueError(f"{int((~np.isfinite(target)).sum())} non-finite target(s): NaN or inf "
+                         f"labels have no error to measure; drop or fix them")
+    if binning is not None and shots is None:
+        e = binning.edges
+        outside = int(((target < e[0]) | (target > e[-1])).sum())
+        if outside:
+            # a label beyond the training bins would be clipped into an end bin and get its shot
+            warnings.warn(f"{outside} target(s) lie outside the training bins [{e[0]:g}, {e[-1]:g}]: "
+                          f"their shot is that of the nearest end bin", RuntimeWarning, stacklevel=2)
+    if binning is None and spec.by == "label" and spec.lists is None and shots is None and \
+            not np.all(target == np.round(target)):
+        warnings.warn("shot_metrics: float labels without a binning: shots are counted per exact "
+                      "label value, so almost every test label is few-shot; pass binning=...",
+                      RuntimeWarning, stacklevel=2)
     if shots is None:
         shots = assign_shots(target, train_target, spec, binning)
     out = {"all": regression_metrics(pred, target, gm_eps=gm_eps, pearson=pearson)}

@@ -387,11 +387,18 @@ def predict(model, loader, device, *, return_features=False, max_samples=None, d
 def evaluate(model, data: DIRData, split: str, cfg: RunConfig, device, loader=None) -> dict:
     ds = getattr(data, split)
     loader = loader or make_loader(ds, max(cfg.batch_size, 128), False, cfg)
-    p, _ = predict(model, loader, device)
+    p, t = predict(model, loader, device)
     labels = getattr(data, f"{split}_labels")
     if len(p) != len(labels):
         raise ValueError(f"evaluation of the {split} split saw {len(p)} samples of {len(labels)}: "
                          f"every sample must be evaluated exactly once")
+    # the items' targets are the split's labels, in order: else every metric is silently wrong
+    off = np.abs(np.asarray(t, dtype=np.float64).reshape(-1) * data.target_scale - labels)
+    if not np.all(off <= 1e-4 * np.maximum(1.0, np.abs(labels))):
+        raise ValueError(f"the {split} split's items carry targets that are not its labels (at "
+                         f"{int((off > 1e-4 * np.maximum(1.0, np.abs(labels))).sum())} of "
+                         f"{len(labels)} positions): the data's {split}_labels must follow its "
+                         f"items' order")
     pred = p * data.target_scale
     m = shot_metrics(pred, labels, data.shot_reference, spec=data.shot_spec, binning=data.binning,
                      gm_eps=data.gm_eps, pearson=data.pearson)

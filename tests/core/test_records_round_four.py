@@ -189,3 +189,26 @@ def test_table_defects_huge_bins_target_as_feature_duplicates_and_ignored_data_a
         load_dataset(str(tmp_path / "d.toml"))
     with pytest.raises(SpecError, match=r"takes no data argument \['n_max'\]"):
         load_dataset(str(toml), n_max=10)
+
+
+def test_metric_defects_nan_targets_outside_bins_float_labels_and_permuted_items():
+    """Metrics (round four): NaN/inf targets are refused like predictions; a test label outside the
+    training bins is reported; float labels without a binning warn; evaluate refuses items whose
+    targets are not the split's labels (a permuted DIRData gave a silent wrong MAE)."""
+    import torch
+    from dirlib.data import load_synthetic
+    from dirlib.data.base import Binning
+    from dirlib.experiment import run_experiment
+    train = np.repeat([1.0, 2.0, 3.0], [150, 50, 5])
+    with pytest.raises(ValueError, match="non-finite target"):
+        shot_metrics(np.zeros(2), np.array([1.0, np.nan]), train)
+    with pytest.warns(RuntimeWarning, match="outside the training bins"):
+        shot_metrics(np.zeros(2), np.array([1.0, 9.0]), train, binning=Binning.integer(0, 4))
+    with pytest.warns(RuntimeWarning, match="float labels without a binning"):
+        shot_metrics(np.zeros(2), np.array([1.5, 2.25]), train)
+    data = load_synthetic(**SYN)
+    perm = np.random.default_rng(0).permutation(len(data.test_labels))
+    data.test_labels = data.test_labels[perm]          # items no longer match their labels
+    with pytest.raises(ValueError, match="targets that are not its labels"):
+        run_experiment(syn_cfg("vanilla", epochs=1), Path(__import__("tempfile").mkdtemp()),
+                       data=data)

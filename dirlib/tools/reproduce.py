@@ -95,23 +95,40 @@ def _python(src: Path, script: str, *args) -> None:
         raise ReproduceError(f"the rerun failed:\n{r.stderr[-2000:]}")
 
 
+def _same(v, w, exact: bool, rtol: float) -> bool:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v is None:
+        return v == w
+    if not isinstance(w, (int, float)):
+        return False
+    if exact:
+        return v == w or (math.isnan(v) and math.isnan(w))
+    return math.isclose(v, w, rel_tol=rtol, abs_tol=1e-12)
+
+
 def compare(old: dict, new: dict, exact: bool, rtol: float = 1e-6) -> list:
     """``(block, shot, metric, old, new, equal)`` for every number of the ``test`` and ``val``
-    blocks."""
+    blocks, then of the final phase's per-label test errors (``test_per_label``, one row per bin
+    and metric), and the data hash (``data``, a change named as such)."""
     rows = []
     for block in ("test", "val"):
         for shot, m in (old.get(block) or {}).items():
             for k, v in (m or {}).items():
                 w = ((new.get(block) or {}).get(shot) or {}).get(k)
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or v is None:
-                    same = v == w
-                elif not isinstance(w, (int, float)):
-                    same = False
-                elif exact:
-                    same = v == w or (math.isnan(v) and math.isnan(w))
-                else:
-                    same = math.isclose(v, w, rel_tol=rtol, abs_tol=1e-12)
-                rows.append((block, shot, k, v, w, bool(same)))
+                rows.append((block, shot, k, v, w, _same(v, w, exact, rtol)))
+
+    def per_label(rec):
+        ph = (rec.get("phases") or {}).get(rec.get("final") or "main") or {}
+        return {r["bin"]: r for r in ph.get("test_per_label") or []}
+    a, b = per_label(old), per_label(new)
+    for bin_, r in a.items():
+        for k in ("n", "mae", "mse"):
+            w = (b.get(bin_) or {}).get(k)
+            rows.append(("test_per_label", f"bin {bin_}", k, r.get(k), w,
+                         _same(r.get(k), w, exact, rtol)))
+    if old.get("data_hash") is not None:
+        rows.append(("data", "hash", "the data changed" if old.get("data_hash") != new.get("data_hash")
+                     else "data_hash", old.get("data_hash"), new.get("data_hash"),
+                     old.get("data_hash") == new.get("data_hash")))
     return rows
 
 

@@ -288,6 +288,12 @@ def tune(dataset: str, method: str, *, out, trials: int, seeds: Sequence[int] = 
     if backend == "ray":
         if halving is not None:
             raise ValueError("dirlib.tools.tune: --halving runs with the local backend")
+        try:
+            import ray.tune  # noqa: F401
+        except ImportError as e:
+            raise ValueError(f"dirlib.tools.tune: --backend ray needs Ray Tune, which does not "
+                             f"import here ({e}): pip install 'ray[tune]', or use --backend "
+                             f"local") from None
         recs = _run_ray(cfgs, folders, data_dir, metric, log)
     elif backend == "local":
         if data is None:

@@ -212,3 +212,31 @@ def test_metric_defects_nan_targets_outside_bins_float_labels_and_permuted_items
     with pytest.raises(ValueError, match="targets that are not its labels"):
         run_experiment(syn_cfg("vanilla", epochs=1), Path(__import__("tempfile").mkdtemp()),
                        data=data)
+
+
+def test_reproduce_compares_per_label_errors_and_names_a_data_change():
+    from dirlib.tools.reproduce import compare
+    old = {"test": {"all": {"mae": 1.0}}, "final": "main", "data_hash": "aaa",
+           "phases": {"main": {"test_per_label": [{"bin": 3, "n": 5, "mae": 0.5, "mse": 0.3}]}}}
+    same = compare(old, old, exact=True)
+    assert all(r[-1] for r in same) and any(r[0] == "test_per_label" for r in same)
+    new = {**old, "data_hash": "bbb",
+           "phases": {"main": {"test_per_label": [{"bin": 3, "n": 5, "mae": 0.6, "mse": 0.3}]}}}
+    rows = compare(old, new, exact=True)
+    bad = {(r[0], r[2]) for r in rows if not r[-1]}
+    assert ("test_per_label", "mae") in bad and ("data", "the data changed") in bad
+
+
+def test_tune_on_ray_without_ray_tune_says_what_to_install(tmp_path, monkeypatch):
+    import builtins
+    from dirlib.tools import tune as dtune
+    real = builtins.__import__
+
+    def no_ray(name, *a, **k):
+        if name.startswith("ray"):
+            raise ImportError("No module named 'ray'")
+        return real(name, *a, **k)
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    with pytest.raises(ValueError, match=r"pip install 'ray\[tune\]'"):
+        dtune.tune("synthetic", "vanilla", out=tmp_path, trials=1, backend="ray",
+                   overrides={"epochs": 1, "data_kwargs": SYN}, log=lambda m: None)

@@ -57,6 +57,9 @@ TUNE_SEED = 0
 #: the recipe and the halving rung per dataset (the STS-B-DIR defaults table's recipe)
 RECIPES = {
     "sts-b-dir": {"train": {"epochs": 10, "model_kwargs": {"hidden": 128}}, "halving": 3},
+    # the audit's UTKFace-DIR CPU recipe (ResNet-18 at 32 px, 10 epochs, lr x0.1 at 7 and 9)
+    "utkface-dir": {"train": {"img_size": 32, "epochs": 10, "lr_milestones": [7, 9]},
+                    "halving": 3},
 }
 
 #: the method whose eliminated trials are also run to the full budget: the halving's cost check

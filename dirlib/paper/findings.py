@@ -346,9 +346,10 @@ def bench_finding(rows: Sequence[dict]) -> str:
     for case, g in steps.groupby("case", sort=False):
         top = g.loc[g["ratio"].idxmax()]
         cheap = g[g["ratio"] <= 1.1]
-        parts.append(f"on {case}, {top['method']} costs the most ({top['ratio']:.2f}x a Vanilla step) and "
-                     f"{len(cheap)} of {len(g)} methods stay within 10% of Vanilla")
-    return "Per training step, " + "; ".join(parts) + "."
+        parts.append(f"On {case}, {top['method']} costs the most per training step, "
+                     f"{top['ratio']:.2f}x a Vanilla step. {len(cheap)} of {len(g)} methods "
+                     f"{'stays' if len(cheap) == 1 else 'stay'} within 10% of Vanilla.")
+    return " ".join(parts)
 
 
 # ----------------------------------------------------------------------------------- the intro

@@ -93,7 +93,8 @@ def explore_run(data, method: str, *, beta: float = 0.0, epochs: int = 10,
 
 
 def linked_explorer(images: Dict[tuple, bytes], axes: Sequence[Tuple[str, Sequence]], *,
-                    width: str = "640px", description_width: str = "150px"):
+                    width: str = "640px", description_width: str = "150px",
+                    start: Optional[Sequence] = None):
     """Precomputed states switched in the browser without a kernel: one control per axis
     (``(description, values)``: a dropdown for text values, a selection slider for numbers), each
     ``jslink``-ed to the ``selected_index`` of the ``Stack`` level it selects; the leaves are
@@ -112,15 +113,20 @@ def linked_explorer(images: Dict[tuple, bytes], axes: Sequence[Tuple[str, Sequen
     missing = [k for k in keys if k not in images]
     if missing:
         raise ValueError(f"{len(missing)} state(s) without an image, e.g. {missing[0]}")
+    # the state shown first (``start``: one value per axis, e.g. the one the page's text uses)
+    start = list(start) if start is not None else [vals[0] for _, vals in axes]
+    if len(start) != len(axes) or any(v not in vals for v, (_, vals) in zip(start, axes)):
+        raise ValueError(f"start {start} must give one value of each axis")
+    first = [vals.index(v) for v, (_, vals) in zip(start, axes)]
     style = {"description_width": description_width}
     controls = []
-    for d, vals in axes:
+    for (d, vals), v0 in zip(axes, start):
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
-            c = W.SelectionSlider(options=[(f"{v:g}", v) for v in vals], value=vals[0],
+            c = W.SelectionSlider(options=[(f"{v:g}", v) for v in vals], value=v0,
                                   description=d, style=style, continuous_update=True,
                                   layout=W.Layout(width="100%", max_width=width))
         else:
-            c = W.Dropdown(options=[(str(v), v) for v in vals], value=vals[0], description=d,
+            c = W.Dropdown(options=[(str(v), v) for v in vals], value=v0, description=d,
                            style=style, layout=W.Layout(width="100%", max_width=width))
         controls.append(c)
     levels: List[list] = [[] for _ in axes]
@@ -129,7 +135,7 @@ def linked_explorer(images: Dict[tuple, bytes], axes: Sequence[Tuple[str, Sequen
         if depth == len(axes):
             return W.Image(value=images[prefix], format="png", layout=W.Layout(width="100%", max_width=width))
         kids = [build(depth + 1, prefix + (v,)) for v in axes[depth][1]]
-        st = W.Stack(children=kids, selected_index=0)
+        st = W.Stack(children=kids, selected_index=first[depth])
         levels[depth].append(st)
         return st
 

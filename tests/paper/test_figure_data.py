@@ -535,6 +535,13 @@ def test_linked_explorer_nests_stacks_and_links_every_level():
     assert all(isinstance(k, Link) for k in links)
     assert {(k.source[0], k.target[0]) for k in links} == {(ctrl_m, root)} | {(ctrl_b, c) for c in root.children}
     assert all(k.source[1] == "index" and k.target[1] == "selected_index" for k in links)
+    # it can open on a chosen state (the explore page opens at the lambda its text uses)
+    opened = widgets.linked_explorer(images, axes, start=("b", 1.0))
+    c_m, c_b, r = opened.children
+    assert c_m.value == "b" and c_b.value == 1.0 and r.selected_index == 1
+    assert all(c.selected_index == 1 for c in r.children)
+    with pytest.raises(ValueError, match="one value of each axis"):
+        widgets.linked_explorer(images, axes, start=("b", 2.0))
     del images[("a", 1.0)]
     with pytest.raises(ValueError, match="without an image"):
         widgets.linked_explorer(images, axes)

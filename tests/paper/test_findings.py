@@ -117,8 +117,8 @@ def test_recipe_bench_fit_and_ridge_findings_follow_their_inputs():
             {"case": "c", "method": "conr", "kind": "step", "ratio": 2.0},
             {"case": "c", "method": "oe", "kind": "step", "ratio": 1.05},
             {"case": "c", "method": "x", "kind": "extra", "ratio": 9.0}]
-    assert F.bench_finding(rows) == ("Per training step, on c, conr costs the most (2.00x a Vanilla step) "
-                                     "and 1 of 2 methods stay within 10% of Vanilla.")
+    assert F.bench_finding(rows) == ("On c, conr costs the most per training step, 2.00x a "
+                                     "Vanilla step. 1 of 2 methods stays within 10% of Vanilla.")
     fit = F.norm_fit_finding([1, 2, 3, 4], [1.0, 2.0, 3.0, 8.0], [1.0, 2.0, 3.0, 4.0],
                              ["many", "many", "few", "few"], [5, 5, 2, 2], "toy")
     assert "the norm network $f_F$ is fitted on 2 majority labels." in fit

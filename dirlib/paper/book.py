@@ -613,8 +613,12 @@ def _kv(items) -> dict:
 def parameters_help() -> str:
     """For ``book run -h``: every parameter with what it takes, then each page's parameters cell
     (its defaults and what it does with each, as the notebook says)."""
-    import jupytext
     lines = ["parameters (--set KEY=JSON; a parameter set gives values for all pages):"]
+    try:
+        import jupytext
+    except ImportError:       # the book extras are missing: the other commands say so
+        return "\n".join(lines + [f"  {k:12s} {desc}" for k, (_, desc) in PARAMS.items()]
+                         + ["", "(each page's parameters: pip install -e '.[book]')"])
     lines += [f"  {k:12s} {desc}" for k, (_, desc) in PARAMS.items()]
     lines += ["", "each page's parameters cell (its defaults and how it uses them):"]
     for n in toc_notebooks():

@@ -621,7 +621,11 @@ def parameters_help() -> str:
                          + ["", "(each page's parameters: pip install -e '.[book]')"])
     lines += [f"  {k:12s} {desc}" for k, (_, desc) in PARAMS.items()]
     lines += ["", "each page's parameters cell (its defaults and how it uses them):"]
-    for n in toc_notebooks():
+    try:
+        names = toc_notebooks()
+    except BookError as e:     # no PyYAML: the command itself reports it
+        return "\n".join(lines + [f"  ({e})"])
+    for n in names:
         try:
             cells = jupytext.read(notebook_path(n)).cells
         except (OSError, ValueError):

@@ -35,7 +35,7 @@ def _feature_dim(encoder: torch.nn.Module, data) -> int:
 
 
 def run(method: str, data, *, encoder: Optional[torch.nn.Module] = None, epochs: int, seed: int = 0,
-        out=None, overwrite: bool = False, **config) -> dict:
+        out=None, overwrite: bool = False, return_model: bool = False, **config):
     """Train ``method`` (any name of :func:`dirlib.methods.method_names`, including the
     multi-phase ``frobenius``, ``rrt`` and ``rnc``, and ``+`` compositions) on ``data`` for ``epochs`` with ``seed``, and return the run
     record (a dict).
@@ -54,6 +54,10 @@ def run(method: str, data, *, encoder: Optional[torch.nn.Module] = None, epochs:
     are the same after ``run`` as before. ``seed`` seeds the run (its data order, its augmentation
     and dirlib's own encoders); a given ``encoder`` keeps the weights it has, so seed it yourself
     to pair runs of several seeds.
+    ``return_model``: return ``(record, model)``: the trained model as the run evaluated it (in
+    eval mode; ``model(x)`` gives ``(prediction / target_scale, features)``), to check a number or
+    predict new inputs. A run found completed in ``out`` has no model in memory: that is refused
+    (use ``overwrite=True``).
     ``config``: other :class:`~dirlib.train.RunConfig` fields (``lr``, ``batch_size``,
     ``method_kwargs`` ...). The record's ``data.task_family`` shows the task family whose defaults
     applied.
@@ -90,10 +94,11 @@ def run(method: str, data, *, encoder: Optional[torch.nn.Module] = None, epochs:
     py_state, np_state = random.getstate(), np.random.get_state()
     try:
         with torch.random.fork_rng(devices=[]):
+            kw = {"keep_model": True} if return_model else {}
             if out is not None:
-                return run_experiment(cfg, Path(out), data=data, overwrite=overwrite)
+                return run_experiment(cfg, Path(out), data=data, overwrite=overwrite, **kw)
             with tempfile.TemporaryDirectory(prefix="dirlib-run-") as tmp:
-                return run_experiment(cfg, Path(tmp), data=data)
+                return run_experiment(cfg, Path(tmp), data=data, **kw)
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)

@@ -188,7 +188,8 @@ def _check_model(cfg: RunConfig, data: DIRData) -> None:
 
 
 def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRData] = None,
-                   overwrite: bool = False, log=None, save_predictions: Optional[str] = None) -> dict:
+                   overwrite: bool = False, log=None, save_predictions: Optional[str] = None,
+                   keep_model: bool = False):
     """Train and evaluate ``cfg`` into ``out_dir`` (``run.json`` + ``ckpt/``) and return the record.
 
     * The config is validated, the data loaded and the method built **before** anything is written:
@@ -237,6 +238,10 @@ def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRDat
             if old_key == key and old.get("status") == "completed":
                 if log:
                     log(f"skip  {rec_path}: completed")
+                if keep_model:
+                    raise RunExists(f"{rec_path} is completed, and its model is not in memory: "
+                                    f"rerun with overwrite=True (the old record is kept beside) "
+                                    f"to get the model")
                 if save_predictions and not (out_dir / f"predictions.{save_predictions}").exists():
                     raise RunExists(f"{rec_path} is completed, and predictions are written while a "
                                     f"run trains: rerun with --overwrite (the old record is kept "
@@ -262,8 +267,10 @@ def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRDat
                             f"another --out")
         if log:
             log(settings_header(cfg, data, spec))
-        return _run(cfg, data, spec, out_dir, rec_path, ckpt_dir, stamp, key, dhash,
-                    earlier_attempts(old), source_hash, save_predictions)
+        kept = {}
+        rec = _run(cfg, data, spec, out_dir, rec_path, ckpt_dir, stamp, key, dhash,
+                   earlier_attempts(old), source_hash, save_predictions, kept)
+        return (rec, kept.get("model")) if keep_model else rec
 
 
 def shot_settings(data: DIRData) -> dict:
@@ -298,7 +305,7 @@ def settings_header(cfg: RunConfig, data: DIRData, spec) -> str:
 
 
 def _run(cfg, data, spec, out_dir, rec_path, ckpt_dir, stamp, key, dhash, attempts,
-         source_hash=None, save_predictions=None) -> dict:
+         source_hash=None, save_predictions=None, kept: Optional[dict] = None) -> dict:
     record = {"schema": "dirlib.run/1", "status": "running", "started": records.now(),
               "attempts": attempts,
               "config": cfg.to_dict(), "config_hash": records.stable_hash(cfg.to_dict()),
@@ -347,6 +354,8 @@ def _run(cfg, data, spec, out_dir, rec_path, ckpt_dir, stamp, key, dhash, attemp
                                     "parameters": int(sum(p.numel() for p in model.parameters()))}
         if save_predictions and model is not None:
             record["predictions"] = write_predictions(model, data, cfg, out_dir, save_predictions)
+    if kept is not None and model is not None:
+        kept["model"] = model.eval()
     return record
 
 

@@ -98,6 +98,27 @@ def grid(dataset: str, methods: Sequence[str], seeds: Sequence[int], out, overri
             for s in seeds for m in methods]
 
 
+def grid_header(jobs: List[Job]) -> str:
+    """The settings a sweep starts with: data, methods, seeds, encoder, loss and optimiser (each
+    run's record holds its own, with the shots' thresholds and counts)."""
+    from ..datasets import get as dataset_info
+    j = jobs[0]
+    cfg = make_cfg(j.dataset, j.method, j.seed, dict(j.overrides))
+    try:
+        loss = cfg.loss or f"{dataset_info(j.dataset).default_loss} (the data's default)"
+    except ValueError:
+        loss = cfg.loss or "the data's default"
+    return "\n".join([
+        f"sweep: {j.dataset}, {len({x.method for x in jobs})} method(s) "
+        f"({', '.join(dict.fromkeys(x.method for x in jobs))}) x seeds "
+        f"{', '.join(map(str, dict.fromkeys(x.seed for x in jobs)))} -> {j.out}",
+        f"  encoder  {cfg.model or 'the data default'} {cfg.model_kwargs or ''}".rstrip(),
+        f"  loss     {loss}",
+        f"  optim    {cfg.optimizer} lr {cfg.lr:g} weight decay {cfg.weight_decay:g}, batch "
+        f"{cfg.batch_size}, {cfg.epochs} epochs",
+        "  shots    the thresholds and training counts are in each run's record (shots)"])
+
+
 def _finished_stamp(rec_path: Path):
     """``finished`` of a completed record at ``rec_path``, else None (also when unreadable)."""
     try:
@@ -359,6 +380,7 @@ def main(argv=None) -> int:
     except (ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    print(grid_header(jobs), flush=True)
     from ..experiment import sigterm_as_interrupt
     with sigterm_as_interrupt():
         results = run_grid(jobs, a.backend, log=lambda m: print(m, flush=True), **opts)

@@ -176,3 +176,20 @@ def test_results_tables_print_markdown_with_test_counts_and_reference_rows(tmp_p
     assert set(refs["reference"]) == {"training mean", "training median", "gradient boosting"}
     assert (refs["n_seeds"] == 2).all()
     assert "| gradient boosting |" in printed
+
+
+def test_run_returns_the_model_that_made_its_numbers(tmp_path):
+    import torch
+    import dirlib
+    from dirlib.data import from_arrays
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(700, 3)).astype(np.float32)
+    y = np.round(np.clip(np.exp(x[:, 0]) * 3, 0, 30))
+    data = from_arrays(x[:500], y[:500], x[500:600], y[500:600], x[600:], y[600:], bin_width=1)
+    rec, model = dirlib.run("vanilla", data, epochs=2, out=tmp_path / "r", return_model=True)
+    with torch.no_grad():
+        pred, _ = model(torch.as_tensor(x[600:]))
+    mae = float(np.mean(np.abs(pred.reshape(-1).numpy() * data.target_scale - y[600:])))
+    assert mae == pytest.approx(rec["test"]["all"]["mae"], rel=1e-5)
+    with pytest.raises(Exception, match="model is not in memory"):
+        dirlib.run("vanilla", data, epochs=2, out=tmp_path / "r", return_model=True)

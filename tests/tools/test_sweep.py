@@ -135,6 +135,9 @@ def test_sweep_takes_method_args_per_component_and_saves_predictions(tmp_path, c
     van = json.loads((tmp_path / "synthetic" / "vanilla" / "seed0" / "run.json").read_text())
     assert lds["config"]["method_kwargs"] == {"lds.sigma": 1} and van["config"]["method_kwargs"] == {}
     assert (tmp_path / "synthetic" / "lds" / "seed0" / "predictions.csv").exists()
+    out = capsys.readouterr().out
+    assert "sweep: synthetic, 2 method(s) (vanilla, lds) x seeds 0" in out
+    assert "  optim    adam lr" in out and "  loss     l1" in out
     with pytest.raises(SystemExit):
         sweep(args + ["--method-arg", "ranksim.gamma=1"])
     assert "no method of this sweep" in capsys.readouterr().err

@@ -434,6 +434,74 @@ def write_references(results_dir, out_dir, data_dir=None) -> list:
     return lines
 
 
+#: a shot with fewer test rows than this gets a bootstrap interval over its rows too
+FEW_TEST_ROWS = 30
+
+
+def row_bootstrap(method_records: Sequence[dict], base_records: Sequence[dict], shot: str,
+                  n_boot: int = 2000, seed: int = 0):
+    """A 95% bootstrap interval of ``MAE(method) - MAE(base)`` at ``shot`` over the test rows, from
+    the runs' saved predictions (``--save-predictions``; seeds paired, their differences averaged
+    over seeds inside each resample). None when a run has no predictions file."""
+    def errors(rec):
+        p = Path(rec.get("_path", "")).with_name("predictions.csv")
+        q = p.with_suffix(".parquet")
+        if not p.exists() and not q.exists():
+            return None
+        df = pd.read_csv(p) if p.exists() else pd.read_parquet(q)
+        t = df[(df["split"] == "test") & (df["shot"] == shot)].sort_values("row")
+        return (t["prediction"] - t["label"]).abs().to_numpy()
+    base = {r["config"].get("seed"): r for r in completed(base_records, warn=False)}
+    diffs = []
+    for r in completed(method_records, warn=False):
+        b = base.get(r["config"].get("seed"))
+        ea, eb = (errors(r), errors(b)) if b is not None else (None, None)
+        if ea is None or eb is None or len(ea) != len(eb) or not len(ea):
+            return None
+        diffs.append(ea - eb)
+    if not diffs:
+        return None
+    d = np.mean(diffs, axis=0)                  # per test row, averaged over the paired seeds
+    rng = np.random.default_rng(seed)
+    boots = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
+    return float(d.mean()), float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975)), len(d)
+
+
+def comparison_lines(results_dir, base: str) -> list:
+    """Markdown, per dataset: each method minus ``base`` at each shot, paired over seeds with its
+    95% t interval and the shot's test rows; where a shot has fewer than :data:`FEW_TEST_ROWS` test
+    rows and the runs saved predictions, a bootstrap interval over those rows beside it."""
+    from ..datasets import main_metric
+    done = completed(load_records(results_dir, strict=True))
+    lines = []
+    for ds in sorted({r["config"].get("dataset") for r in done}, key=str):
+        recs = [r for r in done if r["config"].get("dataset") == ds]
+        metric = main_metric(ds) if ds else "mae"
+        by_m = {}
+        for r in recs:
+            by_m.setdefault(r["config"]["method"], []).append(r)
+        if base not in by_m:
+            lines.append(f"{ds}: no {base} records to compare with")
+            continue
+        lines += ["", f"{table_stem(ds)}: method - {base}, test {metric}, paired over seeds "
+                      f"(95% t interval; bootstrap over test rows where a shot has fewer than "
+                      f"{FEW_TEST_ROWS})", "",
+                  "| method | shot | seeds | test rows | difference | 95% interval | rows bootstrap |",
+                  "|---|---|---|---|---|---|---|"]
+        for m, rs in sorted(by_m.items()):
+            if m == base:
+                continue
+            eff = paired_effects(rs, by_m[base], metric)
+            for shot, d in eff.items():
+                n_rows = int(rs[0]["test"][shot].get("n", 0))
+                boot = (row_bootstrap(rs, by_m[base], shot) if n_rows < FEW_TEST_ROWS
+                        and metric == "mae" else None)
+                bcell = f"[{boot[1]:+.3f}, {boot[2]:+.3f}]" if boot else "—"
+                ci = (f"[{d.lo:+.3f}, {d.hi:+.3f}]" if d.n > 1 else "one seed: none")
+                lines.append(f"| {m} | {shot} | {d.n} | {n_rows} | {d.mean:+.3f} | {ci} | {bcell} |")
+    return lines
+
+
 def regenerate_tables(results_dir, out_dir) -> list:
     """Rebuild every table from the records under ``results_dir`` into ``out_dir``: one
     ``<dataset>.csv`` (:func:`summary_table` with the dataset's metrics) per dataset that has
@@ -705,6 +773,10 @@ def main(argv=None) -> int:
                         "sentence pairs): training mean and median, gradient boosting tuned on "
                         "validation data; written as <table>-references.csv and printed")
     t.add_argument("--data-dir", default=None, help="for --references (default: $DIRLIB_DATA)")
+    t.add_argument("--compare", default=None, metavar="BASE",
+                   help="print each method minus BASE per shot, paired over seeds with a 95%% "
+                        "interval, and a bootstrap over test rows where a shot has few of them "
+                        "(runs saved with --save-predictions)")
     r = sub.add_parser("readme", help="regenerate the results block of README.md from the records")
     r.add_argument("--results", default="results")
     r.add_argument("--readme", default="README.md")
@@ -771,6 +843,8 @@ def main(argv=None) -> int:
     if a.references:
         for line in write_references(a.results, a.out, a.data_dir):
             print(line)
+    if a.compare:
+        print("\n".join(comparison_lines(a.results, a.compare)))
     return 0
 
 

@@ -193,3 +193,32 @@ def test_run_returns_the_model_that_made_its_numbers(tmp_path):
     assert mae == pytest.approx(rec["test"]["all"]["mae"], rel=1e-5)
     with pytest.raises(Exception, match="model is not in memory"):
         dirlib.run("vanilla", data, epochs=2, out=tmp_path / "r", return_model=True)
+
+
+def test_results_tables_compare_pairs_seeds_and_bootstraps_thin_shots(tmp_path, capsys,
+                                                                     monkeypatch):
+    import dirlib.paper.record_tables as R
+    monkeypatch.setattr(R, "FEW_TEST_ROWS", 100)             # this small table's shots are thin
+    toml, _ = _table(tmp_path, n=600)
+    runs = tmp_path / "runs"
+    for m in ("vanilla", "lds"):
+        for seed in (0, 1):
+            assert cli(["train", "--dataset", str(toml), "--method", m, "--epochs", "1",
+                        "--seed", str(seed), "--no-progress", "--no-diagnostics",
+                        "--save-predictions", "csv", "--out", str(runs / f"{m}{seed}")]) == 0
+    capsys.readouterr()
+    assert cli(["results", "tables", "--results", str(runs), "--out", str(tmp_path / "t"),
+                "--compare", "vanilla"]) == 0
+    out = capsys.readouterr().out
+    rows = [ln for ln in out.splitlines() if ln.startswith("| lds |")]
+    assert len(rows) == 4                                      # all, many, median, few
+    few = next(r for r in rows if r.startswith("| lds | few |")).split("|")
+    assert few[3].strip() == "2" and int(few[4]) < 100         # seeds, test rows
+    assert few[7].strip().startswith("[")                      # a bootstrap over the rows
+    from dirlib.paper.record_tables import load_records, row_bootstrap
+    recs = load_records(runs)
+    lds = [r for r in recs if r["config"]["method"] == "lds"]
+    van = [r for r in recs if r["config"]["method"] == "vanilla"]
+    mean, lo, hi, n = row_bootstrap(lds, van, "few")
+    want = np.mean([r["test"]["few"]["mae"] for r in lds]) - np.mean([r["test"]["few"]["mae"] for r in van])
+    assert mean == pytest.approx(want, abs=1e-6) and lo <= mean <= hi

@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "gamma=0.1 (dirlib/paper/posthoc.py)")
     ph.add_argument("--full-grid", action="store_true",
                     help="the published grid: 40 fine-tune epochs x norm-net epochs 1,3,...,19")
+    ph.add_argument("--save-predictions", choices=("csv", "parquet"), default=None,
+                    help="text variants: OUT/predictions.csv|parquet from the fine-tuned model "
+                         "(validation and test rows)")
     from .tools.bench import add_arguments as _bench_arguments
     _bench_arguments(sub.add_parser("bench", help="time a training step of every method against "
                                                   "vanilla (dirlib/tools/bench.py, docs/performance.md)"))
@@ -257,7 +260,8 @@ def _posthoc(a) -> int:
     from .experiment import sigterm_as_interrupt
     try:
         with sigterm_as_interrupt():     # from the start, not only once the record exists
-            rec = run_posthoc(a.base, a.variant, a.out, data_dir=a.data_dir, config=pc)
+            rec = run_posthoc(a.base, a.variant, a.out, data_dir=a.data_dir, config=pc,
+                              save_predictions=a.save_predictions)
     except (RunLocked, CheckpointError, RuntimeError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -542,7 +542,8 @@ def _stale_base(old: Optional[dict], base_rec: dict) -> str:
 
 
 def run_posthoc(base_dir, variant: str, out_dir, *, data: Optional[DIRData] = None, data_dir=None,
-                config: Optional[PosthocConfig] = None, log=print) -> dict:
+                config: Optional[PosthocConfig] = None, log=print,
+                save_predictions: Optional[str] = None) -> dict:
     """Run one post-hoc variant on the finished run in ``base_dir`` and write ``out_dir/run.json``.
 
     The record links to its base (``base.path`` relative to ``out_dir``, ``base.config_hash``) and has
@@ -550,6 +551,10 @@ def run_posthoc(base_dir, variant: str, out_dir, *, data: Optional[DIRData] = No
     command resumes: finished fine-tunes are kept, the text variants resume from their epoch
     checkpoint. A completed record of the same config is returned as it is.
     """
+    if save_predictions and variant.startswith("code"):
+        raise ValueError(f"--save-predictions: the {variant} record is a grid of fine-tunes read "
+                         f"under three selection rules, not one model; predictions are saved for "
+                         f"the text variants")
     pc = config or PosthocConfig(variant=variant)
     if pc.variant != variant:
         pc = dataclasses.replace(pc, variant=variant)
@@ -594,6 +599,10 @@ def run_posthoc(base_dir, variant: str, out_dir, *, data: Optional[DIRData] = No
         with recorded(record, rec_path):
             if variant.startswith("text"):
                 record.update(_run_text(cfg, data, model, pc, out_dir, device, config_hash))
+                if save_predictions:
+                    from ..experiment import write_predictions
+                    record["predictions"] = write_predictions(model, data, cfg, out_dir,
+                                                              save_predictions)
             else:
                 _run_code(cfg, data, model, pc, device, record, rec_path, log)
         return record

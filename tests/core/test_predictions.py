@@ -222,3 +222,21 @@ def test_results_tables_compare_pairs_seeds_and_bootstraps_thin_shots(tmp_path, 
     mean, lo, hi, n = row_bootstrap(lds, van, "few")
     want = np.mean([r["test"]["few"]["mae"] for r in lds]) - np.mean([r["test"]["few"]["mae"] for r in van])
     assert mean == pytest.approx(want, abs=1e-6) and lo <= mean <= hi
+
+
+def test_posthoc_text_variant_saves_predictions(tmp_path, capsys):
+    toml, _ = _table(tmp_path, n=3000)          # enough rows for majority labels (> 100 each)
+    base = tmp_path / "base"
+    assert cli(["train", "--dataset", str(toml), "--method", "vanilla", "--epochs", "2",
+                "--no-progress", "--no-diagnostics", "--out", str(base)]) == 0
+    out = tmp_path / "text"
+    assert cli(["posthoc", "--from", str(base), "--variant", "text", "--out", str(out),
+                "--option", "sft_epochs=1", "--save-predictions", "csv"]) == 0
+    rec = json.loads((out / "run.json").read_text())
+    pred = pd.read_csv(out / "predictions.csv")
+    t = pred[pred["split"] == "test"]
+    assert (t["prediction"] - t["label"]).abs().mean() == pytest.approx(rec["test"]["all"]["mae"],
+                                                                          rel=1e-6)
+    assert cli(["posthoc", "--from", str(base), "--variant", "code", "--out", str(tmp_path / "c"),
+                "--save-predictions", "csv"]) == 2
+    assert "predictions are saved for the text variants" in capsys.readouterr().err

@@ -177,7 +177,11 @@ def main(argv=None) -> int:
         from .tools.bench import run_bench
         return run_bench(a)
     if a.cmd == "datasets" and a.action == "fetch-example":
-        from .datasets.table import fetch_example
+        from .datasets.table import EXAMPLES, fetch_example
+        if not a.name:
+            print(f"error: datasets fetch-example needs a table's name; known: "
+                  f"{', '.join(EXAMPLES)}", file=sys.stderr)
+            return 2
         try:
             print(fetch_example(a.name, a.out))
         except (ValueError, OSError) as e:

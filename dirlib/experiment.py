@@ -187,6 +187,21 @@ def _check_model(cfg: RunConfig, data: DIRData) -> None:
                          f"built: {type(e).__name__}: {e}") from None
 
 
+def check_out_dir(out_dir: Path, what: str = "run.json") -> None:
+    """``out_dir`` can hold a record: not a file, not under a file, and writable where it exists
+    (refused by name before anything is written)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file, not a folder: choose a folder for {what}")
+    for parent in out_dir.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"--out {out_dir}: {parent} is a file, so no folder can be made "
+                                 f"under it")
+            if not os.access(parent if not out_dir.exists() else out_dir, os.W_OK):
+                raise ValueError(f"--out {out_dir}: {parent} is not writable")
+            break
+
+
 def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRData] = None,
                    overwrite: bool = False, log=None, save_predictions: Optional[str] = None,
                    keep_model: bool = False):
@@ -205,8 +220,7 @@ def run_experiment(cfg: RunConfig, out_dir, data_dir=None, data: Optional[DIRDat
     """
     cfg.validate()
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out {out_dir} is a file, not a folder: choose a folder for run.json")
+    check_out_dir(out_dir)
     try:
         resolve_device(cfg.device)
     except RuntimeError as e:          # no CUDA here: refused before anything is written

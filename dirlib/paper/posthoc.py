@@ -551,6 +551,8 @@ def run_posthoc(base_dir, variant: str, out_dir, *, data: Optional[DIRData] = No
     command resumes: finished fine-tunes are kept, the text variants resume from their epoch
     checkpoint. A completed record of the same config is returned as it is.
     """
+    from ..experiment import check_out_dir
+    check_out_dir(Path(out_dir))
     if save_predictions and variant.startswith("code"):
         raise ValueError(f"--save-predictions: the {variant} record is a grid of fine-tunes read "
                          f"under three selection rules, not one model; predictions are saved for "

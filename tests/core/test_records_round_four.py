@@ -158,6 +158,21 @@ def test_command_line_defects_give_a_clear_error_and_leave_no_record(tmp_path, c
     assert not out.exists()
 
 
+def test_out_under_a_file_posthoc_out_file_and_fetch_without_a_name(tmp_path, capsys):
+    from dirlib.cli import main as cli
+    f = tmp_path / "afile"
+    f.write_text("")
+    assert cli(TRAIN + ["--method", "vanilla", "--out", str(f / "x")]) == 2
+    assert "is a file, so no folder can be made under it" in capsys.readouterr().err
+    base = tmp_path / "base"
+    assert cli(TRAIN + ["--method", "vanilla", "--out", str(base)]) == 0
+    capsys.readouterr()
+    assert cli(["posthoc", "--from", str(base), "--variant", "text", "--out", str(f)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert cli(["datasets", "fetch-example"]) == 2
+    assert "needs a table's name; known: randhie" in capsys.readouterr().err
+
+
 def test_method_names_are_stored_normalised(tmp_path):
     from dirlib.cli import main as cli
     assert cli(TRAIN + ["--method", " LDS ", "--out", str(tmp_path / "r")]) == 0

@@ -738,16 +738,18 @@ def display_table(t: pd.DataFrame, metric: str) -> pd.DataFrame:
 def plot_decomposition(tables: dict, metric: str, title: str = ""):
     """The paired differences of ``tables`` (``{base: decomposition}``) as interval bars: one panel
     per base, one row per effect, one marker per shot with its 95% interval; zero is marked. Returns
-    the figure."""
+    the figure. Two bases a row; each panel has its own x ticks, and each row of effects enough
+    height that no two labels (wrapped to two lines at 9 pt) overlap."""
+    import textwrap
     import matplotlib.pyplot as plt
     colors = {"all": "#7f7f7f", "many": "#1f77b4", "median": "#ff7f0e", "few": "#d62728"}
     bases = [b for b, t in tables.items() if not t.empty]
     effects = [e for e, _, _ in EFFECTS]
-    # two bases a row, the effects named on the left column: the page's width (plots.PAGE_WIDTH_IN)
     ncols = min(2, max(len(bases), 1))
     nrows = -(-max(len(bases), 1) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(7.6, 0.6 + 4.4 * nrows), sharey=True,
-                             sharex=True, squeeze=False)
+    row_in = 0.42 * len(effects) + 1.0          # two 9-pt label lines per effect, plus the axis
+    height = 0.9 + row_in * nrows
+    fig, axes = plt.subplots(nrows, ncols, figsize=(7.6, height), sharey=True, squeeze=False)
     for ax in axes.reshape(-1)[len(bases):]:
         ax.set_axis_off()
     for ax, b in zip(axes.reshape(-1), bases):
@@ -761,18 +763,17 @@ def plot_decomposition(tables: dict, metric: str, title: str = ""):
         ax.set_title(base_name(b), fontsize=10)
         ax.set_xlabel(f"paired difference in test {metric.upper()}\n(negative = lower error)",
                       fontsize=9)
-        ax.tick_params(labelsize=9)
+        ax.tick_params(axis="x", labelsize=9, labelbottom=True)    # every panel keeps its ticks
         ax.grid(axis="x", alpha=0.3)
-    import textwrap
-    axes[0][0].set_yticks(range(len(effects)))
-    axes[0][0].set_yticklabels([textwrap.fill(e, 28) for e in effects], fontsize=8)
-    axes[0][0].invert_yaxis()
+        ax.set_yticks(range(len(effects)))
+        ax.set_yticklabels([textwrap.fill(e, 30) for e in effects], fontsize=8.5)
+        ax.set_ylim(len(effects) - 0.5, -0.5)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, title="shot", loc="lower center", ncol=len(SHOTS_ALL), fontsize=9,
                title_fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.9 / (0.6 + 4.4 * nrows), 1, 1))
+    fig.tight_layout(rect=(0, 0.75 / height, 1, 1))
     return fig
 
 

@@ -735,6 +735,14 @@ def display_table(t: pd.DataFrame, metric: str) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _seed_text(seeds) -> str:
+    """``[0, 1, 2, 3]`` -> ``"0-3"``; ``[0, 2]`` -> ``"0, 2"``."""
+    seeds = sorted(seeds)
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
 def plot_decomposition(tables: dict, metric: str, title: str = ""):
     """The paired differences of ``tables`` (``{base: decomposition}``) as interval bars: one panel
     per base, one row per effect, one marker per shot with its 95% interval; zero is marked. Returns
@@ -760,7 +768,9 @@ def plot_decomposition(tables: dict, metric: str, title: str = ""):
             ax.errorbar(g["mean"], ys, xerr=[g["mean"] - g["lo"], g["hi"] - g["mean"]], fmt="o",
                         ms=4, capsize=2, color=colors[shot], label=shot)
         ax.axvline(0, color="black", lw=0.8)
-        ax.set_title(base_name(b), fontsize=10)
+        seeds = sorted({int(x) for ss in t["seeds"] for x in ss})
+        ax.set_title(f"{base_name(b)} (seed{'s' if len(seeds) > 1 else ''} "
+                     f"{_seed_text(seeds)})", fontsize=10)
         ax.set_xlabel(f"paired difference in test {metric.upper()}\n(negative = lower error)",
                       fontsize=9)
         ax.tick_params(axis="x", labelsize=9, labelbottom=True)    # every panel keeps its ticks

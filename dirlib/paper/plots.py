@@ -190,6 +190,8 @@ def log_ticks(ax, nbins: int = 7) -> None:
         ax.set_ylim(lo, hi)
     ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+    # the labels at the page's text size, not the log axis' smaller default
+    ax.tick_params(axis="y", which="major", labelsize=9)
 
 
 def plot_training_curves(curves: pd.DataFrame, *, title: Optional[str] = None, tol: float = 0.1,

@@ -203,6 +203,11 @@ def _example_frame() -> pd.DataFrame:
 # ------------------------------------------------------------------------------------ reading
 DATASET_NAMES = {ds: title(ds) for ds in PLAN}
 METRICS = {ds: main_metric(ds).upper() for ds in PLAN}
+#: each dataset's metric with its unit, for sentences a reader reads without the table
+UNITS = {"sts-b-dir": "MSE (0-5 scale)", "utkface-dir": "years"}
+#: an MDE above this (in the metric's units) means the arm's fine-tunes scatter so widely (the
+#: UTKFace-DIR code arms collapse) that no effect of a useful size could be seen
+COLLAPSE_MDE = {"utkface-dir": 20.0}
 
 
 def _name(ds: str) -> str:
@@ -290,11 +295,28 @@ def bullets(table: pd.DataFrame, published: dict = None) -> list:
         found = [f"{w} in {len(v)} ({', '.join(v) if len(v) <= 2 else 'see the chapter'})"
                  for w, v in hit.items() if v]
         s += "; ".join(found) if found else f"no detectable effect in {len(g)} cells"
+        collapsed = ""
         if len(rest):
-            sizes = ", ".join(f"{_range(rest.loc[rest['dataset'] == ds, 'mde'], METRICS[ds])}"
-                              for ds in DATASET_NAMES if (rest["dataset"] == ds).any())
-            s += f"{'; elsewhere' if found else ''}; effects below {sizes} could go unseen"
-        out.append(s + ".")
+            parts = []
+            for ds in DATASET_NAMES:
+                r = rest[rest["dataset"] == ds]
+                if not len(r):
+                    continue
+                cap = COLLAPSE_MDE.get(ds)
+                wide = r[r["mde"] > cap] if cap is not None else r.iloc[:0]
+                ok = r.drop(wide.index)
+                unit = UNITS.get(ds, METRICS[ds])
+                if len(ok):
+                    parts.append(f"{_range(ok['mde'], unit)} on {_name(ds)}"
+                                 if ds != "sts-b-dir" else
+                                 f"{_range(ok['mde'], 'MSE')} on {_name(ds)} (0-5 scale)")
+                if len(wide):
+                    collapsed += (f" {len(wide)} {_name(ds)} cells collapse (over {cap:g} "
+                                  f"{unit}).")
+            if parts:
+                s += (f"{'; elsewhere' if found else ''}; effects below "
+                      + " or ".join(parts) + " could go unseen")
+        out.append(s + "." + collapsed)
     if published:
         zero = [n for n, v in published["bases"].items() if v.get("loaded") == 0]
         stops = [n for n, v in published["bases"].items() if v.get("loaded") is None]

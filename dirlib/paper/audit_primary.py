@@ -204,7 +204,8 @@ def _example_frame() -> pd.DataFrame:
 DATASET_NAMES = {ds: title(ds) for ds in PLAN}
 METRICS = {ds: main_metric(ds).upper() for ds in PLAN}
 #: each dataset's metric with its unit, for sentences a reader reads without the table
-UNITS = {"sts-b-dir": "MSE (0-5 scale)", "utkface-dir": "years"}
+UNITS = {"sts-b-dir": "MSE", "utkface-dir": "years"}
+SCALE_NOTES = {"sts-b-dir": " (0-5 scale)"}
 #: an MDE above this (in the metric's units) means the arm's fine-tunes scatter so widely (the
 #: UTKFace-DIR code arms collapse) that no effect of a useful size could be seen
 COLLAPSE_MDE = {"utkface-dir": 20.0}
@@ -307,9 +308,7 @@ def bullets(table: pd.DataFrame, published: dict = None) -> list:
                 ok = r.drop(wide.index)
                 unit = UNITS.get(ds, METRICS[ds])
                 if len(ok):
-                    parts.append(f"{_range(ok['mde'], unit)} on {_name(ds)}"
-                                 if ds != "sts-b-dir" else
-                                 f"{_range(ok['mde'], 'MSE')} on {_name(ds)} (0-5 scale)")
+                    parts.append(f"{_range(ok['mde'], unit)} on {_name(ds)}{SCALE_NOTES.get(ds, '')}")
                 if len(wide):
                     collapsed += (f" {len(wide)} {_name(ds)} cells collapse (over {cap:g} "
                                   f"{unit}).")

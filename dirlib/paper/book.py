@@ -597,8 +597,11 @@ def add_root_favicon(index: Path) -> None:
     img = Image.open(io.BytesIO(favicon_png(32)))
     img.save(html / "favicon.ico", format="ICO", sizes=[(16, 16), (32, 32)])
     text = index.read_text()
-    if 'rel="icon"' not in text and "<head>" in text:
-        index.write_text(text.replace("<head>", '<head>\n<link rel="icon" href="favicon.ico">', 1))
+    if 'rel="icon"' not in text:
+        link = '<link rel="icon" href="favicon.ico">'
+        # the redirect may be a bare <meta> line without a <head>
+        index.write_text(text.replace("<head>", "<head>\n" + link, 1) if "<head>" in text
+                         else link + "\n" + text)
 
 
 # ----------------------------------------------------------------------------------- CLI

@@ -52,16 +52,15 @@ def run_dir(out, dataset, method, seed, slug: Optional[str] = None) -> Path:
 
 
 def make_cfg(dataset, method, seed, overrides: dict) -> RunConfig:
-    """The run of ``method`` in a grid. ``overrides["method_kwargs"]`` may hold options of several
-    methods of the grid (``--method-arg lds.sigma=1 ranksim.gamma=100``): each run keeps those of
-    its own components."""
-    overrides = dict(overrides)
-    if overrides.get("method_kwargs"):
-        from ..methods import parse_method
-        parts = set(parse_method(method))
-        overrides["method_kwargs"] = {k: v for k, v in dict(overrides["method_kwargs"]).items()
-                                      if k.split(".", 1)[0] in parts}
     return RunConfig.for_dataset(dataset, method=method, seed=seed, **overrides)
+
+
+def own_options(method: str, method_kwargs: dict) -> dict:
+    """The options of ``method_kwargs`` (a sweep's ``--method-arg``, for several methods) that
+    belong to ``method``'s components."""
+    from ..methods import parse_method
+    parts = set(parse_method(method))
+    return {k: v for k, v in method_kwargs.items() if k.split(".", 1)[0] in parts}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,10 +89,16 @@ class Job:
 
 def grid(dataset: str, methods: Sequence[str], seeds: Sequence[int], out, overrides=None, *,
          data_dir=None, delete_ckpt=False, overwrite=False, threads=None,
-         save_predictions=None) -> List[Job]:
-    """The (seed x method) jobs of a sweep, seeds outermost (each seed's runs share a start)."""
-    ov = tuple(sorted((overrides or {}).items()))
-    return [Job(dataset, m, int(s), str(out), ov, None if data_dir is None else str(data_dir),
+         save_predictions=None, method_args: Optional[dict] = None) -> List[Job]:
+    """The (seed x method) jobs of a sweep, seeds outermost (each seed's runs share a start).
+    ``method_args``: options of the grid's methods; each job gets those of its own components."""
+    def ov(m):
+        o = dict(overrides or {})
+        if method_args:
+            o["method_kwargs"] = {**dict(o.get("method_kwargs") or {}),
+                                  **own_options(m, method_args)}
+        return tuple(sorted(o.items()))
+    return [Job(dataset, m, int(s), str(out), ov(m), None if data_dir is None else str(data_dir),
                 delete_ckpt, overwrite, threads, save_predictions=save_predictions)
             for s in seeds for m in methods]
 
@@ -356,7 +361,6 @@ def main(argv=None) -> int:
         if stray:
             p.error(f"--method-arg {', '.join(stray)}: no method of this sweep "
                     f"({', '.join(a.methods)}) has that component; write COMPONENT.KEY=VALUE")
-        overrides["method_kwargs"] = method_kwargs
     if a.epochs is not None:
         overrides["epochs"] = a.epochs
     overrides.setdefault("progress", False)
@@ -371,7 +375,7 @@ def main(argv=None) -> int:
     threads = int(a.cpus_per_run) if a.backend == "local" and a.cpus_per_run else None
     jobs = grid(a.dataset, a.methods, a.seeds, a.out, overrides, data_dir=a.data_dir,
                 delete_ckpt=a.delete_ckpt, overwrite=a.overwrite, threads=threads,
-                save_predictions=a.save_predictions)
+                save_predictions=a.save_predictions, method_args=method_kwargs)
     try:   # every run's config is refused before anything is written
         from ..methods import parse_method
         for j in jobs:

@@ -218,6 +218,11 @@ def front_bullet(t: pd.DataFrame) -> str:
         s += (f"Confirmatory test, fresh seeds 5-19 (BiLSTM, 10 epochs, CPU): **{verdict}** "
               f"(" + "; ".join(f"{_name(r.base)} {r.shot} {r.mean:+.3f} {_iv(r.lo, r.hi)}"
                                for r in t.itertuples()) + ", corrected).")
+        if t["net"].notna().all():
+            s += (" Against its base, the text method as a whole (its extra fine-tune epochs "
+                  "included) changes the MSE by " + "; ".join(
+                      f"{_name(r.base)} {r.shot} {r.net:+.3f}" for r in t.itertuples())
+                  + " (exploratory).")
     return s
 
 

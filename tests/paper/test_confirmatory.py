@@ -44,6 +44,7 @@ def test_the_rule_on_constructed_effects():
     assert "**confirmed**" in text and "seeds 5-19" in text and "BiLSTM" in text
     assert "10 epochs" in text and "0-5" in text
     assert "takes back" in conf.harm_sentence(t)
+    assert "the text method as a whole" in conf.front_bullet(t)
     # no harm built in: no share of it is given
     t_noharm = conf.table(frame(EXPLORATORY, conf.SEEDS, seed=6, harm=0.0), ex)
     assert t_noharm["recovered"].isna().all()

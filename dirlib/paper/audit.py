@@ -938,6 +938,10 @@ def write_tables(results="results/audit", out="results/tables/audit") -> list:
             t = decomposition(df, ds, base, rule)
             t = t.assign(seeds=t["seeds"].map(lambda s: " ".join(map(str, s))))
             written.append(write_table(t, out / f"{ds}_{base}_{rule}.csv"))
+    conf = _confirmatory_table(df, results)      # the confirmatory test, when it has records
+    if conf is not None:
+        written.append(write_table(conf.assign(seeds=conf["seeds"].map(
+            lambda s: " ".join(map(str, s)))), out / "confirmatory.csv"))
     return written
 
 

@@ -254,12 +254,13 @@ def plot(t: pd.DataFrame, confirm: pd.DataFrame, explore: pd.DataFrame):
         if len(e) >= 2:
             d = paired_difference(e["diff"].to_numpy(), np.zeros(len(e)), 0.95)
             ax.plot([d.lo, d.hi], [ye, ye], color="grey", lw=1.2)
-        if r.verdict != "pending":       # nothing confirmatory is drawn before its seeds are in
+        if r["verdict"] != "pending":    # nothing confirmatory is drawn before its seeds are in
             ax.plot(c["diff"], [yc] * len(c), "o", color=colors[shot], ms=3.5, alpha=0.7)
-            ax.plot([r.lo, r.hi], [yc, yc], color=colors[shot], lw=7, alpha=0.3,
+            ax.plot([r["lo"], r["hi"]], [yc, yc], color=colors[shot], lw=7, alpha=0.3,
                     solid_capstyle="butt")
-            ax.plot([r.lo95, r.hi95], [yc, yc], color=colors[shot], lw=1.4)
-            ax.plot(r.mean, yc, "|", color="black", ms=12, mew=1.5)
+            ax.plot([r["lo95"], r["hi95"]], [yc, yc], color=colors[shot], lw=1.4)
+            # r is a Series: r.mean would be its method, not the column
+            ax.plot(r["mean"], yc, "|", color="black", ms=12, mew=1.5)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(range(len(cells)))
     ax.set_yticklabels([f"{_name(b)}, {s} shot" for b, s in cells], fontsize=9)

@@ -45,6 +45,13 @@ def test_the_rule_on_constructed_effects():
     assert "10 epochs" in text and "0-5" in text
     assert "takes back" in conf.harm_sentence(t)
     assert "the text method as a whole" in conf.front_bullet(t)
+    # the figure draws a complete study (and a pending one)
+    import matplotlib
+    matplotlib.use("Agg")
+    df = frame(EXPLORATORY, conf.SEEDS, seed=2)
+    fig = conf.plot(t, conf.seed_differences(df, conf.SEEDS),
+                    conf.seed_differences(frame(EXPLORATORY, range(5), seed=1), range(5)))
+    assert len(fig.axes[0].lines) > 8
     # no harm built in: no share of it is given
     t_noharm = conf.table(frame(EXPLORATORY, conf.SEEDS, seed=6, harm=0.0), ex)
     assert t_noharm["recovered"].isna().all()

@@ -152,6 +152,19 @@ def provenance(rec_path, cwd=None) -> dict:
     return git
 
 
+def copy_record(src: Path, dst: Path) -> Path:
+    """Copy the record file ``src`` to ``dst`` (atomically) with the diff it was made with, if any;
+    a diff left at ``dst`` from another record is removed, so a copy never names the wrong code."""
+    src, dst = Path(src), Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    diff, old_diff = src.with_name(DIFF_NAME), dst.with_name(DIFF_NAME)
+    if diff.exists():
+        write_text_atomic(old_diff, diff.read_text())
+    elif old_diff.exists():
+        old_diff.unlink()
+    return write_text_atomic(dst, src.read_text())
+
+
 def diff_path(rec_path, rec: dict) -> Optional[Path]:
     """Where the diff of the record at ``rec_path`` is: ``git.diff`` beside ``run.json``; beside a
     set-aside record (``run.replaced-<time>.json``), the diff set aside with it

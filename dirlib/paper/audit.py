@@ -102,13 +102,7 @@ def _mirror(work: Path, results: Path, rec_dir: Path):
     src = rec_dir / "run.json"
     dst = results / rec_dir.relative_to(work) / "run.json"
     if src.exists() and records.read_json(src).get("status") == "completed":
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        diff = src.with_name(records.DIFF_NAME)
-        if diff.exists():      # the uncommitted changes it was made with travel with it
-            records.write_text_atomic(dst.with_name(records.DIFF_NAME), diff.read_text())
-        elif dst.with_name(records.DIFF_NAME).exists():
-            dst.with_name(records.DIFF_NAME).unlink()
-        records.write_text_atomic(dst, src.read_text())
+        records.copy_record(src, dst)      # with the uncommitted changes it was made with
 
 
 def _ensure_base(cfg, rd: Path, data, needs_ckpt: bool, log):
@@ -830,7 +824,7 @@ def norm_fit_summary(fits: pd.DataFrame) -> pd.DataFrame:
                      "arm": key[2], "norm net": key[3],
                      "seeds": ", ".join(map(str, sorted(g["seed"].unique()))),
                      "RMSE (mean)": f"{g['RMSE'].mean():.2f}", "R2 (mean)": f"{g['R2'].mean():.2f}",
-                     f"observed majority norms": f"{first['observed majority norms']} "
+                     "observed majority norms": f"{first['observed majority norms']} "
                                                  f"(seed {int(first['seed'])})",
                      "predicted": f"{first['predicted majority norms']} (seed {int(first['seed'])})"})
     return pd.DataFrame(rows)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..stats import paired_difference
-from .audit_primary import minimum_detectable_effect
+from .audit_primary import _base, minimum_detectable_effect
 
 DATASET = "sts-b-dir"
 BASES = ("vanilla", "lds")
@@ -137,11 +137,12 @@ def table(df: pd.DataFrame, exploratory: pd.DataFrame) -> pd.DataFrame:
 
 
 def _iv(lo, hi) -> str:
-    return f"[{lo:+.3f}, {hi:+.3f}]"
+    """An interval at three places: these effects are hundredths of an MSE point."""
+    from .naming import signed
+    return f"[{signed(lo, 3)}, {signed(hi, 3)}]"
 
 
-def _name(base: str) -> str:
-    return {"vanilla": "Vanilla", "lds": "LDS"}.get(base, base)
+_name = _base       # the method's display name, as the audit writes it
 
 
 def summary(t: pd.DataFrame) -> str:
@@ -214,7 +215,6 @@ def front_bullet(t: pd.DataFrame) -> str:
         s += (f"Its pre-registered confirmatory test on fresh seeds 5-19 is under way "
               f"({int(t['n'].min())} of {N_PLANNED} seeds per cell): no verdict yet.")
     else:
-        worst = t.loc[t["p_holm"].idxmax()]
         s += (f"Confirmatory test, fresh seeds 5-19 (BiLSTM, 10 epochs, CPU): **{verdict}** "
               f"(" + "; ".join(f"{_name(r.base)} {r.shot} {r.mean:+.3f} {_iv(r.lo, r.hi)}"
                                for r in t.itertuples()) + ", corrected).")

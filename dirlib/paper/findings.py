@@ -153,8 +153,7 @@ def runs_scale(runs) -> str:
     recs = [r for rs in runs.records.values() for r in rs]
     if not recs:
         return ""
-    recipes = sorted({record_scale(r).replace(f", seed {r['config'].get('seed')}", "")
-                      for r in recs})
+    recipes = sorted({record_scale(r, seed=False) for r in recs})
     seeds = sorted({r["config"].get("seed") for r in recs}, key=lambda x: (x is None, x))
     return "; ".join(recipes) + f"; seed{'s' if len(seeds) > 1 else ''} " + ", ".join(map(str, seeds))
 
@@ -171,7 +170,7 @@ def dirty_note(runs) -> str:
             f"and the records' README say how to remake them.")
 
 
-def record_scale(rec: dict) -> str:
+def record_scale(rec: dict, seed: bool = True) -> str:
     """The scale a record ran at, for a finding: model, image size (image data), epochs, seed and
     device, e.g. ``"ResNet-18 at 64 px, 20 epochs, seed 0, cuda"``.
 
@@ -194,7 +193,8 @@ def record_scale(rec: dict) -> str:
         m += f" of {hidden} units"
     if images:
         m += f" at {cfg.get('img_size')} px"
-    return f"{m}, {cfg.get('epochs')} epochs, seed {cfg.get('seed')}, {rec.get('device', '?')}"
+    return (f"{m}, {cfg.get('epochs')} epochs, " + (f"seed {cfg.get('seed')}, " if seed else "")
+            + f"{rec.get('device', '?')}")
 
 
 def settle_finding(curves: pd.DataFrame, dataset: str, label: str, tol: float = 0.1,

@@ -15,7 +15,6 @@ finished record (trials, ``choice.json``, seeds) is copied to ``--results`` unde
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
@@ -103,12 +102,7 @@ def _mirror_tree(work: Path, results: Path, folder: Path) -> None:
             continue
         if src.name == "run.json" and records.read_json(src).get("status") != "completed":
             continue
-        dst = results / src.relative_to(work)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        diff = src.with_name(records.DIFF_NAME)
-        if diff.exists():
-            shutil.copyfile(diff, dst.with_name(records.DIFF_NAME))
-        records.write_text_atomic(dst, src.read_text())
+        records.copy_record(src, results / src.relative_to(work))
 
 
 def restore(results: Path, work: Path, folder: Path) -> int:
@@ -122,14 +116,9 @@ def restore(results: Path, work: Path, folder: Path) -> int:
         if src.name not in ("run.json", "choice.json"):
             continue
         dst = work / src.relative_to(results)
-        if dst.exists():
-            continue
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        diff = src.with_name(records.DIFF_NAME)
-        if diff.exists():
-            shutil.copyfile(diff, dst.with_name(records.DIFF_NAME))
-        shutil.copyfile(src, dst)
-        n += 1
+        if not dst.exists():
+            records.copy_record(src, dst)
+            n += 1
     return n
 
 

@@ -201,13 +201,7 @@ def _place_seed_record(src: Path, folder: Path, log) -> None:
         kept = _set_aside(dst)
         shutil.rmtree(folder / "ckpt", ignore_errors=True)
         log(f"kept the record of another run in {folder} as {kept}")
-    folder.mkdir(parents=True, exist_ok=True)
-    diff = src / records.DIFF_NAME
-    if diff.exists():      # the code it was made with travels with it
-        shutil.copyfile(diff, folder / records.DIFF_NAME)
-    elif (folder / records.DIFF_NAME).exists():
-        (folder / records.DIFF_NAME).unlink()
-    shutil.copyfile(src / "run.json", dst)
+    records.copy_record(src / "run.json", dst)     # the code it was made with travels with it
 
 
 def _other_run(folder: Path, cfg, data) -> bool:

@@ -102,7 +102,6 @@ def test_s4_overwrite_keeps_the_set_aside_record_with_its_own_diff(tmp_path):
 
 
 def test_s5_each_attempt_names_its_code_and_a_resume_across_code_warns(tmp_path):
-    from dirlib.experiment import RunInterrupted
     import dirlib.train as train
     rd = tmp_path / "r"
     cfg = syn_cfg("vanilla", epochs=3)
@@ -119,7 +118,6 @@ def test_s5_each_attempt_names_its_code_and_a_resume_across_code_warns(tmp_path)
     assert done["status"] == "completed" and done["resumed_under_other_code"]
     assert [a["git"]["commit"] for a in done["attempts"]][0] == "f" * 40
     assert done["attempts"][-1]["git"]["commit"] == done["git"]["commit"]
-    assert RunInterrupted        # the kill path records attempts the same way
 
 
 def test_s7_shot_metrics_copies_what_it_is_given():
